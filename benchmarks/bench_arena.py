@@ -1,0 +1,154 @@
+"""Arena under load: N annotators vote concurrently through the app's HTTP interface.
+
+Starts a real ``lwz serve --auth`` on a fresh database (SQLite by default, or ``--db URL``),
+seeds a pool of hand-made battles, signs N annotators in, and runs them for ``--duration``
+seconds (Next battle, vote, reveal; optional think time between showing and voting). Then it
+checks every acknowledged vote is stored exactly once and prints votes/s and p50/p99 vote
+latency as one JSON object.
+
+    .venv/bin/python benchmarks/bench_arena.py --annotators 50 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare(db_url: str, *, annotators: int, models: int, prompts: int, words: int, seed: int) -> list[tuple[str, str]]:
+    from storage.engine import make_engine, session_scope, upgrade
+    from storage.users import add_user
+    from webapp.arena_seed import seed_pool
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    users = [(f"ann{i:03d}", f"pw-{i}") for i in range(annotators)]
+    with session_scope(engine) as session:
+        for name, password in users:
+            add_user(session, name=name, role="annotator", password=password)
+    seed_pool(engine, models=[f"bench-model-{i}" for i in range(models)], prompts=prompts, words=words, seed=seed)
+    engine.dispose()
+    return users
+
+
+def verify(db_url: str, result) -> dict:
+    """Acknowledged votes against stored rows: each acked (annotator, battle) exactly once."""
+    import sqlalchemy as sa
+
+    from storage.engine import make_engine
+    from storage.models import User, Vote
+
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(User.name, Vote.battle_id).join(User, User.id == Vote.annotator_id)).all()
+    engine.dispose()
+    stored = {}
+    for name, battle in rows:
+        stored[(name, battle)] = stored.get((name, battle), 0) + 1
+    acked = {(n, b) for n, b, _ in result.acked}
+    return {
+        "stored": len(rows),
+        "acked_missing": sum(1 for key in acked if stored.get(key, 0) == 0),
+        "doubled": sum(1 for count in stored.values() if count > 1),
+        "stored_not_acked": sum(1 for key in stored if key not in acked),
+        "stored_not_acked_unexplained": sum(1 for key in stored if key not in acked and key not in set(result.unknown)),
+        "acked_twice_by_client": len(result.acked) - len(acked),
+    }
+
+
+def start_server(db_url: str, workdir: Path, port: int, env: dict) -> subprocess.Popen:
+    lwz = REPO / ".venv" / "bin" / "lwz"
+    log = (workdir / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [str(lwz), "--db", db_url, "serve", "--auth", "--port", str(port)], cwd=workdir, stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **env},
+    )
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit((workdir / "serve.log").read_text())
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code < 500:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise SystemExit("server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU seconds of a process and its children so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--annotators", type=int, default=50)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of voting")
+    parser.add_argument("--think-min", type=float, default=0.0, help="least seconds between showing and voting")
+    parser.add_argument("--think-max", type=float, default=0.0, help="most seconds between showing and voting")
+    parser.add_argument("--models", type=int, default=4)
+    parser.add_argument("--prompts", type=int, default=30)
+    parser.add_argument("--words", type=int, default=300, help="words per hand-made answer")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    args = parser.parse_args(argv)
+
+    from webapp.arena_load import run_load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        db_url = args.db or f"sqlite:///{workdir / 'bench.db'}"
+        users = prepare(db_url, annotators=args.annotators, models=args.models, prompts=args.prompts,
+                        words=args.words, seed=args.seed)
+        port = free_port()
+        process = start_server(db_url, workdir, port, {})
+        import resource
+
+        server_cpu0, client_cpu0 = cpu_seconds(process.pid), time.process_time()
+        try:
+            result = asyncio.run(run_load(f"http://127.0.0.1:{port}", users, duration_s=args.duration,
+                                          seed=args.seed, think_s=(args.think_min, args.think_max)))
+            server_cpu = cpu_seconds(process.pid) - server_cpu0
+        finally:
+            stop_server(process)
+        client_cpu = time.process_time() - client_cpu0
+        report = {**vars(args), **result.summary(), **verify(db_url, result),
+                  "server_cpu_s": round(server_cpu, 1), "client_cpu_s": round(client_cpu, 1),
+                  "load_avg_1m": os.getloadavg()[0],
+                  "sample_errors": (result.errors + result.refused)[:3]}
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

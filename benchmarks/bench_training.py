@@ -1,0 +1,167 @@
+"""Training benchmarks: exporting a million votes, and seconds per step / peak memory of the trainers.
+
+    .venv/bin/python benchmarks/bench_training.py export [--votes 1000000] [--db URL]
+    .venv/bin/python benchmarks/bench_training.py steps [--kinds reward,dpo,grpo] [--steps 3]
+
+``export`` fills a fresh database (SQLite in a temporary folder unless ``--db``) with battles and
+votes in bulk (not timed), then times ``export_preferences`` to a DPO parquet file. ``steps`` runs
+``lwz train KIND`` on the bundled model in a subprocess per kind and reports TRL's seconds per
+step (model loading and DPO's reference pass excluded) and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+WORDS = ("harbor light keeper storm evening stone window river garden winter letter road market "
+         "silver morning quiet paper candle forest bridge station music table summer north").split()
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words)) + "."
+
+
+def fill(engine, *, votes: int, votes_per_battle: int, generations: int, answer_words: int, seed: int) -> dict:
+    """Bulk-insert users, models, prompts, generations, battles and votes. Returns the counts."""
+    import sqlalchemy as sa
+
+    from storage.engine import session_scope
+    from storage.models import Battle, Generation, ModelEntry, Prompt, User, Vote, utcnow
+
+    rng = random.Random(seed)
+    battles = votes // votes_per_battle
+    prompts = max(1, generations // 8)
+    now = utcnow()
+    with session_scope(engine) as session:
+        session.execute(sa.insert(User), [{"name": f"ann{i}", "role": "annotator", "password_hash": "",
+                                           "flagged": i % 50 == 0, "created_at": now} for i in range(votes_per_battle * 4)])
+        session.execute(sa.insert(ModelEntry), [{"name": f"m{i}", "backend": "local", "template": "direct",
+                                                 "sampling": {}, "created_at": now} for i in range(4)])
+        session.execute(sa.insert(Prompt), [{"text": f"Write about {i}.", "target_words": 100, "language": "en",
+                                             "content_hash": f"h{i}", "created_at": now} for i in range(prompts)])
+        session.execute(sa.insert(Generation), [
+            {"prompt_id": 1 + i % prompts, "model_id": 1 + i % 4, "think": "", "answer": _text(rng, answer_words),
+             "params": {}, "status": "complete", "think_words": 0, "answer_words": answer_words, "in_pool": True,
+             "extra": {}, "created_at": now, "updated_at": now} for i in range(generations)])
+        for start in range(0, battles, 50_000):
+            rows = []
+            for b in range(start, min(battles, start + 50_000)):
+                left = rng.randrange(generations)
+                right = (left + prompts * (1 + rng.randrange(3))) % generations
+                rows.append({"prompt_id": 1 + left % prompts, "left_generation_id": left + 1,
+                             "right_generation_id": right + 1, "mode": "pool", "extra": {}, "created_at": now})
+            session.execute(sa.insert(Battle), rows)
+    choices = ("left", "left", "right", "right", "tie", "both_bad")
+    with session_scope(engine) as session:
+        for start in range(0, battles, 20_000):
+            rows = []
+            for b in range(start, min(battles, start + 20_000)):
+                lean = rng.choice(("left", "right"))
+                for k in range(votes_per_battle):
+                    winner = lean if rng.random() < 0.6 else rng.choice(choices)
+                    rows.append({"battle_id": b + 1, "annotator_id": 1 + (b + k) % (votes_per_battle * 4),
+                                 "winner": winner, "criteria": {}, "flags": [], "flagged": rng.random() < 0.02,
+                                 "created_at": now})
+            session.execute(sa.insert(Vote), rows)
+    return {"votes": battles * votes_per_battle, "battles": battles, "generations": generations,
+            "answer_words": answer_words}
+
+
+def bench_export(args: argparse.Namespace) -> dict:
+    from storage.engine import make_engine, session_scope, upgrade
+    from training.preferences import PreferenceFilters, export_preferences
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(args.db or f"sqlite:///{tmp}/bench.db")
+        upgrade(engine)
+        started = time.perf_counter()
+        counts = fill(engine, votes=args.votes, votes_per_battle=args.votes_per_battle,
+                      generations=args.generations, answer_words=args.answer_words, seed=args.seed)
+        fill_s = time.perf_counter() - started
+        out = Path(tmp) / "prefs.parquet"
+        started = time.perf_counter()
+        with session_scope(engine) as session:
+            report = export_preferences(session, out=out, fmt="dpo", filters=PreferenceFilters())
+        export_s = time.perf_counter() - started
+        size_mb = out.stat().st_size / 1e6
+        engine.dispose()
+    return {"bench": "export", **counts, "fill_s": round(fill_s, 1), "export_s": round(export_s, 2),
+            "rows": report["rows"], "dropped_ties": report.get("dropped_ties"),
+            "dropped_both_bad": report.get("dropped_both_bad"), "parquet_mb": round(size_mb, 1),
+            "db": "postgresql" if args.db and args.db.startswith("postgres") else "sqlite"}
+
+
+def _training_files(folder: Path) -> dict[str, Path]:
+    """A small preference file and prompt file for the step benchmark (short texts, like the tests)."""
+    import pandas as pd
+
+    rng = random.Random(0)
+    prompts = [f"Describe {w} in about 40 words." for w in WORDS[:16]]
+    prefs = pd.DataFrame({"prompt": prompts, "chosen": [_text(rng, 60) for _ in prompts],
+                          "rejected": [_text(rng, 60) for _ in prompts], "margin": 0.5})
+    grpo = pd.DataFrame({"prompt": prompts, "target_words": 40, "min_words": 32, "max_words": 48})
+    files = {"prefs": folder / "prefs.parquet", "prompts": folder / "prompts.parquet"}
+    prefs.to_parquet(files["prefs"])
+    grpo.to_parquet(files["prompts"])
+    return files
+
+
+def bench_steps(args: argparse.Namespace) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _training_files(Path(tmp))
+        for kind in args.kinds.split(","):
+            data = files["prompts"] if kind == "grpo" else files["prefs"]
+            command = [str(REPO / ".venv" / "bin" / "lwz"), "--db", f"sqlite:///{tmp}/steps.db", "train", kind,
+                       "--base", "smollm2-135m", "--data", str(data), "--out", f"{tmp}/{kind}",
+                       "--max-steps", str(args.steps), "--batch-size", "4" if kind == "grpo" else "2", "--json"]
+            if kind == "grpo":
+                command += ["--num-generations", "4", "--max-completion-length", "32"]
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                results.append({"bench": f"steps-{kind}", "error": done.stderr.strip().splitlines()[-1:]})
+                continue
+            summary = json.loads(done.stdout)
+            metrics = summary["metrics"]
+            runtime = metrics["final"].get("train_runtime")
+            results.append({"bench": f"steps-{kind}", "steps": metrics["steps"],
+                            "s_per_step": round(runtime / metrics["steps"], 2) if runtime else None,
+                            "peak_rss_mb": metrics["peak_rss_mb"], "wall_s": round(wall, 1),
+                            "batch": 4 if kind == "grpo" else 2})
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    p = sub.add_parser("export")
+    p.add_argument("--votes", type=int, default=1_000_000)
+    p.add_argument("--votes-per-battle", type=int, default=5)
+    p.add_argument("--generations", type=int, default=4000)
+    p.add_argument("--answer-words", type=int, default=150)
+    p.add_argument("--db", help="database URL (default: a temporary SQLite file)")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("steps")
+    p.add_argument("--kinds", default="reward,dpo,grpo")
+    p.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    results = [bench_export(args)] if args.bench == "export" else bench_steps(args)
+    for result in results:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

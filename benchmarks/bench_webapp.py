@@ -1,0 +1,208 @@
+"""Web app overhead against a vLLM server: concurrency ratio and time to first token added.
+
+Starts its own ``lwz serve --backend openai`` on a fresh SQLite database in a temporary folder,
+pointed at an already running OpenAI-compatible server (the development vLLM server by default),
+then alternates rounds of
+
+- **app**: ``--streams`` simultaneous generations through the app's own HTTP interface
+  (``/gradio_api/queue/join`` + the SSE stream, exactly what the browser does); tokens are the
+  ``completion_tokens`` the app stored for each row;
+- **direct**: the same number of simultaneous chat streams straight to the server, each forced
+  (``min_tokens`` = ``max_tokens``) to the mean length the app's streams had in that round;
+
+and reports total tokens per second of each, and their ratio (goal >= 0.9). Then it measures the
+time to first token, one request at a time, alternating app and direct (goal: < 50 ms added):
+for the app, from the POST that starts the event to the first update carrying text; for the
+server, from the request to the first content delta.
+
+    .venv/bin/python benchmarks/bench_webapp.py --base-url http://127.0.0.1:8100/v1 --model smollm2-135m
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = "Write a short story about a lighthouse keeper who collects storms in glass jars."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(workdir: Path, base_url: str, model: str) -> tuple[subprocess.Popen, str, str]:
+    db_url = f"sqlite:///{workdir / 'bench.db'}"
+    port = free_port()
+    log = (workdir / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [str(REPO / ".venv/bin/lwz"), "--db", db_url, "serve", "--port", str(port), "--backend", "openai",
+         "--base-url", base_url, "--model", model],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True,
+        env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return proc, url, db_url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            sys.exit(f"lwz serve exited: {(workdir / 'serve.log').read_text()[-2000:]}")
+        time.sleep(0.5)
+    sys.exit("lwz serve did not start")
+
+
+async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, target: int, seed: int,
+                     think_budget: int = 16) -> dict:
+    """One generation through the app. Returns its first-text delay (s) and end time."""
+    session = uuid.uuid4().hex[:12]
+    t0 = time.perf_counter()
+    joined = await client.post("/gradio_api/queue/join", json={
+        "data": [PROMPT, target, model, 0.6, 0.95, str(seed), think_budget], "fn_index": fn_index,
+        "session_hash": session})
+    joined.raise_for_status()
+    first = None
+    async with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as stream:
+        async for line in stream.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            msg = json.loads(line[5:])
+            if first is None and msg.get("msg") == "process_generating" and (
+                    "Writing" in line or "Planning" in line):
+                first = time.perf_counter() - t0
+            if msg.get("msg") == "process_completed":
+                if not msg.get("success"):
+                    raise RuntimeError(f"app event failed: {msg}")
+                break
+    return {"ttft": first, "end": time.perf_counter()}
+
+
+async def direct_stream(base_url: str, model: str, tokens: int, seed: int) -> dict:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+    t0 = time.perf_counter()
+    first, count = None, 0
+    stream = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=tokens, stream=True,
+        temperature=0.6, top_p=0.95, seed=seed, stream_options={"include_usage": True},
+        extra_body={"min_tokens": tokens})
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content and first is None:
+            first = time.perf_counter() - t0
+        if chunk.usage is not None:
+            count = chunk.usage.completion_tokens
+    await client.close()
+    return {"ttft": first, "end": time.perf_counter(), "tokens": count}
+
+
+def stored_tokens(db_url: str, after_id: int) -> list[int]:
+    from storage.engine import make_engine, session_scope
+    from storage.generations import list_generations
+
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        rows = [g for g in list_generations(s, limit=10_000) if g.id > after_id]
+    engine.dispose()
+    return [g.completion_tokens or 0 for g in rows]
+
+
+def last_id(db_url: str) -> int:
+    from storage.engine import make_engine, session_scope
+    from storage.generations import list_generations
+
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        rows = list_generations(s, limit=1)
+    engine.dispose()
+    return rows[0].id if rows else 0
+
+
+async def concurrency_round(url, db_url, fn_index, args, seed0) -> dict:
+    before = last_id(db_url)
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(app_stream(client, fn_index, args.model, args.target_words, seed0 + i,
+                                                    args.think_budget)
+                                         for i in range(args.streams)))
+        app_wall = max(r["end"] for r in results) - t0
+    tokens = stored_tokens(db_url, before)
+    app_tps = sum(tokens) / app_wall
+    per_stream = max(1, round(statistics.mean(tokens)))
+    t0 = time.perf_counter()
+    direct = await asyncio.gather(*(direct_stream(args.base_url, args.model, per_stream, seed0 + i)
+                                    for i in range(args.streams)))
+    direct_wall = max(r["end"] for r in direct) - t0
+    direct_tps = sum(r["tokens"] for r in direct) / direct_wall
+    return {"app_tokens": sum(tokens), "app_s": app_wall, "app_tps": app_tps,
+            "direct_tokens": sum(r["tokens"] for r in direct), "direct_s": direct_wall, "direct_tps": direct_tps,
+            "ratio": app_tps / direct_tps}
+
+
+async def ttft_pairs(url, fn_index, args) -> tuple[list[float], list[float]]:
+    app, direct = [], []
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        for i in range(args.ttft_runs):
+            r = await app_stream(client, fn_index, args.model, 10, 1000 + i, args.think_budget)
+            app.append(r["ttft"])
+            d = await direct_stream(args.base_url, args.model, 16, 1000 + i)
+            direct.append(d["ttft"])
+    return app, direct
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base-url", default="http://127.0.0.1:8100/v1", help="OpenAI-compatible server")
+    parser.add_argument("--model", default="smollm2-135m", help="served model name")
+    parser.add_argument("--streams", type=int, default=8, help="simultaneous streams per round")
+    parser.add_argument("--target-words", type=int, default=150, help="target length of each app generation")
+    parser.add_argument("--think-budget", type=int, default=16, help="think budget (tokens) of each app generation")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating app/direct rounds")
+    parser.add_argument("--ttft-runs", type=int, default=10, help="single-request TTFT pairs")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="lwz-bench-webapp-"))
+    proc, url, db_url = start_app(workdir, args.base_url, args.model)
+    try:
+        config = httpx.get(f"{url}/config", timeout=10).json()
+        fn_index = next(d.get("id", i) for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "write")
+        asyncio.run(ttft_pairs(url, fn_index, argparse.Namespace(**{**vars(args), "ttft_runs": 1})))  # warm-up
+        rounds = [asyncio.run(concurrency_round(url, db_url, fn_index, args, 100 * r)) for r in range(args.rounds)]
+        for r in rounds:
+            print(f"round: app {r['app_tokens']} tok in {r['app_s']:.1f} s = {r['app_tps']:.1f} tok/s; "
+                  f"direct {r['direct_tokens']} tok in {r['direct_s']:.1f} s = {r['direct_tps']:.1f} tok/s; "
+                  f"ratio {r['ratio']:.3f}")
+        app_ttft, direct_ttft = asyncio.run(ttft_pairs(url, fn_index, args))
+        added = [a - d for a, d in zip(app_ttft, direct_ttft)]
+        print(json.dumps({
+            "streams": args.streams,
+            "ratio_median": round(statistics.median(r["ratio"] for r in rounds), 3),
+            "ratios": [round(r["ratio"], 3) for r in rounds],
+            "app_tps_median": round(statistics.median(r["app_tps"] for r in rounds), 1),
+            "direct_tps_median": round(statistics.median(r["direct_tps"] for r in rounds), 1),
+            "ttft_app_ms_median": round(1000 * statistics.median(app_ttft), 1),
+            "ttft_direct_ms_median": round(1000 * statistics.median(direct_ttft), 1),
+            "ttft_added_ms_median": round(1000 * statistics.median(added), 1),
+        }, indent=2))
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

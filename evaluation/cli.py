@@ -1,0 +1,197 @@
+"""``lwz rate``, ``lwz leaderboard``, ``lwz annotators`` and ``lwz eval metrics|judge``. Only argparse at import."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lwz_cli.common import add_json_flag, open_engine, print_json, print_table
+
+TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable", "component"]
+JSON_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "n", "reliable", "component")
+
+
+def _add_rating_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default="bt", choices=["bt", "elo"], help="Bradley–Terry MLE (default) or online Elo")
+    p.add_argument("--ties", default="half", choices=["half", "davidson"], help="a tie is half a win (default) or Davidson's model")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="N", help="bootstrap samples for the 95%% intervals (default 100; 0: sandwich)")
+    p.add_argument("--interval", choices=["bootstrap", "sandwich"], help="interval kind (default: bootstrap when N > 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    p.add_argument("--anchor", metavar="MODEL", help="put this model at --anchor-rating (default: the mean is)")
+    p.add_argument("--anchor-rating", type=float, default=1000.0, help="rating of the anchor (default 1000)")
+    p.add_argument("--min-battles", type=int, default=20, help="fewer battles than this: interval marked unreliable (default 20)")
+    p.add_argument("--length-control", action="store_true", help="Bradley–Terry with the answer-length difference as a covariate")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("rate", help="ratings with 95%% intervals from a battles file (CSV, JSON lines or parquet)")
+    p.add_argument("file", help="columns model_a, model_b, winner (model_a/model_b/tie/both_bad); words_a, words_b for --length-control")
+    p.add_argument("--by-category", action="store_true", help="one table per value of the category column")
+    _add_rating_flags(p)
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_rate)
+
+    p = subparsers.add_parser("leaderboard", help="ratings from the database's votes (blind battles only)")
+    p.add_argument("--category", help="only battles on prompts of this category")
+    p.add_argument("--include-flagged", action="store_true", help="count flagged votes too")
+    _add_rating_flags(p)
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_leaderboard)
+
+    p = subparsers.add_parser("annotators", help="annotator agreement (Cohen's kappa, Krippendorff's alpha) and habits")
+    p.add_argument("--exclude-flagged", action="store_true", help="leave flagged votes out")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_annotators)
+
+    ev = subparsers.add_parser("eval", help="automatic metrics and LLM-as-judge runs").add_subparsers(dest="eval_command", required=True)
+    p = ev.add_parser("metrics", help="length score, format, repetition and keyword stuffing of texts")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", help="JSON lines / CSV / parquet with text (or think + answer), prompt, target")
+    source.add_argument("--db", "--from-db", dest="from_db", action="store_true",
+                        help="score the database's complete generations (the global --db URL, before 'eval', picks the database)")
+    p.add_argument("--no-embeddings", action="store_true", help="skip the near-duplicate paragraph share (no model load)")
+    p.add_argument("--limit", type=int, help="at most this many texts")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_eval_metrics)
+
+    p = ev.add_parser("judge", help="pairwise LLM-as-judge run (both orders, ties allowed): win rates and BT ratings")
+    p.add_argument("--candidate", required=True, help="registered model under test")
+    p.add_argument("--baselines", required=True, help="comma-separated registered models to compare against")
+    p.add_argument("--judge", required=True, help="registered model that judges")
+    p.add_argument("--prompts", required=True, help="JSON lines with prompt (and optional type, length)")
+    p.add_argument("--judge-prompt", help="judge prompt file with {prompt}, {answer_1}, {answer_2} (default: evaluation/prompts/judge.md)")
+    p.add_argument("--limit", type=int, help="use at most this many prompts")
+    p.add_argument("--max-tokens", type=int, default=None, help="token cap for each written answer (default: from the target length)")
+    p.add_argument("--judge-max-tokens", type=int, default=256, help="token cap for each verdict (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=100)
+    p.add_argument("--out", help="also write every verdict as JSON lines here")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_eval_judge)
+
+
+def _rating_options(args) -> dict:
+    return dict(
+        method=args.method, ties=args.ties, bootstrap=args.bootstrap, interval=args.interval, seed=args.seed,
+        anchor=args.anchor, anchor_rating=args.anchor_rating, min_battles=args.min_battles,
+    )
+
+
+def _print_result(result, *, title: str | None = None) -> None:
+    if title:
+        print(f"== {title}")
+    rows = [{**r, "rating": _fmt(r["rating"]), "ci_low": _fmt(r["ci_low"]), "ci_high": _fmt(r["ci_high"]),
+             "reliable": "yes" if r["reliable"] else "NO"} for r in result.records()]
+    print_table(rows, TABLE_COLUMNS)
+    extras = []
+    if result.length_coef is not None:
+        extras.append(f"length coefficient {result.length_coef:+.1f} points per unit of (a-b)/(a+b)")
+    if result.tie_nu is not None:
+        extras.append(f"Davidson tie parameter nu {result.tie_nu:.3f}")
+    print(f"{result.method}, ties {result.ties}, {result.interval} 95% intervals"
+          + (f" ({result.bootstrap} samples, seed {result.seed})" if result.interval == "bootstrap" else "")
+          + ("; " + "; ".join(extras) if extras else ""))
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _json_rows(result) -> list[dict]:
+    return [{k: r[k] for k in JSON_KEYS} for r in result.records()]
+
+
+def cmd_rate(args: argparse.Namespace) -> int:
+    from evaluation.battles import read_battles
+    from evaluation.ratings import compute_ratings, ratings_by_category
+
+    frame = read_battles(args.file)
+    options = dict(_rating_options(args), length_control=args.length_control)
+    if args.by_category:
+        results = ratings_by_category(frame, **options)
+        if args.json:
+            print_json({name: _json_rows(r) for name, r in results.items()})
+        else:
+            for name, result in results.items():
+                _print_result(result, title=name)
+        return 0
+    result = compute_ratings(frame, **options)
+    if args.json:
+        print_json(_json_rows(result))
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        _print_result(result)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from evaluation.leaderboard import leaderboard_from_db
+
+    result, _ = leaderboard_from_db(
+        open_engine(args, upgrade=True), category=args.category, length_control=args.length_control,
+        include_flagged=args.include_flagged, **_rating_options(args),
+    )
+    if args.json:
+        print_json(_json_rows(result))
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    else:
+        _print_result(result)
+    return 0
+
+
+def cmd_annotators(args: argparse.Namespace) -> int:
+    from evaluation.leaderboard import annotators_from_db
+
+    report = annotators_from_db(open_engine(args, upgrade=True), include_flagged=not args.exclude_flagged)
+    if args.json:
+        print_json(report)
+        return 0
+    print_table(report["annotators"], ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "left_share", "tie_share"])
+    print()
+    print_table(report["pairs"], ["annotator_1", "annotator_2", "shared", "agreement", "kappa"])
+    alpha = report["alpha"]
+    print(f"\nKrippendorff's alpha: {'n/a' if alpha is None else f'{alpha:.3f}'} over {report['battles_with_several_votes']} battles with 2+ votes")
+    return 0
+
+
+def cmd_eval_metrics(args: argparse.Namespace) -> int:
+    from evaluation.metric_report import metrics_from_db, metrics_from_file, summarize
+
+    embed = not args.no_embeddings
+    if args.from_db:
+        rows = metrics_from_db(open_engine(args, upgrade=True), embed=embed, limit=args.limit)
+    else:
+        rows = metrics_from_file(args.file, embed=embed, limit=args.limit)
+    summary = summarize(rows)
+    if args.json:
+        print_json({"rows": rows, "summary": summary})
+        return 0
+    print_table(rows, ["id", "model", "words", "target", "length_score", "format_valid", "distinct_2",
+                       "longest_repeat", "near_duplicate_share", "keyword_stuffing"])
+    print()
+    print_table(summary, ["model", "texts", "length_score", "format_valid", "distinct_2", "longest_repeat",
+                          "near_duplicate_share", "keyword_stuffing"])
+    return 0
+
+
+def cmd_eval_judge(args: argparse.Namespace) -> int:
+    from evaluation.judge import JudgeSettings, run_judge
+
+    settings = JudgeSettings(
+        candidate=args.candidate, baselines=[m.strip() for m in args.baselines.split(",") if m.strip()],
+        judge=args.judge, prompts=args.prompts, judge_prompt=args.judge_prompt, limit=args.limit,
+        max_tokens=args.max_tokens, judge_max_tokens=args.judge_max_tokens, seed=args.seed, bootstrap=args.bootstrap,
+        out=args.out,
+    )
+    report = run_judge(open_engine(args, upgrade=True), settings, progress=None if args.json else sys.stderr)
+    if args.json:
+        print_json(report.summary())
+        return 0
+    print_table(report.win_rates(), ["baseline", "battles", "candidate_wins", "baseline_wins", "ties", "invalid", "win_rate"])
+    print()
+    _print_result(report.ratings)
+    return 0

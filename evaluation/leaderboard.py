@@ -1,0 +1,82 @@
+"""Ratings and annotator reports from the database's votes (the leaderboard's data side).
+
+Battles whose text names a model or vendor (``battles.extra["names_model"]``, set by the arena
+when it pairs generations) are not blind, so they are left out of the ratings. Flagged votes are
+left out unless asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from evaluation.ratings import RatingResult, compute_ratings
+from storage.engine import session_scope
+
+
+def named_battle_ids(session) -> set[int]:
+    """Ids of battles marked as naming a model or vendor (not blind)."""
+    from storage.models import Battle
+
+    rows = session.execute(sa.select(Battle.id, Battle.extra)).all()
+    return {int(battle_id) for battle_id, extra in rows if isinstance(extra, dict) and extra.get("names_model")}
+
+
+def battles_frame(session, *, category: str | None = None, include_flagged: bool = False, include_named: bool = False):
+    """The votes as a battles table (``storage.arena.votes_table``), blind battles only unless ``include_named``."""
+    from storage.arena import votes_table
+
+    frame = votes_table(session, include_flagged=include_flagged, category=category)
+    if not include_named and len(frame):
+        frame = frame[~frame["battle_id"].isin(named_battle_ids(session))].reset_index(drop=True)
+    return frame
+
+
+def registered_models(session) -> list[str]:
+    from storage.catalog import list_models
+
+    return [m.name for m in list_models(session)]
+
+
+def categories(engine: Engine) -> list[str]:
+    """Categories of prompts that have at least one battle."""
+    from storage.models import Battle, Prompt
+
+    with session_scope(engine) as session:
+        rows = session.execute(
+            sa.select(Prompt.category).join(Battle, Battle.prompt_id == Prompt.id).where(Prompt.category.is_not(None)).distinct()
+        ).all()
+    return sorted(str(r[0]) for r in rows)
+
+
+def leaderboard_from_db(
+    engine: Engine,
+    *,
+    category: str | None = None,
+    length_control: bool = False,
+    include_flagged: bool = False,
+    include_named: bool = False,
+    **options: Any,
+) -> tuple[RatingResult, Any]:
+    """Ratings from the stored votes; returns ``(result, battles_frame)``.
+
+    ``options`` go to :func:`evaluation.ratings.compute_ratings` (method, ties, bootstrap, seed,
+    anchor, min_battles, ...). Every registered model is listed; those without votes unrated.
+    """
+    with session_scope(engine) as session:
+        frame = battles_frame(session, category=category, include_flagged=include_flagged, include_named=include_named)
+        models = registered_models(session)
+    result = compute_ratings(frame, length_control=length_control, models=models, **options)
+    return result, frame
+
+
+def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_named: bool = True) -> dict[str, Any]:
+    """:func:`evaluation.agreement.agreement_report` over the stored votes (all of them by default:
+    reliability is about the annotators, not about blindness)."""
+    from evaluation.agreement import agreement_report
+
+    with session_scope(engine) as session:
+        frame = battles_frame(session, include_flagged=include_flagged, include_named=include_named)
+    return agreement_report(frame)

@@ -1,0 +1,57 @@
+"""Backends behind one protocol: ``OpenAIBackend`` (vLLM/SGLang servers) and ``LocalBackend``
+(the embedded transformers model). ``backend_for(entry)`` picks and caches one per model entry.
+
+Nothing heavy is imported here: torch and the openai client load when a backend is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from generation.backends.base import Backend, BackendError, BackendRequest, Delta, Finish
+
+if TYPE_CHECKING:
+    from storage.models import ModelEntry
+
+__all__ = ["Backend", "BackendError", "BackendRequest", "Delta", "Finish", "backend_for", "OpenAIBackend", "LocalBackend"]
+
+_LOCAL: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def backend_for(entry: "ModelEntry") -> Backend:
+    """The backend serving ``entry``. Local backends are cached, one per model folder per process
+    (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call."""
+    from storage.errors import UserError
+
+    if entry.backend == "openai":
+        from generation.backends.openai_backend import OpenAIBackend
+
+        if not entry.base_url:
+            raise UserError(f"model {entry.name!r} uses the openai backend but has no base URL: lwz models add ... --base-url URL --replace")
+        return OpenAIBackend(base_url=entry.base_url, model=entry.model_id or entry.name, api=(entry.sampling or {}).get("api", "chat"))
+    if entry.backend == "local":
+        from generation.backends.local import LocalBackend
+        from generation.bundled import ensure_bundled_model
+        from pathlib import Path
+
+        folder = str(Path(entry.path).expanduser().resolve()) if entry.path else str(ensure_bundled_model())
+        with _LOCK:
+            backend = _LOCAL.get(folder)
+            if backend is None:
+                backend = _LOCAL[folder] = LocalBackend(folder)
+        return backend  # type: ignore[return-value]
+    raise UserError(f"model {entry.name!r} has unknown backend {entry.backend!r}: use local or openai")
+
+
+def __getattr__(name: str):
+    if name == "OpenAIBackend":
+        from generation.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend
+    if name == "LocalBackend":
+        from generation.backends.local import LocalBackend
+
+        return LocalBackend
+    raise AttributeError(name)

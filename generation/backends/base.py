@@ -1,0 +1,76 @@
+"""The backend protocol: one streaming call, typed deltas out, cancellable.
+
+A backend knows nothing of templates, tags or the database. It receives a rendered request
+(a raw prompt, or chat messages whose last assistant turn is continued), streams text deltas,
+and ends with one :class:`Finish`. Failures are raised as :class:`BackendError` with a
+one-line message; the service turns them into ``Error`` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Optional, Protocol, Union
+
+from generation.events import Queued
+
+
+class BackendError(Exception):
+    """The backend failed (unreachable, unknown model, died mid-stream); the message is one line."""
+
+
+@dataclass
+class BackendRequest:
+    """What to generate. ``prompt`` is the raw completion prompt; ``system``/``user``/``assistant``
+    the chat form, the assistant text being continued (pre-fill plus anything written so far).
+    ``use_chat`` picks the form for backends that support both."""
+
+    prompt: str
+    system: str
+    user: str
+    assistant: str
+    use_chat: bool
+    max_tokens: int
+    min_tokens: int = 0
+    temperature: float = 0.6
+    top_p: float = 0.95
+    seed: Optional[int] = None
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """New text; ``tokens`` is how many tokens it holds when the backend knows (else None)."""
+
+    text: str
+    tokens: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The request ended: ``finish_reason`` is "stop", "length" or "cancelled"."""
+
+    finish_reason: str
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+
+
+StreamItem = Union[Delta, Finish, Queued]
+
+
+class Backend(Protocol):
+    """What the service needs from a backend."""
+
+    description: str
+
+    def stream(self, request: BackendRequest, *, cancel: Optional[asyncio.Event] = None) -> AsyncIterator[StreamItem]:
+        """Deltas (and, for queued backends, Queued positions), then exactly one Finish."""
+
+    async def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the model's own tokenizer (no special tokens)."""
+
+    async def context_length(self) -> int:
+        """The model's context window in tokens."""
+
+    async def prompt_tokens(self, request: BackendRequest) -> int:
+        """Tokens of the full prompt as the model will see it (chat template applied, or raw)."""

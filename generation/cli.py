@@ -1,0 +1,136 @@
+"""``lwz generate`` (one prompt, streamed; or a JSON-lines batch that resumes) and
+``lwz models prepare`` (registered from ``lwz_cli.core``, which owns the ``models`` group)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "generate", help="write with a registered model",
+        description="Stream one generation (think part to stderr, answer to stdout), or run a batch "
+        "of JSON-lines prompts (prompt, type, length) into an output file, resuming where it stopped.",
+    )
+    p.add_argument("--model", required=True, help="registered model name (see lwz models list)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", help="the writing request")
+    source.add_argument("--prompts", metavar="FILE.jsonl", help="a batch of requests, one JSON object a line")
+    p.add_argument("--out", metavar="FILE.jsonl", help="batch output (required with --prompts); rows already there are skipped")
+    p.add_argument("--concurrency", type=int, default=1, help="batch requests in flight at once (default 1)")
+    p.add_argument("--target-words", type=int, help="target length in words (batch default: each line's 'length')")
+    p.add_argument("--think-budget", type=int, help="cap on planning tokens; 0 skips planning")
+    p.add_argument("--max-tokens", type=int, help="cap on answer tokens when no target is given")
+    p.add_argument("--seed", type=int, help="sampling seed (default: random, recorded with the row)")
+    p.add_argument("--temperature", type=float, default=0.6)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--category", help="prompt category to record (single prompt)")
+    p.add_argument("--json", action="store_true", help="print one JSON value on stdout and nothing else")
+    p.set_defaults(handler=cmd_generate)
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    """Convert the bundled model if needed, print its folder, register ``smollm2-135m`` (local) if absent."""
+    from generation.bundled import BUNDLED_NAME, ensure_bundled_model
+    from lwz_cli.common import open_engine, print_json
+    from storage.catalog import add_model, get_model
+    from storage.engine import session_scope
+
+    folder = ensure_bundled_model()
+    with session_scope(open_engine(args, upgrade=True)) as session:
+        entry = get_model(session, name=BUNDLED_NAME)
+        created = entry is None
+        if created:
+            entry = add_model(session, name=BUNDLED_NAME, backend="local", template="think")
+        summary = {"folder": str(folder), "model": entry.name, "backend": entry.backend, "registered": created}
+    if getattr(args, "json", False):
+        print_json(summary)
+    else:
+        print(folder)
+    return 0
+
+
+def _request(args: argparse.Namespace, prompt: str, target_words=None):
+    from generation.request import GenerationRequest
+
+    return GenerationRequest(
+        prompt=prompt, target_words=args.target_words if args.target_words is not None else target_words,
+        think_budget=args.think_budget, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
+        max_tokens=args.max_tokens,
+    )
+
+
+def row_summary(row) -> dict:
+    """The JSON shape of one finished generation (``--json`` and batch lines)."""
+    return {
+        "id": row.id, "status": row.status, "finish_reason": row.finish_reason, "think": row.think,
+        "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
+        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms,
+    }
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from storage.errors import UserError
+
+    if args.prompts is not None:
+        if not args.out:
+            raise UserError("--prompts needs --out FILE.jsonl for the results")
+        if args.concurrency < 1:
+            raise UserError(f"--concurrency must be 1 or more, got {args.concurrency}")
+        from generation.batch import run_batch
+        from lwz_cli.common import open_engine
+
+        return run_batch(open_engine(args, upgrade=True), args=args, make_request=lambda text, target: _request(args, text, target))
+    if args.out:
+        raise UserError("--out goes with --prompts (a batch); a single --prompt streams to stdout")
+    return _generate_one(args)
+
+
+def _generate_one(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+    from contextlib import aclosing
+
+    from generation.events import Answer, Error, Queued, Started, Think
+    from generation.service import generate_and_store
+    from lwz_cli.common import open_engine, print_json
+    from storage.engine import session_scope
+    from storage.generations import get_generation
+
+    request = _request(args, args.prompt)
+    engine = open_engine(args, upgrade=True)
+    dim = ("\033[2m", "\033[0m") if sys.stderr.isatty() else ("", "")
+    quiet = args.json
+
+    async def consume() -> int:
+        generation_id = None
+        async with aclosing(generate_and_store(engine, model=args.model, request=request, category=args.category)) as events:
+            async for event in events:
+                if isinstance(event, Started):
+                    generation_id = event.generation_id
+                elif quiet:
+                    continue
+                elif isinstance(event, Think):
+                    sys.stderr.write(dim[0] + event.text + dim[1])
+                    sys.stderr.flush()
+                elif isinstance(event, Answer):
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, Queued):
+                    print(f"[queued: position {event.position}]", file=sys.stderr)
+                elif isinstance(event, Error):
+                    print(f"\nlwz: error: {event.message}", file=sys.stderr)
+        return generation_id
+
+    generation_id = asyncio.run(consume())
+    with session_scope(engine) as session:
+        row = get_generation(session, generation_id=generation_id)
+    if quiet:
+        print_json(row_summary(row))
+    else:
+        sys.stdout.write("\n")
+        seconds = (row.duration_ms or 0) / 1000
+        ttft = f"{row.ttft_ms:.0f} ms" if row.ttft_ms is not None else "-"
+        print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words, "
+              f"{row.completion_tokens or 0} tokens, first token {ttft}, {seconds:.1f} s", file=sys.stderr)
+    return 0 if row.status in ("complete", "truncated") else 1

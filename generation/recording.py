@@ -1,0 +1,123 @@
+"""Keeping a generations row in step with a stream, through ``storage.generations`` only.
+
+The row is created when streaming starts, its partial text saved on a heartbeat, and it is
+finished exactly once, whichever way the stream ends. A process killed outright leaves the row
+``streaming`` with its last saved text; ``storage.generations.mark_stale_interrupted`` turns
+such rows into ``interrupted`` (the batch CLI runs it at start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Optional
+
+from generation.counting import count_words
+from generation.events import Answer, Done, Error, Event, Think
+from storage.errors import UserError
+
+STATUS_BY_FINISH = {"stop": "complete", "target": "complete", "length": "truncated", "cancelled": "interrupted"}
+
+
+def lookup_model(engine, *, name: str):
+    """The registered model entry, or UserError listing the registered names."""
+    from storage.catalog import get_model, list_models
+    from storage.engine import session_scope
+
+    with session_scope(engine) as session:
+        entry = get_model(session, name=name)
+        if entry is None:
+            names = ", ".join(m.name for m in list_models(session)) or "(none; run lwz models prepare)"
+            raise UserError(f"no model named {name!r} is registered; registered: {names}")
+        return entry
+
+
+class GenerationRecorder:
+    """Accumulates a stream's text and writes it to one row."""
+
+    def __init__(self, engine, generation_id: int) -> None:
+        self.engine = engine
+        self.generation_id = generation_id
+        self.think = ""
+        self.answer = ""
+        self.started = time.monotonic()
+        self.ttft_ms: Optional[float] = None
+        self.status: Optional[str] = None
+        self.finish_reason: Optional[str] = None
+        self.error: Optional[str] = None
+        self.prompt_tokens: Optional[int] = None
+        self.completion_tokens: Optional[int] = None
+        self.finished = False
+
+    @classmethod
+    def create(cls, engine, *, entry, request, plan_params: dict, author_id: Optional[int], category: Optional[str]) -> "GenerationRecorder":
+        from storage.catalog import get_or_add_prompt
+        from storage.engine import session_scope
+        from storage.generations import create_generation
+
+        with session_scope(engine) as session:
+            prompt, _ = get_or_add_prompt(session, text=request.prompt, category=category,
+                                          target_words=request.target_words, source="generate")
+            row = create_generation(session, prompt_id=prompt.id, model_id=entry.id, params=plan_params, author_id=author_id)
+            return cls(engine, row.id)
+
+    def observe(self, event: Event) -> None:
+        if isinstance(event, (Think, Answer)):
+            if self.ttft_ms is None:
+                self.ttft_ms = (time.monotonic() - self.started) * 1000
+            if isinstance(event, Think):
+                self.think += event.text
+            else:
+                self.answer += event.text
+        elif isinstance(event, Done):
+            self.status = STATUS_BY_FINISH.get(event.finish_reason or "", "complete")
+            self.finish_reason = event.finish_reason
+            self.prompt_tokens, self.completion_tokens = event.prompt_tokens, event.completion_tokens
+        elif isinstance(event, Error):
+            self.status = "interrupted" if (self.think.strip() or self.answer.strip()) else "failed"
+            self.finish_reason, self.error = "error", event.message
+
+    def fail_open(self, status: str, *, finish_reason: str, error: Optional[str]) -> None:
+        """Mark how the stream ended early, unless it already ended on its own."""
+        if self.status is None:
+            has_text = bool(self.think.strip() or self.answer.strip())
+            self.status = status if has_text or status == "interrupted" else "failed"
+            self.finish_reason, self.error = finish_reason, error
+
+    def _text_fields(self) -> dict[str, Any]:
+        return {"think": self.think.strip(), "answer": self.answer.strip(),
+                "think_words": count_words(self.think), "answer_words": count_words(self.answer)}
+
+    def save(self) -> None:
+        from storage.engine import session_scope
+        from storage.generations import save_progress
+
+        if self.finished:
+            return
+        with session_scope(self.engine) as session:
+            save_progress(session, generation_id=self.generation_id, **self._text_fields(),
+                          ttft_ms=self.ttft_ms, duration_ms=(time.monotonic() - self.started) * 1000)
+
+    async def heartbeat(self, interval_s: float) -> None:
+        """Save the partial text every ``interval_s`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            self.save()
+
+    def finish(self, *, extra: Optional[dict] = None) -> None:
+        """Write the final state once; later calls do nothing."""
+        from storage.engine import session_scope
+        from storage.generations import finish_generation, get_generation
+
+        if self.finished:
+            return
+        self.finished = True
+        with session_scope(self.engine) as session:
+            row = get_generation(session, generation_id=self.generation_id)
+            merged_extra = {**(row.extra or {}), **(extra or {})} if row is not None else dict(extra or {})
+            finish_generation(
+                session, generation_id=self.generation_id, status=self.status or "interrupted",
+                finish_reason=self.finish_reason, error=self.error, prompt_tokens=self.prompt_tokens,
+                completion_tokens=self.completion_tokens, ttft_ms=self.ttft_ms,
+                duration_ms=(time.monotonic() - self.started) * 1000, extra=merged_extra, **self._text_fields(),
+            )

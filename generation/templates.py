@@ -1,0 +1,94 @@
+"""Prompt templates: ``think`` (the LongWriter-Zero protocol) and ``direct`` (the paper's ablation).
+
+A model entry names its template (``ModelEntry.template``). Each template renders a request in
+two forms, because servers expose two paths:
+
+- a raw completion prompt for ``/v1/completions``: for ``think`` it is the released model's exact
+  English or Chinese template (chosen by whether the request has a CJK character) with its stop
+  strings;
+- chat messages for ``/v1/chat/completions`` and the embedded model: the same instructions go in
+  the system message, and for ``think`` the assistant turn is pre-filled with ``<think>``.
+
+The template texts are the released model's (model card of THU-KEG/LongWriter-Zero-32B), kept
+verbatim in ``longwriter_zero.json`` next to this module.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from generation.counting import has_cjk
+
+TEMPLATE_NAMES = ("think", "direct")
+THINK_PREFILL = "<think>"
+ANSWER_OPENING = "</think>\n<answer>\n"
+"""What the service appends to close a plan and force the answer to begin."""
+
+_DATA = Path(__file__).with_name("longwriter_zero.json")
+
+_DIRECT = {
+    "en": "You are a skilled writer. Write the complete piece the user asks for, directly, "
+    "without any preamble, plan or commentary. Match the requested length.",
+    "zh": "你是一位出色的写作者。直接写出用户要求的完整作品，不要任何开场白、规划或评论。符合要求的篇幅。",
+}
+_DIRECT_RAW = {
+    "en": "{system}\n\nRequest: {question}\n\nText:\n",
+    "zh": "{system}\n\n要求：{question}\n\n正文：\n",
+}
+
+
+@lru_cache(maxsize=1)
+def _protocol() -> dict:
+    return json.loads(_DATA.read_text(encoding="utf-8"))
+
+
+def language_of(prompt: str) -> str:
+    """'zh' when the request has a CJK character, else 'en' (the released model's rule)."""
+    return "zh" if has_cjk(prompt) else "en"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One request rendered for one template.
+
+    ``raw`` is the full completion prompt; ``system``/``user``/``prefill`` are the chat form
+    (``prefill`` starts the assistant turn). ``stop`` is passed to the server on both paths.
+    """
+
+    template: str
+    language: str
+    raw: str
+    system: str
+    user: str
+    prefill: str
+    stop: list[str] = field(default_factory=list)
+
+    @property
+    def prefilled_think(self) -> bool:
+        return self.prefill.endswith(THINK_PREFILL)
+
+
+def render(template: str, prompt: str) -> Rendered:
+    """Render ``prompt`` with the named template. Raises ValueError for an unknown name."""
+    lang = language_of(prompt)
+    if template == "think":
+        proto = _protocol()
+        raw_template = proto["templates"][lang]
+        marker = proto["placeholder"]
+        raw = raw_template.replace(marker, prompt)
+        # The chat form: the instructions before the turn markers become the system message.
+        system = raw_template.split("<|user|>" if lang == "en" else "<|用户|>")[0].strip()
+        return Rendered("think", lang, raw, system, prompt, THINK_PREFILL, list(proto["stop"]))
+    if template == "direct":
+        system = _DIRECT[lang]
+        raw = _DIRECT_RAW[lang].format(system=system, question=prompt)
+        return Rendered("direct", lang, raw, system, prompt, "", [])
+    raise ValueError(f"unknown template {template!r}: use one of {', '.join(TEMPLATE_NAMES)}")
+
+
+def recommended_sampling() -> dict:
+    """The released model's recommended temperature, top_p and max_tokens."""
+    return dict(_protocol()["recommended_sampling"])

@@ -1,0 +1,448 @@
+"""Battles, assignments and votes, and the battles table that ratings are computed from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from storage.errors import UserError
+from storage.models import Assignment, Battle, Generation, ModelEntry, Prompt, User, Vote, Winner, utcnow
+
+VALID_WINNERS = tuple(w.value for w in Winner)
+
+
+def create_battle(
+    session: Session, *, prompt_id: int, left_generation_id: int, right_generation_id: int, mode: str = "pool"
+) -> Battle:
+    battle = Battle(
+        prompt_id=prompt_id,
+        left_generation_id=left_generation_id,
+        right_generation_id=right_generation_id,
+        mode=mode,
+    )
+    session.add(battle)
+    session.flush()
+    return battle
+
+
+def assign_battle(session: Session, *, battle_id: int, annotator_id: int) -> Assignment:
+    """Record that ``battle_id`` was shown to ``annotator_id`` now (idempotent: keeps the first time)."""
+    existing = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
+    if existing is not None:
+        return existing
+    assignment = Assignment(battle_id=battle_id, annotator_id=annotator_id)
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def get_assignment(session: Session, *, battle_id: int, annotator_id: int) -> Assignment | None:
+    return session.exec(
+        select(Assignment).where(Assignment.battle_id == battle_id, Assignment.annotator_id == annotator_id)
+    ).first()
+
+
+def get_vote(session: Session, *, battle_id: int, annotator_id: int) -> Vote | None:
+    return session.exec(select(Vote).where(Vote.battle_id == battle_id, Vote.annotator_id == annotator_id)).first()
+
+
+def add_vote(
+    session: Session,
+    *,
+    battle_id: int,
+    annotator_id: int,
+    winner: str,
+    criteria: dict[str, str] | None = None,
+    reason: str | None = None,
+    reading_seconds: float | None = None,
+    flags: list[str] | None = None,
+) -> Vote:
+    """Insert one vote. A second vote by the same annotator on the same battle raises IntegrityError."""
+    if winner not in VALID_WINNERS:
+        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
+    vote = Vote(
+        battle_id=battle_id,
+        annotator_id=annotator_id,
+        winner=winner,
+        criteria=dict(criteria or {}),
+        reason=reason,
+        reading_seconds=reading_seconds,
+        flags=list(flags or []),
+        flagged=bool(flags),
+    )
+    session.add(vote)
+    session.flush()
+    return vote
+
+
+def bulk_insert_votes(session: Session, *, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert many votes in one statement per chunk (imports, benchmarks, simulations)."""
+    now = utcnow()
+    payload = [
+        {
+            "battle_id": r["battle_id"],
+            "annotator_id": r["annotator_id"],
+            "winner": r["winner"],
+            "criteria": r.get("criteria", {}),
+            "reason": r.get("reason"),
+            "reading_seconds": r.get("reading_seconds"),
+            "flags": r.get("flags", []),
+            "flagged": bool(r.get("flags")),
+            "created_at": r.get("created_at", now),
+        }
+        for r in rows
+    ]
+    for start in range(0, len(payload), 5000):
+        session.execute(sa.insert(Vote), payload[start : start + 5000])
+    return len(payload)
+
+
+def votes_table(
+    session: Session,
+    *,
+    include_flagged: bool = False,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+):
+    """All votes joined to their battle as a pandas DataFrame, one row per vote.
+
+    Columns: vote_id, battle_id, annotator, model_a, model_b, winner (model_a/model_b/tie/both_bad),
+    category, words_a, words_b, reading_seconds, flagged, created_at. ``model_a`` is the model shown
+    on the left. Battles with a deleted side are left out.
+    """
+    import pandas as pd
+
+    left_gen, right_gen = aliased(Generation), aliased(Generation)
+    left_model, right_model = aliased(ModelEntry), aliased(ModelEntry)
+    query = (
+        sa.select(
+            Vote.id.label("vote_id"),
+            Vote.battle_id,
+            User.name.label("annotator"),
+            left_model.name.label("model_a"),
+            right_model.name.label("model_b"),
+            Vote.winner,
+            Prompt.category,
+            left_gen.answer_words.label("words_a"),
+            right_gen.answer_words.label("words_b"),
+            Vote.reading_seconds,
+            Vote.flagged,
+            Vote.created_at,
+        )
+        .join(Battle, Battle.id == Vote.battle_id)
+        .join(User, User.id == Vote.annotator_id)
+        .join(Prompt, Prompt.id == Battle.prompt_id)
+        .join(left_gen, left_gen.id == Battle.left_generation_id)
+        .join(right_gen, right_gen.id == Battle.right_generation_id)
+        .join(left_model, left_model.id == left_gen.model_id)
+        .join(right_model, right_model.id == right_gen.model_id)
+        .order_by(Vote.id)
+    )
+    if not include_flagged:
+        query = query.where(Vote.flagged.is_(False))
+    if category is not None:
+        query = query.where(Prompt.category == category)
+    if since is not None:
+        query = query.where(Vote.created_at >= since)
+    if until is not None:
+        query = query.where(Vote.created_at < until)
+    frame = pd.DataFrame(session.execute(query).all(), columns=[
+        "vote_id", "battle_id", "annotator", "model_a", "model_b", "winner", "category",
+        "words_a", "words_b", "reading_seconds", "flagged", "created_at",
+    ])
+    frame["winner"] = frame["winner"].map({"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "both_bad"})
+    return frame
+
+
+# --- The arena's queries: pool, candidates, assignments, integrity-checked votes, reveal. ---
+
+CRITERIA = ("length_fit", "coherence", "structure", "style")
+MAX_REASON_CHARS = 5000
+
+
+def pool_entries(session: Session) -> list[tuple[int, int, str]]:
+    """``(generation_id, prompt_id, model_name)`` of every generation that may enter a battle.
+
+    Only generations sent to the pool (``in_pool``) whose status is ``complete`` and whose
+    answer is non-empty: truncated, failed, interrupted and still-streaming rows never qualify.
+    """
+    rows = session.execute(
+        sa.select(Generation.id, Generation.prompt_id, ModelEntry.name)
+        .join(ModelEntry, ModelEntry.id == Generation.model_id)
+        .where(Generation.in_pool.is_(True), Generation.status == "complete", Generation.answer_words > 0)
+        .order_by(Generation.id)
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def unpaired_pool_count(session: Session) -> int:
+    """How many pool generations appear in no battle yet (cheap check before forming battles)."""
+    in_battle = sa.union(
+        sa.select(Battle.left_generation_id.label("gid")).where(Battle.left_generation_id.is_not(None)),
+        sa.select(Battle.right_generation_id.label("gid")).where(Battle.right_generation_id.is_not(None)),
+    ).subquery()
+    return session.execute(
+        sa.select(sa.func.count(Generation.id)).where(
+            Generation.in_pool.is_(True),
+            Generation.status == "complete",
+            Generation.answer_words > 0,
+            Generation.id.not_in(sa.select(in_battle.c.gid)),
+        )
+    ).scalar_one()
+
+
+def battle_pairs(session: Session) -> list[tuple[int, int]]:
+    """``(left_generation_id, right_generation_id)`` of every battle with both sides present."""
+    rows = session.execute(
+        sa.select(Battle.left_generation_id, Battle.right_generation_id).where(
+            Battle.left_generation_id.is_not(None), Battle.right_generation_id.is_not(None)
+        )
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def create_battle_with_extra(
+    session: Session, *, prompt_id: int, left_generation_id: int, right_generation_id: int,
+    mode: str = "pool", extra: dict[str, Any] | None = None,
+) -> Battle:
+    """:func:`create_battle`, also storing ``extra`` (seed, ``names_model`` and the like)."""
+    battle = create_battle(
+        session, prompt_id=prompt_id, left_generation_id=left_generation_id,
+        right_generation_id=right_generation_id, mode=mode,
+    )
+    battle.extra = dict(extra or {})
+    session.add(battle)
+    session.flush()
+    return battle
+
+
+_LEFT_GEN, _RIGHT_GEN = aliased(Generation, name="left_gen"), aliased(Generation, name="right_gen")
+_LEFT_MODEL, _RIGHT_MODEL = aliased(ModelEntry, name="left_model"), aliased(ModelEntry, name="right_model")
+_VOTE_COUNTS = sa.select(Vote.battle_id, sa.func.count(Vote.id).label("n")).group_by(Vote.battle_id).subquery("vc")
+_CANDIDATES = (
+    sa.select(
+        Battle.id, _LEFT_MODEL.name, _RIGHT_MODEL.name, sa.func.coalesce(_VOTE_COUNTS.c.n, 0),
+        _LEFT_GEN.author_id, _RIGHT_GEN.author_id,
+    )
+    .join(_LEFT_GEN, _LEFT_GEN.id == Battle.left_generation_id)
+    .join(_RIGHT_GEN, _RIGHT_GEN.id == Battle.right_generation_id)
+    .join(_LEFT_MODEL, _LEFT_MODEL.id == _LEFT_GEN.model_id)
+    .join(_RIGHT_MODEL, _RIGHT_MODEL.id == _RIGHT_GEN.model_id)
+    .outerjoin(_VOTE_COUNTS, _VOTE_COUNTS.c.battle_id == Battle.id)
+    .where(_LEFT_GEN.status == "complete", _RIGHT_GEN.status == "complete")
+    .order_by(Battle.id)
+)
+"""Built once: constructing aliased joins costs more CPU than running the query on a small pool."""
+
+
+def battle_candidates(session: Session) -> list[dict[str, Any]]:
+    """Every battle that can be shown: both generations present and complete.
+
+    Each row: ``battle_id, model_left, model_right, votes, authors`` (author ids of the two
+    generations, None left out). Model names are for pair selection on the server only.
+    """
+    rows = session.execute(_CANDIDATES).all()
+    return [
+        {"battle_id": r[0], "model_left": r[1], "model_right": r[2], "votes": int(r[3]),
+         "authors": frozenset(a for a in (r[4], r[5]) if a is not None)}
+        for r in rows
+    ]
+
+
+def given_battle_ids(session: Session, *, annotator_id: int) -> set[int]:
+    """Battles ever assigned to this annotator (voted, skipped or open)."""
+    return set(session.exec(select(Assignment.battle_id).where(Assignment.annotator_id == annotator_id)))
+
+
+_VOTED = aliased(Vote, name="voted")
+_OPEN_ASSIGNMENT = (
+    sa.select(Assignment)
+    .outerjoin(_VOTED, sa.and_(_VOTED.battle_id == Assignment.battle_id,
+                               _VOTED.annotator_id == Assignment.annotator_id))
+    .where(Assignment.annotator_id == sa.bindparam("annotator_id"), Assignment.skipped.is_(False),
+           _VOTED.id.is_(None))
+    .order_by(Assignment.assigned_at.desc(), Assignment.id.desc())
+    .limit(1)
+)
+
+
+def open_assignment(session: Session, *, annotator_id: int) -> Assignment | None:
+    """The annotator's latest assignment that is neither voted nor skipped (its battle may have lost a side).
+
+    This is the per-user arena state: it lives in the database, keyed by the user, so a reload,
+    a second tab or a forged session hash all see the same battle.
+    """
+    return session.execute(_OPEN_ASSIGNMENT, {"annotator_id": annotator_id}).scalars().first()
+
+
+def skip_assignment(session: Session, *, battle_id: int, annotator_id: int) -> bool:
+    """Mark an open assignment skipped. False when there is none (or it was already voted)."""
+    assignment = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
+    if assignment is None or get_vote(session, battle_id=battle_id, annotator_id=annotator_id) is not None:
+        return False
+    assignment.skipped = True
+    session.add(assignment)
+    session.flush()
+    return True
+
+
+def battle_view(session: Session, *, battle_id: int) -> dict[str, Any] | None:
+    """What an annotator may see before voting: the request and both texts, with no model names.
+
+    None when the battle is gone or one of its generations was deleted (such a battle is skipped).
+    """
+    battle = session.get(Battle, battle_id)
+    if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
+        return None
+    left = session.get(Generation, battle.left_generation_id)
+    right = session.get(Generation, battle.right_generation_id)
+    prompt = session.get(Prompt, battle.prompt_id)
+    if left is None or right is None or prompt is None:
+        return None
+    return {
+        "battle_id": battle.id,
+        "prompt": prompt.text,
+        "target_words": prompt.target_words,
+        "left": {"think": left.think, "answer": left.answer},
+        "right": {"think": right.think, "answer": right.answer},
+    }
+
+
+def reading_words(session: Session, *, battle_id: int) -> int:
+    """Answer words on both sides: what an annotator must read before a vote is plausible."""
+    battle = session.get(Battle, battle_id)
+    if battle is None:
+        return 0
+    total = 0
+    for gid in (battle.left_generation_id, battle.right_generation_id):
+        gen = session.get(Generation, gid) if gid is not None else None
+        total += gen.answer_words if gen is not None else 0
+    return total
+
+
+def validate_vote_input(
+    *, winner: str, criteria: dict[str, str] | None, reason: str | None
+) -> tuple[dict[str, str], str | None]:
+    """Check a vote's fields; return cleaned ``(criteria, reason)``. UserError says what is wrong."""
+    if winner not in VALID_WINNERS:
+        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
+    cleaned: dict[str, str] = {}
+    for key, value in (criteria or {}).items():
+        if key not in CRITERIA:
+            raise UserError(f"unknown criterion {key!r}: use {', '.join(CRITERIA)}")
+        if value in (None, ""):
+            continue
+        if value not in ("left", "right", "tie"):
+            raise UserError(f"invalid choice {value!r} for {key}: choose left, right or tie")
+        cleaned[key] = value
+    if reason is not None:
+        reason = reason.strip() or None
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise UserError(f"the reason has {len(reason):,} characters; the limit is {MAX_REASON_CHARS:,}")
+    return cleaned, reason
+
+
+def cast_vote(
+    session: Session,
+    *,
+    battle_id: int,
+    annotator_id: int,
+    winner: str,
+    criteria: dict[str, str] | None = None,
+    reason: str | None = None,
+    words_per_minute: float = 1000.0,
+) -> tuple[Vote, bool]:
+    """Store an annotator's vote on a battle assigned to them; returns ``(vote, created)``.
+
+    Refused (UserError) for a battle not assigned to this annotator, a skipped one, or one whose
+    generation was deleted. A repeated vote (double click, replayed POST, a race between two
+    requests) returns the first vote unchanged with ``created=False``: the database's unique
+    constraint decides, inside a savepoint, so the caller's transaction stays usable.
+    Reading time runs from assignment to now; a vote faster than reading both answers at
+    ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
+    """
+    criteria, reason = validate_vote_input(winner=winner, criteria=criteria, reason=reason)
+    existing = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
+    if existing is not None:
+        return existing, False
+    assignment = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
+    if assignment is None:
+        raise UserError(f"battle {battle_id} is not assigned to you: load a battle in the Arena tab first")
+    if assignment.skipped:
+        raise UserError(f"battle {battle_id} was skipped; it can no longer be voted on")
+    battle = session.get(Battle, battle_id)
+    if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
+        raise UserError(f"battle {battle_id} is no longer available (a text was deleted); press Next")
+    seconds = max(0.0, (utcnow() - assignment.assigned_at).total_seconds())
+    needed = reading_words(session, battle_id=battle_id) / max(words_per_minute, 1e-9) * 60.0
+    flags = ["too_fast"] if seconds < needed else []
+    try:
+        with session.begin_nested():
+            vote = add_vote(
+                session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
+                criteria=criteria, reason=reason, reading_seconds=round(seconds, 3), flags=flags,
+            )
+    except sa.exc.IntegrityError:
+        first = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
+        if first is None:
+            raise
+        return first, False
+    return vote, True
+
+
+_REVEAL = (
+    sa.select(Vote.winner, Vote.flags, _LEFT_MODEL.name, _LEFT_GEN.answer_words,
+              _RIGHT_MODEL.name, _RIGHT_GEN.answer_words)
+    .join(Battle, Battle.id == Vote.battle_id)
+    .outerjoin(_LEFT_GEN, _LEFT_GEN.id == Battle.left_generation_id)
+    .outerjoin(_RIGHT_GEN, _RIGHT_GEN.id == Battle.right_generation_id)
+    .outerjoin(_LEFT_MODEL, _LEFT_MODEL.id == _LEFT_GEN.model_id)
+    .outerjoin(_RIGHT_MODEL, _RIGHT_MODEL.id == _RIGHT_GEN.model_id)
+    .where(Vote.battle_id == sa.bindparam("battle_id"), Vote.annotator_id == sa.bindparam("annotator_id"))
+)
+
+
+def battle_reveal(session: Session, *, battle_id: int, annotator_id: int) -> dict[str, Any]:
+    """Model names and answer word counts of both sides, only once this annotator's vote is stored."""
+    row = session.execute(_REVEAL, {"battle_id": battle_id, "annotator_id": annotator_id}).first()
+    if row is None:
+        raise UserError("vote first: the models are revealed only after your vote is stored")
+    winner, flags, left_model, left_words, right_model, right_words = row
+    return {
+        "battle_id": battle_id, "winner": winner, "flags": list(flags or []),
+        "left": {"model": left_model or "(deleted)", "words": left_words or 0},
+        "right": {"model": right_model or "(deleted)", "words": right_words or 0},
+    }
+
+
+def annotator_counts(session: Session, *, annotator_id: int) -> dict[str, int]:
+    """The annotator's own tallies: votes, flagged votes and skips."""
+    votes, flagged = session.execute(
+        sa.select(sa.func.count(Vote.id), sa.func.coalesce(sa.func.sum(sa.case((Vote.flagged, 1), else_=0)), 0))
+        .where(Vote.annotator_id == annotator_id)
+    ).one()
+    skipped = session.execute(
+        sa.select(sa.func.count(Assignment.id)).where(
+            Assignment.annotator_id == annotator_id, Assignment.skipped.is_(True)
+        )
+    ).scalar_one()
+    return {"votes": int(votes), "flagged": int(flagged), "skipped": int(skipped)}
+
+
+def list_battles(session: Session, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Battles with their models, vote counts and marks, newest first (for researchers and the CLI)."""
+    rows = battle_candidates(session)
+    extras = dict(session.execute(sa.select(Battle.id, Battle.extra)).all())
+    modes = dict(session.execute(sa.select(Battle.id, Battle.mode)).all())
+    out = [
+        {"battle_id": r["battle_id"], "model_left": r["model_left"], "model_right": r["model_right"],
+         "votes": r["votes"], "mode": modes.get(r["battle_id"]),
+         "names_model": bool((extras.get(r["battle_id"]) or {}).get("names_model"))}
+        for r in rows
+    ]
+    return sorted(out, key=lambda r: -r["battle_id"])[:limit]

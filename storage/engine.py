@@ -1,0 +1,139 @@
+"""Engine and session setup, and schema upgrades through Alembic.
+
+``make_engine(url)`` is the only way the project builds an engine, so every test can point
+it at its own database. SQLite gets WAL, foreign keys and a busy timeout, so that the web
+app, the CLI and batch jobs can write to one file at once; PostgreSQL goes through psycopg.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from storage.errors import DatabaseUnavailable
+
+DEFAULT_URL = "sqlite:///lwz.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL to use: an explicit one, else ``LWZ_DATABASE_URL``, else ``sqlite:///lwz.db``."""
+    return explicit or os.environ.get("LWZ_DATABASE_URL") or DEFAULT_URL
+
+
+def make_engine(url: str | None = None, *, pool_size: int = 20) -> Engine:
+    """Build an engine for ``url`` (see :func:`database_url`). Raises DatabaseUnavailable for a bad URL."""
+    url = database_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise DatabaseUnavailable(f"not a database URL: {url!r} (try sqlite:///lwz.db or postgresql://HOST/DB)") from None
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(parsed)
+        if backend in ("postgresql", "postgres"):
+            return _postgres_engine(parsed, pool_size=pool_size)
+    except DatabaseUnavailable:
+        raise
+    except Exception as exc:  # a missing driver or a bad option: say which, in one line
+        raise DatabaseUnavailable(f"cannot use database URL {_safe(parsed)}: {_first_line(exc)}") from None
+    raise DatabaseUnavailable(f"unsupported database {backend!r} in {_safe(parsed)}: use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(parsed) -> Engine:
+    if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+        folder = Path(parsed.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUnavailable(f"cannot create the folder {folder} for {_safe(parsed)}: {exc.strerror}") from None
+    engine = sa.create_engine(
+        parsed,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _postgres_engine(parsed, *, pool_size: int) -> Engine:
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    # Without a connect timeout an unreachable host hangs for minutes before the error shows.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return sa.create_engine(
+        parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def _safe(parsed) -> str:
+    return repr(parsed.render_as_string(hide_password=True))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection, turning any driver failure into a one-line DatabaseUnavailable."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # driver errors vary by backend; the message is what matters
+        raise DatabaseUnavailable(
+            f"cannot reach database {engine.url.render_as_string(hide_password=True)}: {_first_line(exc)}"
+        ) from None
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``. Safe to run any number of times."""
+    from alembic import command
+
+    check_connection(engine)
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at; None for a database never upgraded."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

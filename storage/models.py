@@ -1,0 +1,224 @@
+"""The tables. Every timestamp is timezone-aware (UTC); every reference is a foreign key.
+
+Each table is one box of the loop in DESIGN.md: prompts and models produce generations,
+generations pair up into battles, battles are assigned to annotators who vote, votes feed
+ratings and training runs, and a training run produces a new model.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A DateTime that always comes back timezone-aware, in UTC, on SQLite as on PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC timestamps")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+def _ts(*, index: bool = False) -> Any:
+    return Field(default_factory=utcnow, sa_column=sa.Column(UTCDateTime(), nullable=False, index=index))
+
+
+def _optional_ts() -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=True))
+
+
+def _json(default=dict) -> Any:
+    return Field(default_factory=default, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+def _fk(target: str, *, nullable: bool = False, index: bool = True, ondelete: str | None = None) -> Any:
+    return Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index
+        ),
+    )
+
+
+class Role(str, enum.Enum):
+    writer = "writer"
+    annotator = "annotator"
+    researcher = "researcher"
+    admin = "admin"
+
+
+class GenerationStatus(str, enum.Enum):
+    streaming = "streaming"
+    complete = "complete"
+    truncated = "truncated"
+    interrupted = "interrupted"
+    failed = "failed"
+
+
+class Winner(str, enum.Enum):
+    left = "left"
+    right = "right"
+    tie = "tie"
+    both_bad = "both_bad"
+
+
+class Template(str, enum.Enum):
+    think = "think"
+    direct = "direct"
+
+
+class Backend(str, enum.Enum):
+    local = "local"
+    openai = "openai"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    role: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    password_hash: str = Field(default="", sa_column=sa.Column(sa.String(256), nullable=False))
+    flagged: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False))
+    created_at: datetime = _ts()
+
+
+class ModelEntry(SQLModel, table=True):
+    """A servable model: where it runs, how it is prompted, and what it was trained from."""
+
+    __tablename__ = "models"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(128), nullable=False, unique=True))
+    backend: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    base_url: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(512), nullable=True))
+    model_id: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(256), nullable=True))
+    path: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(1024), nullable=True))
+    template: str = Field(default="think", sa_column=sa.Column(sa.String(16), nullable=False))
+    sampling: dict = _json()
+    parent_id: Optional[int] = _fk("models.id", nullable=True, ondelete="SET NULL")
+    created_at: datetime = _ts()
+
+
+class Prompt(SQLModel, table=True):
+    __tablename__ = "prompts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    category: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(128), nullable=True, index=True))
+    target_words: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    language: str = Field(default="en", sa_column=sa.Column(sa.String(8), nullable=False))
+    source: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(256), nullable=True))
+    content_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    created_at: datetime = _ts()
+
+
+class Generation(SQLModel, table=True):
+    """One answer to one prompt by one model, written while it streams and finished at the end."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        sa.Index("ix_generations_prompt_model", "prompt_id", "model_id"),
+        sa.Index("ix_generations_author_created", "author_id", "created_at"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    prompt_id: int = _fk("prompts.id", index=False, ondelete="CASCADE")
+    model_id: int = _fk("models.id", ondelete="CASCADE")
+    author_id: Optional[int] = _fk("users.id", nullable=True, index=False, ondelete="SET NULL")
+    think: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    answer: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    params: dict = _json()
+    seed: Optional[int] = Field(default=None, sa_column=sa.Column(sa.BigInteger, nullable=True))
+    status: str = Field(default="streaming", sa_column=sa.Column(sa.String(16), nullable=False, index=True))
+    finish_reason: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(32), nullable=True))
+    error: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    prompt_tokens: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    completion_tokens: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    think_words: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+    answer_words: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, default=0))
+    ttft_ms: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    duration_ms: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    in_pool: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False, index=True))
+    extra: dict = _json()
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Battle(SQLModel, table=True):
+    """Two generations for the same prompt, with the side each is shown on fixed at creation.
+
+    A deleted generation leaves its side NULL; such a battle is skipped, its votes kept.
+    """
+
+    __tablename__ = "battles"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    prompt_id: int = _fk("prompts.id", ondelete="CASCADE")
+    left_generation_id: Optional[int] = _fk("generations.id", nullable=True, ondelete="SET NULL")
+    right_generation_id: Optional[int] = _fk("generations.id", nullable=True, ondelete="SET NULL")
+    mode: str = Field(default="pool", sa_column=sa.Column(sa.String(16), nullable=False))
+    extra: dict = _json()
+    created_at: datetime = _ts()
+
+
+class Assignment(SQLModel, table=True):
+    """A battle shown to an annotator; reading time is measured from here to the vote."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (sa.UniqueConstraint("battle_id", "annotator_id", name="uq_assignment_battle_annotator"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    battle_id: int = _fk("battles.id", ondelete="CASCADE")
+    annotator_id: int = _fk("users.id", ondelete="CASCADE")
+    assigned_at: datetime = _ts()
+    skipped: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False))
+
+
+class Vote(SQLModel, table=True):
+    __tablename__ = "votes"
+    __table_args__ = (sa.UniqueConstraint("battle_id", "annotator_id", name="uq_vote_battle_annotator"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    battle_id: int = _fk("battles.id", ondelete="CASCADE")
+    annotator_id: int = _fk("users.id", ondelete="CASCADE")
+    winner: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    criteria: dict = _json()
+    reason: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    reading_seconds: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    flags: list = _json(list)
+    flagged: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False, index=True))
+    created_at: datetime = _ts(index=True)
+
+
+class TrainingRun(SQLModel, table=True):
+    __tablename__ = "training_runs"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(sa_column=sa.Column(sa.String(16), nullable=False))
+    base_model: str = Field(default="", sa_column=sa.Column(sa.String(1024), nullable=False, default=""))
+    config: dict = _json()
+    dataset_fingerprint: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
+    status: str = Field(default="running", sa_column=sa.Column(sa.String(16), nullable=False, index=True))
+    metrics: dict = _json()
+    output_dir: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(1024), nullable=True))
+    model_id: Optional[int] = _fk("models.id", nullable=True, ondelete="SET NULL")
+    created_at: datetime = _ts()
+    finished_at: Optional[datetime] = _optional_ts()
+
+
+TABLES = (User, ModelEntry, Prompt, Generation, Battle, Assignment, Vote, TrainingRun)

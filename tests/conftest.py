@@ -1,0 +1,104 @@
+"""Shared fixtures: a fresh database per test, on SQLite and on the real PostgreSQL server.
+
+Every test points ``LWZ_HOME`` and the working directory's database at temporary folders,
+so nothing a test writes outlives it. PostgreSQL tests get a database of their own, created
+from the ``test`` database on 127.0.0.1:5432 and dropped afterwards; they skip, with the
+reason, only when no server answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("LWZ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"
+
+pytest_plugins = ["tests.vllm_server"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Keep each test's database URL out of the user's environment. LWZ_HOME (the model cache) is kept."""
+    monkeypatch.delenv("LWZ_DATABASE_URL", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield
+
+
+def _pg_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure to connect means: skip, and say why
+        return f"PostgreSQL at {PG_ADMIN_URL} does not answer: {str(exc).strip().splitlines()[0]}"
+
+
+def _create_pg_database() -> str:
+    import psycopg
+
+    name = f"lwz_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'lwz.db'}"
+
+
+@pytest.fixture
+def pg_url():
+    reason = _pg_available()
+    if reason:
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    url = _create_pg_database()
+    yield url
+    _drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lwz.db'}"
+        return
+    yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(db_url):
+    """An upgraded engine on a fresh database (SQLite and PostgreSQL)."""
+    from storage.engine import make_engine, upgrade
+
+    eng = make_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url):
+    from storage.engine import make_engine, upgrade
+
+    eng = make_engine(sqlite_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()

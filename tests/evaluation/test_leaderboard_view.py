@@ -1,0 +1,71 @@
+"""The Leaderboard tab's data (plain function, both databases) and the tab itself in headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib.figure import Figure
+
+from storage.arena import add_vote
+from storage.engine import session_scope
+from tests.storage.helpers import seed_arena
+from tests.webapp.conftest import browser, live_app, login, page  # noqa: F401  (fixtures)
+from webapp.annotators_panel import annotators_view
+from webapp.leaderboard_tab import ALL, leaderboard_view
+
+
+def vote(engine, seeded, winners, *, annotator=0, flags=None):
+    with session_scope(engine) as session:
+        for battle_id, winner in zip(seeded.battle_ids, winners):
+            add_vote(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[annotator], winner=winner,
+                     reading_seconds=12.0, flags=flags)
+
+
+def test_leaderboard_view_filters_and_figures(engine):
+    seeded = seed_arena(engine, battles=4, annotators=2)
+    vote(engine, seeded, ["left", "left", "right", "left"])
+    vote(engine, seeded, ["left", "tie", "left", "left"], annotator=1, flags=["spam"])
+    view = leaderboard_view(engine, bootstrap=20)
+    assert list(view["table"]["model"]) == ["alpha", "beta"]
+    assert view["table"]["n"].tolist() == [4, 4]  # flagged votes left out by default
+    assert "4 votes" in view["summary"] and "unreliable" in view["summary"]
+    assert all(isinstance(view[k], Figure) for k in ("ratings", "heatmap", "votes"))
+    assert view["categories"] == [ALL, "cat0", "cat1"]
+    flagged = leaderboard_view(engine, include_flagged=True, bootstrap=20)
+    assert flagged["table"]["n"].tolist() == [8, 8]
+    cat = leaderboard_view(engine, category="cat1", bootstrap=20)
+    assert cat["table"]["n"].tolist() == [2, 2]
+    lc = leaderboard_view(engine, length_control=True, heatmap="predicted", bootstrap=20)
+    assert "Length control" in lc["summary"]
+    panel = annotators_view(engine)
+    assert panel["annotators"]["votes"].tolist() == [4, 4] and len(panel["pairs"]) == 1
+
+
+def test_leaderboard_view_on_an_empty_database(sqlite_engine):
+    view = leaderboard_view(sqlite_engine, bootstrap=10)
+    assert view["table"].empty and "0 votes" in view["summary"]
+
+
+@pytest.mark.slow
+def test_leaderboard_tab_refreshes_without_restart(live_app, page):  # noqa: F811
+    app = live_app(auth=True, users=[("rita", "researcher", "pw-rita")])
+    seeded = seed_arena(app.engine, battles=3, annotators=1)
+    vote(app.engine, seeded, ["left", "left", "right"])
+    login(page, app, "rita", "pw-rita")
+    page.get_by_role("tab", name="Leaderboard").click()
+    page.locator("#lwz-leaderboard-refresh").click()
+    page.wait_for_function("document.querySelector('#lwz-leaderboard-summary')?.innerText.includes('3 votes')",
+                           timeout=60_000)
+    table = page.locator("#lwz-leaderboard-table")
+    assert "alpha" in table.inner_text() and "beta" in table.inner_text()
+    # New votes arrive while the server runs: Refresh shows them.
+    with session_scope(app.engine) as session:
+        from storage.users import add_user
+
+        second = add_user(session, name="ann-late", role="annotator").id
+    seeded.annotator_ids.append(second)
+    vote(app.engine, seeded, ["right", "right", "right"], annotator=1)
+    page.locator("#lwz-leaderboard-refresh").click()
+    page.wait_for_function("document.querySelector('#lwz-leaderboard-summary')?.innerText.includes('6 votes')",
+                           timeout=60_000)
+    assert page.locator("#lwz-leaderboard-summary").inner_text().count("unreliable") >= 1
+    assert page.locator(".js-plotly-plot, canvas, img, svg").count() > 0

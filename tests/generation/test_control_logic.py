@@ -1,0 +1,116 @@
+"""The service's control decisions on scripted streams: which requests it sends and what it
+keeps. A scripted backend replays fixed text so each case is exact; the real backends run in
+test_vllm_backend.py and test_local_backend.py."""
+
+from __future__ import annotations
+
+import asyncio
+
+from generation.backends.base import BackendRequest, Delta, Finish
+from generation.events import Answer, Done, Think
+from generation.length import Budget
+from generation.request import GenerationRequest
+from generation.service import Plan, run_plan
+from generation.templates import render
+
+
+class ScriptedBackend:
+    """Replays one scripted reply per request (word by word, one token each); records requests."""
+
+    description = "scripted"
+
+    def __init__(self, replies: list[tuple[str, str]]) -> None:
+        self.replies = list(replies)
+        self.requests: list[BackendRequest] = []
+
+    async def stream(self, request, *, cancel=None):
+        self.requests.append(request)
+        text, finish = self.replies.pop(0)
+        pieces = [p for p in text.split(" ")]
+        sent = 0
+        for index, piece in enumerate(pieces):
+            if sent >= request.max_tokens:
+                yield Finish("length", 10, sent)
+                return
+            yield Delta(piece + (" " if index < len(pieces) - 1 else ""), 1)
+            sent += 1
+        yield Finish(finish, 10, sent)
+
+
+def plan_for(backend, *, template="think", target=None, think=8, answer_max=100, answer_min=0):
+    request = GenerationRequest("Write.", target_words=target, seed=1)
+    return Plan(request, backend, render(template, "Write."), True, Budget(think, answer_max, answer_min),
+                1.0, 10, 8192, 1)
+
+
+def events_of(plan):
+    async def go():
+        return [e async for e in run_plan(plan)]
+
+    return asyncio.run(go())
+
+
+def text(events, kind):
+    return "".join(e.text for e in events if isinstance(e, kind))
+
+
+def test_think_budget_forces_the_answer_with_a_second_request():
+    backend = ScriptedBackend([("a b c d e f g h i j k l", "stop"), ("The answer.", "stop")])
+    plan = plan_for(backend, think=4)
+    events = events_of(plan)
+    assert text(events, Think) == "a b c d "
+    assert text(events, Answer) == "The answer."
+    second = backend.requests[1]
+    assert second.assistant == "<think>a b c d </think>\n<answer>\n"
+    assert plan.stats["forced_answer"] and plan.stats["rounds"] == 2
+
+
+def test_plan_never_closed_is_forced_open():
+    backend = ScriptedBackend([("just planning", "stop"), ("Now text.", "stop")])
+    events = events_of(plan_for(backend, think=50))
+    assert text(events, Think) == "just planning" and text(events, Answer) == "Now text."
+    assert events[-1] == Done("stop", 10, 4)
+
+
+def words(n: int, start: int = 0) -> str:
+    names = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    return " ".join(names[(start + i) % len(names)] for i in range(n))
+
+
+def test_target_stop_at_a_sentence_end_reached_with_the_target():
+    backend = ScriptedBackend([(words(9) + ". " + words(5) + ". tail", "stop")])
+    events = events_of(plan_for(backend, template="direct", target=8, answer_max=50))
+    assert text(events, Answer).rstrip() == words(9) + "."
+    assert events[-1].finish_reason == "target"
+
+
+def test_text_past_the_target_is_held_until_a_sentence_ends():
+    backend = ScriptedBackend([(words(11) + ". more words here", "stop")])
+    events = events_of(plan_for(backend, template="direct", target=10, answer_max=100))
+    answer = text(events, Answer)
+    assert answer == words(11) + "." and events[-1].finish_reason == "target"
+
+
+def test_hard_cap_without_sentence_end():
+    words_ = words(60)
+    backend = ScriptedBackend([(words_, "stop")])
+    events = events_of(plan_for(backend, template="direct", target=20, answer_max=100))
+    assert events[-1].finish_reason == "length"
+    assert len(text(events, Answer).split()) == 24  # 1.2 x the target, the hard cap
+
+
+def test_short_answer_is_continued_with_min_tokens():
+    backend = ScriptedBackend([("<answer>Short.", "stop"), (" And then much more text here to reach it.", "stop")])
+    plan = plan_for(backend, target=10, think=8, answer_max=100)
+    plan.rendered = render("direct", "Write.")
+    events = events_of(plan)
+    assert len(backend.requests) == 2 and backend.requests[1].assistant == "<answer>Short."
+    assert backend.requests[1].min_tokens >= 8 and plan.stats["continued"] == 1
+    assert text(events, Answer).startswith("Short. And then")
+
+
+def test_zero_think_budget_starts_with_the_answer():
+    backend = ScriptedBackend([("Straight text.", "stop")])
+    events = events_of(plan_for(backend, think=0))
+    assert backend.requests[0].assistant == "<think></think>\n<answer>\n"
+    assert text(events, Think) == "" and text(events, Answer) == "Straight text."

@@ -1,0 +1,104 @@
+"""The embedded backend on the bundled model: streaming, the queue and its positions, cancel
+(while queued and mid-stream), and a stored generation. A handful of tokens each."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from generation.backends import backend_for
+from generation.backends.base import BackendRequest, Delta, Finish
+from generation.events import Queued
+from generation.request import GenerationRequest
+from generation.service import run_generation
+from storage.catalog import add_model
+from storage.engine import session_scope
+from storage.models import ModelEntry
+
+pytestmark = pytest.mark.slow
+
+
+def _request(max_tokens: int, **kwargs) -> BackendRequest:
+    return BackendRequest(prompt="", system="You are a writer.", user="Write about the sea.", assistant="",
+                          use_chat=True, max_tokens=max_tokens, seed=1, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def local():
+    return backend_for(ModelEntry(name="bundled", backend="local", template="think"))
+
+
+def test_one_backend_per_model_folder(local):
+    assert backend_for(ModelEntry(name="other-name", backend="local", template="direct")) is local
+
+
+def test_streams_and_counts_tokens(local):
+    async def go():
+        return [item async for item in local.stream(_request(6))]
+
+    items = asyncio.run(go())
+    deltas = [i for i in items if isinstance(i, Delta)]
+    finish = items[-1]
+    assert isinstance(finish, Finish) and finish.finish_reason == "length" and finish.completion_tokens == 6
+    assert "".join(d.text for d in deltas).strip() and sum(d.tokens for d in deltas) <= 6
+
+
+def test_min_tokens_and_context(local):
+    async def go():
+        return [item async for item in local.stream(_request(10, min_tokens=10))], await local.context_length()
+
+    items, context = asyncio.run(go())
+    assert items[-1].completion_tokens == 10 and context == 8192
+
+
+def test_queue_positions_and_cancel_while_queued(local):
+    async def go():
+        cancel_third = asyncio.Event()
+
+        async def run(request, cancel=None):
+            seen = []
+            async for item in local.stream(request, cancel=cancel):
+                seen.append(item)
+                if isinstance(item, Queued) and cancel is not None:
+                    cancel.set()  # give up while still waiting
+            return seen
+
+        first = asyncio.ensure_future(run(_request(8)))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(run(_request(4)))
+        await asyncio.sleep(0.05)
+        third = asyncio.ensure_future(run(_request(4), cancel=cancel_third))
+        return await asyncio.gather(first, second, third)
+
+    first, second, third = asyncio.run(go())
+    assert not any(isinstance(i, Queued) for i in first)
+    assert [i.position for i in second if isinstance(i, Queued)] == [1]
+    assert [i.position for i in third if isinstance(i, Queued)][0] == 2
+    assert not any(isinstance(i, Delta) for i in third) and third[-1].finish_reason == "cancelled"
+    assert second[-1].completion_tokens == 4
+
+
+def test_cancel_mid_stream_stops_generation(local):
+    async def go():
+        cancel = asyncio.Event()
+        items = []
+        async for item in local.stream(_request(400), cancel=cancel):
+            items.append(item)
+            if sum(isinstance(i, Delta) for i in items) == 2:
+                cancel.set()
+        return items
+
+    items = asyncio.run(go())
+    assert items[-1].finish_reason == "cancelled" and items[-1].completion_tokens < 50
+    assert local.queue_length() == 0
+
+
+def test_stored_generation_on_the_local_backend(sqlite_engine):
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="bundled", backend="local", template="think")
+    gen = run_generation(sqlite_engine, model="bundled",
+                         request=GenerationRequest("Write a haiku about tea.", think_budget=4, max_tokens=8, seed=3))
+    assert gen.status in ("complete", "truncated") and gen.answer.strip()
+    assert gen.params["api"] == "chat" and gen.params["budget"] == {"think": 4, "answer_max": 8, "answer_min": 0}
+    assert gen.extra["forced_answer"] is True and gen.completion_tokens >= 8

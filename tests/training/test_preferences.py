@@ -1,0 +1,165 @@
+"""Votes -> preference datasets: majority, agreement, margin, filters, formats and layouts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from storage.engine import session_scope
+from storage.errors import UserError
+from tests.training.arena_data import seed_battles, utc
+from training.preferences import PreferenceFilters, export_preferences, preference_pairs, shape_rows
+
+VERDICTS = [
+    ["left", "left", "right"],      # 1: left wins 2/3
+    ["right", "tie", "right"],      # 2: right wins 2/3
+    ["tie", "tie"],                 # 3: tie
+    ["both_bad", "left", "both_bad"],  # 4: both bad
+    ["left", "right"],              # 5: split -> tie
+    ["left", "left", "left"],       # 6: unanimous left
+]
+
+
+def test_majority_agreement_and_margin(engine):
+    with session_scope(engine) as session:
+        ids = seed_battles(session, VERDICTS)
+        frame, report = preference_pairs(session, filters=PreferenceFilters())
+    assert list(frame["battle_id"]) == [ids[0], ids[1], ids[5]]
+    first, second, third = frame.to_dict("records")
+    assert first["chosen"] == "<think>plan 0</think>\n<answer>left answer 0</answer>"
+    assert first["rejected"] == "right answer 0"
+    assert first["agreement"] == pytest.approx(2 / 3) and first["margin"] == pytest.approx(1 / 3)
+    assert second["chosen"] == "right answer 1" and second["chosen_model"] == "b"
+    assert second["margin"] == pytest.approx(2 / 3), "the tie vote counts in the denominator only"
+    assert third["agreement"] == 1.0 and third["margin"] == 1.0 and third["annotators"] == 3
+    assert report["dropped_ties"] == 2 and report["dropped_both_bad"] == 1 and report["pairs"] == 3
+
+
+def test_ties_kept_with_zero_margin(sqlite_engine):
+    with session_scope(sqlite_engine) as session:
+        ids = seed_battles(session, VERDICTS)
+        frame, report = preference_pairs(session, filters=PreferenceFilters(ties="margin"))
+    tied = frame[frame["battle_id"].isin([ids[2], ids[4]])]
+    assert len(tied) == 2 and (tied["margin"] == 0.0).all()
+    assert ids[3] not in set(frame["battle_id"]), "both-bad is never a pair"
+    assert report["ties_kept"] == 2
+
+
+def test_filters_flagged_votes_annotators_dates_and_agreement(engine):
+    with session_scope(engine) as session:
+        ids = seed_battles(session, [["left", "right", "right"], ["left", "left"]], flagged_users=(2,))
+        # Without annotator 2 (flagged), battle 1 is a 1-1 split: a tie, dropped.
+        frame, _ = preference_pairs(session, filters=PreferenceFilters())
+        assert list(frame["battle_id"]) == [ids[1]]
+        frame, _ = preference_pairs(session, filters=PreferenceFilters(include_flagged_annotators=True))
+        assert frame.set_index("battle_id").loc[ids[0], "chosen_model"] == "b"
+        frame, _ = preference_pairs(session, filters=PreferenceFilters(include_flagged_annotators=True, min_agreement=0.7))
+        assert list(frame["battle_id"]) == [ids[1]]
+        with pytest.raises(UserError, match="flagged votes excluded.*since "):
+            preference_pairs(session, filters=PreferenceFilters(since=utc(days=1)))
+        frame, _ = preference_pairs(session, filters=PreferenceFilters(until=utc(days=1), since=utc(days=-1)))
+        assert len(frame) == 1
+
+
+def test_flagged_votes_are_left_out(sqlite_engine):
+    from storage.arena import add_vote
+    from storage.users import add_user
+
+    with session_scope(sqlite_engine) as session:
+        ids = seed_battles(session, [["left"]])
+        extra = [add_user(session, name=f"x{i}", role="annotator") for i in range(2)]
+        for user in extra:
+            add_vote(session, battle_id=ids[0], annotator_id=user.id, winner="right", flags=["too_fast"])
+        frame, _ = preference_pairs(session, filters=PreferenceFilters())
+        assert frame.loc[0, "chosen_model"] == "a"
+        frame, _ = preference_pairs(session, filters=PreferenceFilters(include_flagged_votes=True))
+        assert frame.loc[0, "chosen_model"] == "b" and frame.loc[0, "annotators"] == 3
+
+
+def test_empty_dataset_names_the_filters(sqlite_engine):
+    with session_scope(sqlite_engine) as session:
+        seed_battles(session, [["tie"], ["both_bad"]])
+        with pytest.raises(UserError) as info:
+            preference_pairs(session, filters=PreferenceFilters(min_agreement=0.9))
+    message = str(info.value)
+    assert "min agreement 0.9" in message and "ties dropped" in message and "dropped_ties=1" in message
+
+
+def test_bad_filter_values_are_user_errors():
+    with pytest.raises(UserError, match="min-agreement"):
+        PreferenceFilters(min_agreement=1.5)
+    with pytest.raises(UserError, match="timezone"):
+        from datetime import datetime
+
+        PreferenceFilters(since=datetime(2026, 1, 1))
+    with pytest.raises(UserError, match="before"):
+        PreferenceFilters(since=utc(1), until=utc(0))
+
+
+def test_kto_and_layouts(sqlite_engine):
+    with session_scope(sqlite_engine) as session:
+        seed_battles(session, VERDICTS)
+        frame, _ = preference_pairs(session, filters=PreferenceFilters(text="answer"))
+    assert frame.loc[0, "chosen"] == "left answer 0"
+    kto = shape_rows(frame, fmt="kto", layout="trl")
+    assert len(kto) == 2 * len(frame) and list(kto["label"][:2]) == [True, False]
+    openrlhf = shape_rows(frame, fmt="dpo", layout="openrlhf")
+    assert [m["role"] for m in openrlhf.loc[0, "chosen"]] == ["user", "assistant"]
+    verl = shape_rows(frame, fmt="dpo", layout="verl")
+    assert verl.loc[0, "prompt"][0]["role"] == "user" and isinstance(verl.loc[0, "chosen"], str)
+    with pytest.raises(UserError, match="kto has no openrlhf"):
+        shape_rows(frame, fmt="kto", layout="openrlhf")
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "jsonl"])
+def test_export_file_loads_with_datasets(sqlite_engine, tmp_path, suffix):
+    import datasets
+
+    out = tmp_path / f"prefs.{suffix}"
+    with session_scope(sqlite_engine) as session:
+        seed_battles(session, VERDICTS)
+        result = export_preferences(session, out=out, fmt="dpo", layout="trl", filters=PreferenceFilters())
+    loaded = datasets.load_dataset("parquet" if suffix == "parquet" else "json", data_files=str(out), split="train")
+    assert len(loaded) == result["rows"] == 3
+    assert {"prompt", "chosen", "rejected", "margin", "agreement", "battle_id", "annotators"} <= set(loaded.column_names)
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_cli_export_preferences_and_prompts(sqlite_url, tmp_path, capsys):
+    from lwz_cli.main import main
+    from storage.engine import make_engine, upgrade
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        seed_battles(session, VERDICTS)
+    out = tmp_path / "p.parquet"
+    assert main(["--db", sqlite_url, "export", "preferences", "--out", str(out), "--format", "reward", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rows"] == 3 and out.is_file()
+    assert main(["--db", sqlite_url, "export", "preferences", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "must end in .parquet or .jsonl" in capsys.readouterr().err
+    assert main(["--db", sqlite_url, "export", "preferences", "--out", str(tmp_path / "y.parquet"),
+                 "--min-agreement", "1.01"]) == 2
+    assert not (tmp_path / "y.parquet").exists()
+    prompts = tmp_path / "prompts.jsonl"
+    assert main(["--db", sqlite_url, "export", "prompts", "--out", str(prompts), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = [json.loads(line) for line in prompts.read_text().splitlines()]
+    assert result["rows"] == len(rows) == len(VERDICTS)
+    assert rows[0]["min_words"] == 80 and rows[0]["max_words"] == 120 and rows[0]["prompt"][0]["role"] == "user"
+
+
+def test_export_fingerprint_is_the_file_hash_and_stable(sqlite_engine, tmp_path):
+    import hashlib
+
+    with session_scope(sqlite_engine) as session:
+        seed_battles(session, VERDICTS)
+        first = export_preferences(session, out=tmp_path / "a.parquet", filters=PreferenceFilters())
+        second = export_preferences(session, out=tmp_path / "b.parquet", filters=PreferenceFilters())
+        frame_a, _ = preference_pairs(session, filters=PreferenceFilters())
+        frame_b, _ = preference_pairs(session, filters=PreferenceFilters(ties="margin"))
+    assert first["fingerprint"] == hashlib.sha256((tmp_path / "a.parquet").read_bytes()).hexdigest()
+    assert first["fingerprint"] == second["fingerprint"]
+    assert frame_a.attrs["fingerprint"] != frame_b.attrs["fingerprint"]

@@ -1,0 +1,115 @@
+"""Reward functions: hand-made honest, padded and keyword-stuffed texts of the same length."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from generation.counting import count_words
+from training.rewards import (
+    AntiHackingPenalty, FormatReward, GroupAveragedReward, LengthReward, completion_text, group_advantages, range_score,
+)
+
+PROMPT = "Write a short essay about lighthouses and the keepers who tended them."
+HONEST = (
+    "For centuries, towers of stone stood at the edge of dangerous coasts, and each one needed a person to keep "
+    "its lamp burning through the night. Keepers trimmed wicks, polished brass lenses and wound clockwork that "
+    "turned the beam. Storms could isolate a station for weeks, so families stored flour, coal and oil, and "
+    "children learned their lessons by lamplight.\n\n"
+    "The work was lonely but precise. Logs recorded wind, visibility and every passing vessel. Fog signals "
+    "demanded attention when the horizon vanished, and a missed hour could cost a ship. Many keepers planted "
+    "small gardens in thin soil, raised goats, and painted the tower each summer against salt and rain.\n\n"
+    "Automation arrived in the twentieth century. Electric lamps, timers and remote monitoring replaced the "
+    "nightly climb, and the last resident crews left their posts. Today volunteers restore old stations as "
+    "museums, where visitors climb narrow stairs and imagine the quiet discipline that once guided sailors home."
+)
+
+
+def _half_padded(text: str) -> str:
+    """The first half of ``text`` written twice: the same word count, half the content."""
+    words = text.split(" ")
+    half = " ".join(words[: len(words) // 2])
+    return half + "\n\n" + half + (" extra" if len(words) % 2 else "")
+
+
+def _stuffed(text: str) -> str:
+    """Every fourth word replaced by a prompt keyword: the same word count, keyword-stuffed."""
+    keywords = ["lighthouses", "keepers", "tended", "essay"]
+    words = text.split(" ")
+    return " ".join(keywords[(i // 4) % 4] if i % 4 == 3 else w for i, w in enumerate(words))
+
+
+def _think(answer: str) -> str:
+    return f"<think>Plan: three paragraphs, history, daily work, automation.</think>\n<answer>{answer}</answer>"
+
+
+def test_fixtures_have_the_same_length():
+    n = count_words(HONEST)
+    assert abs(count_words(_half_padded(HONEST)) - n) <= 2 and abs(count_words(_stuffed(HONEST)) - n) <= 2
+
+
+def test_range_score_is_one_inside_and_decays_linearly():
+    assert range_score(100, 80, 120) == 1.0 and range_score(80, 80, 120) == 1.0
+    assert range_score(40, 80, 120) == pytest.approx(0.5)
+    assert range_score(180, 80, 120) == pytest.approx(0.5)
+    assert range_score(300, 80, 120) == 0.0 and range_score(0, 80, 120) == 0.0
+
+
+def test_length_reward_reads_ranges_targets_and_conversations():
+    reward = LengthReward(tolerance=0.2)
+    text = " ".join(["word"] * 50)
+    scores = reward([text, [{"role": "assistant", "content": _think(text)}], text],
+                    min_words=[40, 60, None], max_words=[60, 80, None], target_words=[None, None, None])
+    assert scores == [1.0, pytest.approx(50 / 60), None]
+    assert reward([text], target_words=[100]) == [pytest.approx(50 / 80)]
+
+
+def test_padded_and_stuffed_texts_score_below_honest_text():
+    penalty = AntiHackingPenalty()
+    fmt = FormatReward()
+    texts = [HONEST, _half_padded(HONEST), _stuffed(HONEST)]
+    hacks = penalty([_think(t) for t in texts], prompts=[PROMPT] * 3)
+    assert hacks[0] == 0.0
+    assert hacks[1] < -0.5 and hacks[2] < -0.5, hacks
+    formats = fmt([_think(t) for t in texts])
+    assert formats[0] > 0.9 and formats[1] < formats[0] - 0.3, formats
+    lengths = LengthReward()([_think(t) for t in texts], target_words=[count_words(HONEST)] * 3)
+    assert lengths == [1.0, 1.0, 1.0], "same length: only the other rewards can tell them apart"
+
+
+def test_format_reward_needs_one_think_then_one_answer():
+    fmt = FormatReward(embeddings=False)
+    good, no_think, twice = _think("A short answer here."), "<answer>A short answer here.</answer>", _think("x") * 2
+    assert fmt([good, no_think, twice, "plain text"]) == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_group_advantages_normalise_each_reward_then_average():
+    # Two rewards, two groups of two. Reward 1 separates group 1; reward 2 is constant in group 1.
+    advantages = group_advantages([[1.0, 0.0, 5.0, 5.0], [3.0, 3.0, 0.0, 2.0]], group_size=2, eps=0.0)
+    assert advantages == pytest.approx([0.5, -0.5, -0.5, 0.5])
+    # A weighted sum before normalising (TRL's default) would let reward 2's scale dominate group 2 too;
+    # here each reward counts equally whatever its scale.
+    scaled = group_advantages([[1.0, 0.0, 5.0, 5.0], [300.0, 300.0, 0.0, 200.0]], group_size=2, eps=0.0)
+    assert scaled == pytest.approx(advantages)
+    assert group_advantages([[None, None], [1.0, 2.0]], group_size=2, eps=0.0) == pytest.approx([-1.0, 1.0])
+    with pytest.raises(ValueError):
+        group_advantages([[1.0, 2.0, 3.0]], group_size=2)
+
+
+def test_paper_combination_ranks_honest_first_and_pickles():
+    combined = GroupAveragedReward([LengthReward(), FormatReward(embeddings=False), AntiHackingPenalty()],
+                                   num_generations=3)
+    combined = pickle.loads(pickle.dumps(combined))
+    texts = [_think(HONEST), _think(_half_padded(HONEST)), _think(_stuffed(HONEST))]
+    n = count_words(HONEST)
+    scores = combined(texts, prompts=[PROMPT] * 3, target_words=[n] * 3)
+    assert scores[0] > scores[1] and scores[0] > scores[2] and sum(scores) == pytest.approx(0.0, abs=1e-9)
+    assert set(combined.last) == {"length", "format", "anti_hacking"}
+    with pytest.raises(ValueError, match="split group"):
+        combined(texts, prompts=[PROMPT, PROMPT, "another"], target_words=[n] * 3)
+
+
+def test_completion_text_accepts_plain_and_conversational():
+    assert completion_text("x") == "x"
+    assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"

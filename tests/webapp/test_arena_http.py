@@ -1,0 +1,154 @@
+"""Hand-made HTTP attacks on the Arena through Gradio's raw API, against a real ``lwz serve --auth``.
+
+Every call is a POST to ``/gradio_api/queue/join`` with an ``fn_index`` and a session hash,
+read back from ``/gradio_api/queue/data``, signed in through ``POST /login`` — what a script
+(not the page) can send. All refusals must come from the server, and no response before a
+vote may carry a model's name.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from storage.engine import session_scope
+from storage.models import Assignment, Battle, Vote
+from tests.webapp.conftest import gradio_config, http_session, raw_call, start_live_app
+from webapp.arena_seed import seed_pool
+
+pytestmark = pytest.mark.slow
+
+MODELS = ["zorblax-writer-7", "quillon-prime-3"]
+USERS = [("ann", "annotator", "pw-ann"), ("bob", "annotator", "pw-bob"), ("wri", "writer", "pw-wri")]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    with start_live_app(tmp_path_factory.mktemp("arena_http"), auth=True, users=USERS) as live:
+        seed_pool(live.engine, models=MODELS, prompts=4, words=40, seed=3)
+        yield live
+
+
+@pytest.fixture(scope="module")
+def clients(app):
+    made = {name: http_session(app, name, password) for name, _, password in USERS}
+    yield made
+    for client in made.values():
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def fns(clients):
+    config = gradio_config(clients["ann"])
+    return {dep["api_name"]: dep.get("id", i) for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
+
+
+def completed(messages: list[dict]) -> dict:
+    done = [m for m in messages if m.get("msg") == "process_completed"]
+    assert done, messages
+    return done[-1]
+
+
+def refused(messages: list[dict], match: str) -> None:
+    done = completed(messages)
+    assert done["success"] is False, done
+    assert match in json.dumps(done["output"]), done["output"]
+
+
+def value(item):
+    return item["value"] if isinstance(item, dict) and "value" in item else item
+
+
+def load_battle(client, fns) -> tuple[int, list[dict]]:
+    messages = raw_call(client, fns["arena_next"], [])
+    done = completed(messages)
+    assert done["success"], done
+    return int(value(done["output"]["data"][1])), messages
+
+
+def vote_data(label: str, battle: int, reason: str = "") -> list:
+    return [label, battle, None, None, None, None, reason]
+
+
+def stored_votes(app, **where) -> list[Vote]:
+    with session_scope(app.engine) as session:
+        query = sa.select(Vote)
+        for key, val in where.items():
+            query = query.where(getattr(Vote, key) == val)
+        return list(session.exec(query).scalars())
+
+
+def test_signed_out_visitor_cannot_join_the_queue(app, fns):
+    import httpx
+
+    with httpx.Client(base_url=app.url, timeout=30) as anon:
+        response = anon.post("/gradio_api/queue/join", json={
+            "data": [], "fn_index": fns["arena_next"], "session_hash": uuid.uuid4().hex[:11]})
+        assert response.status_code in (401, 403)
+
+
+def test_no_model_name_before_the_vote_then_reveal(app, clients, fns):
+    ann = clients["ann"]
+    battle, messages = load_battle(ann, fns)
+    raw = json.dumps(messages)
+    assert battle > 0 and not any(name in raw for name in MODELS)
+    refused(raw_call(ann, fns["arena_reveal"], [battle]), "vote first")
+    done = completed(raw_call(ann, fns["arena_vote"], vote_data("A is better", battle)))
+    assert done["success"] and not any(name in json.dumps(done) for name in MODELS)
+    shown = completed(raw_call(ann, fns["arena_reveal"], [battle]))
+    assert shown["success"] and all(name in json.dumps(shown) for name in MODELS)
+
+
+def user_id(app, name: str) -> int:
+    with session_scope(app.engine) as session:
+        return session.execute(sa.text("SELECT id FROM users WHERE name = :n"), {"n": name}).scalar_one()
+
+
+def test_vote_on_unassigned_battle_is_refused(app, clients, fns):
+    bob_id = user_id(app, "bob")
+    with session_scope(app.engine) as session:
+        given = set(session.exec(sa.select(Assignment.battle_id).where(Assignment.annotator_id == bob_id)).scalars())
+        battle = next(b for b in session.exec(sa.select(Battle.id)).scalars() if b not in given)
+    refused(raw_call(clients["bob"], fns["arena_vote"], vote_data("Tie", battle)), "not assigned")
+    assert stored_votes(app, battle_id=battle, annotator_id=bob_id) == []
+
+
+def test_second_vote_returns_the_first(app, clients, fns):
+    bob = clients["bob"]
+    battle, _ = load_battle(bob, fns)
+    first = completed(raw_call(bob, fns["arena_vote"], vote_data("B is better", battle)))
+    assert first["success"]
+    hidden_vote = fns["vote_1"]  # the "B is better" button's own event, hidden from the API page
+    again = completed(raw_call(bob, hidden_vote, vote_data("Both bad", battle)))
+    assert again["success"] and "first vote stands" in json.dumps(again["output"])
+    assert [v.winner for v in stored_votes(app, battle_id=battle, annotator_id=user_id(app, "bob"))] == ["right"]
+
+
+def test_vote_as_another_user_is_refused(app, clients, fns):
+    ann, bob = clients["ann"], clients["bob"]
+    battle, _ = load_battle(ann, fns)
+    session_of_ann = uuid.uuid4().hex[:11]
+    raw_call(ann, fns["arena_next"], [], session_hash=session_of_ann)
+    # Bob replays Ann's battle id, even under Ann's session hash: identity is the cookie, not the hash.
+    refused(raw_call(bob, fns["arena_vote"], vote_data("Tie", battle), session_hash=session_of_ann), "not assigned")
+    refused(raw_call(bob, fns["arena_reveal"], [battle]), "vote first")
+    assert stored_votes(app, battle_id=battle, annotator_id=user_id(app, "bob")) == []
+
+
+def test_hidden_events_by_fn_index_check_the_role(app, clients, fns):
+    writer = clients["wri"]
+    for name in ("arena_next", "vote_2", "arena_reveal", "arena_skip"):
+        data = [] if name == "arena_next" else vote_data("Tie", 1) if name.startswith("vote") else [1]
+        refused(raw_call(writer, fns[name], data), "may not vote")
+
+
+def test_bad_input_is_refused_with_the_reason(app, clients, fns):
+    ann = clients["ann"]
+    battle, _ = load_battle(ann, fns)
+    refused(raw_call(ann, fns["arena_vote"], vote_data("Z is best", battle)), "invalid choice")
+    refused(raw_call(ann, fns["arena_vote"], vote_data("Tie", battle, "x" * 5001)), "the limit is 5,000")
+    refused(raw_call(ann, fns["arena_vote"], vote_data("Tie", -4)), "no battle loaded")
+    assert stored_votes(app, battle_id=battle, winner="tie") == []

@@ -1,0 +1,100 @@
+"""The Write tab's logic without a browser: input checks, the event-folded view, the run registry."""
+
+import asyncio
+
+import pytest
+
+from generation.events import Answer, Done, Error, Queued, Started, Think
+from storage.errors import UserError
+from webapp.writing import MAX_REQUEST_CHARS, ActiveRuns, WriteView, check_inputs
+
+
+def _check(**kw):
+    base = dict(prompt="Write a story.", target_words=None, model="m", known_models=["m"])
+    base.update(kw)
+    return check_inputs(**base)
+
+
+def test_check_inputs_defaults_and_numbers():
+    got = _check(target_words=3000.0, seed="42", think_budget=0, temperature=0.8, top_p=None)
+    assert (got.target_words, got.seed, got.think_budget, got.temperature, got.top_p) == (3000, 42, None, 0.8, 0.95)
+    assert _check(target_words=0).target_words is None and _check(target_words="").target_words is None
+    assert _check(prompt="  <script>alert(1)</script>  ").prompt == "  <script>alert(1)</script>  "
+
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(prompt=""), "the request is empty"),
+    (dict(prompt=" \n\t "), "the request is empty"),
+    (dict(prompt=None), "the request is empty"),
+    (dict(prompt="x" * 200_000), f"the request is 200,000 characters long; the limit is {MAX_REQUEST_CHARS:,}"),
+    (dict(target_words=-5), "the target length must be between 1 and 100,000, got -5"),
+    (dict(target_words=2.5), "the target length must be a whole number"),
+    (dict(target_words=500_000), "the target length must be between 1 and 100,000, got 500,000"),
+    (dict(model="other"), "unknown model 'other': pick one of m"),
+    (dict(model=None), "pick a model"),
+    (dict(temperature=3), "temperature must be between 0.0 and 2.0"),
+    (dict(seed="abc"), "the seed must be a whole number"),
+    (dict(think_budget=-1), "the think budget must be between 1"),
+])
+def test_check_inputs_refuses_with_one_line(kw, message):
+    with pytest.raises(UserError) as err:
+        _check(**kw)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_view_folds_a_think_then_answer_stream():
+    view = WriteView(started_at=0.0)
+    assert view.thinking_state(0.5) == ("pending", None)
+    for t, event in [(0.1, Started(7)), (0.2, Queued(2)), (0.3, Queued(1))]:
+        view.apply(event, t)
+    assert view.generation_id == 7 and view.queue_position == 1
+    view.apply(Think("Plan: "), 1.0)
+    view.apply(Think("three acts."), 1.5)
+    assert view.queue_position is None and view.thinking_state(3.0) == ("thinking", 2.0)
+    view.apply(Answer("Once"), 4.0)
+    view.apply(Answer(" upon a time."), 4.5)
+    assert view.think == "Plan: three acts." and view.answer == "Once upon a time."
+    assert view.thinking_state(9.0) == ("done", 3.0) and view.status() == "streaming"
+    view.apply(Done("length", 10, 55), 6.0)
+    assert view.ended and view.status() == "truncated" and view.completion_tokens == 55
+
+
+def test_view_without_plan_and_with_errors():
+    view = WriteView(started_at=0.0)
+    view.apply(Answer("Straight to it."), 1.0)
+    assert view.thinking_state(2.0) == ("none", None)
+    view.apply(Error("the model server at http://h/v1 closed the stream"), 2.0)
+    assert view.status() == "interrupted" and view.error.startswith("the model server")
+    empty = WriteView(started_at=0.0)
+    empty.apply(Error("cannot reach"), 1.0)
+    assert empty.status() == "failed" and empty.thinking_state(1.0) == ("none", None)
+    stopped = WriteView(started_at=0.0)
+    stopped.apply(Think("half a plan"), 1.0)
+    stopped.apply(Done("cancelled"), 2.0)
+    assert stopped.status() == "interrupted" and stopped.thinking_state(5.0) == ("done", 1.0)
+
+
+def test_active_runs_cancel_only_the_owners_runs():
+    async def scenario():
+        runs = ActiveRuns(max_per_user=2)
+        a1 = runs.add(owner="ann", session="s1")
+        a2 = runs.add(owner="ann", session="s2")
+        b1 = runs.add(owner="bob", session="s1")
+        with pytest.raises(UserError, match="already have 2"):
+            runs.add(owner="ann", session="s3")
+        assert runs.cancel(owner="mallory") == 0
+        assert runs.cancel(owner="bob", session="s2") == 0
+        assert runs.cancel(owner="ann", session="s1") == 1
+        await asyncio.sleep(0)
+        assert a1.cancel.is_set() and not a2.cancel.is_set() and not b1.cancel.is_set()
+        a2.generation_id = 9
+        assert runs.cancel(owner="ann", generation_id=8) == 0
+        assert runs.cancel(owner="ann", generation_id=9) == 1
+        await asyncio.sleep(0)
+        assert a2.cancel.is_set()
+        runs.remove(a1)
+        runs.remove(a2)
+        runs.remove(a2)
+        assert runs.count("ann") == 0 and runs.count("bob") == 1
+
+    asyncio.run(scenario())

@@ -1,0 +1,80 @@
+"""Base models in, checkpoints out: resolve ``--base`` and register a finished checkpoint.
+
+A registered checkpoint is a local-backend model whose ``path`` is the checkpoint folder and
+whose parent is the base model's entry, so the arena can pit it against its parent. On a GPU
+host the same folder is served by vLLM (:func:`vllm_serve_command`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from storage.errors import UserError
+
+
+def resolve_base(session, *, base: str):
+    """``(folder, entry)`` for a registered model name or a model folder (entry None if unregistered).
+
+    The bundled model's entry (local backend, no path) resolves to the converted bundled folder.
+    """
+    from storage.catalog import get_model, list_models
+
+    entry = get_model(session, name=base)
+    if entry is not None:
+        if entry.backend != "local":
+            raise UserError(f"model {base!r} is served over HTTP ({entry.base_url}); train from its weights folder instead")
+        if entry.path is None:
+            from generation.bundled import ensure_bundled_model
+
+            return ensure_bundled_model(), entry
+        folder = Path(entry.path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise UserError(f"model {base!r} points at {folder}, which is not a model folder (missing or no config.json)")
+        return folder.resolve(), entry
+    folder = Path(base).expanduser()
+    if base == _bundled_name():
+        from generation.bundled import ensure_bundled_model
+
+        return ensure_bundled_model(), None
+    if not folder.exists():
+        raise UserError(f"base model {base!r}: no registered model of that name and no such folder (lwz models list)")
+    if not (folder / "config.json").is_file():
+        raise UserError(f"base model folder {folder} has no config.json: give a Hugging Face model folder")
+    resolved = folder.resolve()
+    for candidate in list_models(session):
+        if candidate.backend == "local" and candidate.path and Path(candidate.path).expanduser().resolve() == resolved:
+            return resolved, candidate
+    return resolved, None
+
+
+def _bundled_name() -> str:
+    from generation.bundled import BUNDLED_NAME
+
+    return BUNDLED_NAME
+
+
+def check_register_name(session, *, name: str | None) -> None:
+    from storage.catalog import get_model
+
+    if name is not None:
+        if not name.strip():
+            raise UserError("--register needs a model name")
+        if get_model(session, name=name) is not None:
+            raise UserError(f"model {name!r} is already registered: choose another --register name")
+
+
+def register_checkpoint(session, *, name: str, folder: str, parent, template: str):
+    """Add ``folder`` as a local-backend model named ``name`` with ``parent`` (an entry or None)."""
+    from storage.catalog import add_model
+
+    return add_model(session, name=name, backend="local", path=str(Path(folder).resolve()),
+                     template=template, parent=parent.name if parent is not None else None)
+
+
+def vllm_serve_command(folder: str, *, name: str, port: int = 8000) -> str:
+    """The command that serves the checkpoint on a GPU host, and how to point the arena at it."""
+    return (f"vllm serve {shlex.quote(str(Path(folder).resolve()))} --served-model-name {shlex.quote(name)} "
+            f"--port {port} --max-model-len 32768\n"
+            f"lwz models add {shlex.quote(name)}-vllm --backend openai --base-url http://HOST:{port}/v1 "
+            f"--model-id {shlex.quote(name)}")

@@ -1,0 +1,157 @@
+"""Training data: read an exported file (or build it from the database) and shape it for TRL.
+
+Every row that is left out is counted with its reason; the report goes to the run record.
+Prompts are rendered as conversations with the base model's template (``generation.templates``),
+the same system message the arena uses when the model writes, so training and serving agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from storage.errors import UserError
+
+
+def read_table(path: str):
+    """A parquet or JSON-lines file as a DataFrame; a broken file is a UserError naming it."""
+    import pandas as pd
+
+    file = Path(path)
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(file)
+        if suffix in (".jsonl", ".json"):
+            return pd.read_json(file, lines=True)
+    except Exception as exc:  # pyarrow and pandas raise many types; the first line says what broke
+        raise UserError(f"cannot read {path}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    raise UserError(f"{path}: expected a .parquet or .jsonl file from lwz export")
+
+
+def _plain(value: Any, role: str) -> str | None:
+    """A cell as text: a string as is; a message list (openrlhf/verl layouts) by its last ``role`` message."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, str):
+        return value
+    messages = [m for m in list(value) if isinstance(m, dict) and m.get("role") == role]
+    return str(messages[-1].get("content") or "") if messages else None
+
+
+def messages_for(prompt: str, *, template: str) -> list[dict[str, str]]:
+    """The chat messages a model with ``template`` (think, direct, none) is prompted with."""
+    if template == "none":
+        return [{"role": "user", "content": prompt}]
+    from generation.templates import render
+
+    rendered = render(template, prompt)
+    return [{"role": "system", "content": rendered.system}, {"role": "user", "content": rendered.user}]
+
+
+def preference_dataset(frame, *, template: str):
+    """Rows with prompt/chosen/rejected -> (TRL conversational rows, report of what was dropped)."""
+    missing = [c for c in ("prompt", "chosen", "rejected") if c not in frame.columns]
+    if missing:
+        hint = " (a prompt set is for grpo)" if "min_words" in frame.columns or "reward_model" in frame.columns else ""
+        raise UserError(f"the dataset has no {', '.join(missing)} column{hint}: export it with lwz export preferences")
+    report = {"rows": int(len(frame)), "dropped_empty": 0, "dropped_identical": 0}
+    rows = []
+    margins = "margin" in frame.columns
+    for record in frame.to_dict("records"):
+        prompt, chosen, rejected = (_plain(record["prompt"], "user"), _plain(record["chosen"], "assistant"),
+                                    _plain(record["rejected"], "assistant"))
+        if not prompt or not chosen or not rejected or not chosen.strip() or not rejected.strip():
+            report["dropped_empty"] += 1
+            continue
+        if chosen == rejected:
+            report["dropped_identical"] += 1
+            continue
+        row = {"prompt": messages_for(prompt, template=template),
+               "chosen": [{"role": "assistant", "content": chosen}],
+               "rejected": [{"role": "assistant", "content": rejected}]}
+        if margins:
+            row["margin"] = float(record["margin"] or 0.0)
+        rows.append(row)
+    report["kept"] = len(rows)
+    return rows, report
+
+
+def prompt_dataset(frame, *, template: str, tolerance: float):
+    """Rows with a prompt and a target (min/max words, target_words, or verl's reward_model) -> GRPO rows."""
+    from training.rewards import word_range
+
+    if "chosen" in frame.columns or "prompt" not in frame.columns:
+        raise UserError("grpo needs a prompt set with target lengths (lwz export prompts), not a preference file")
+    report = {"rows": int(len(frame)), "dropped_empty": 0, "dropped_no_target": 0}
+    rows = []
+    for record in frame.to_dict("records"):
+        prompt = _plain(record.get("prompt"), "user")
+        low, high = record.get("min_words"), record.get("max_words")
+        truth = (record.get("reward_model") or {}).get("ground_truth") if isinstance(record.get("reward_model"), dict) else None
+        if truth and (low is None or high is None):
+            low, high = truth.get("min_words"), truth.get("max_words")
+        target = record.get("target_words")
+        if not prompt or not prompt.strip():
+            report["dropped_empty"] += 1
+            continue
+        if not _number(low) or not _number(high):
+            bounds = word_range(target=int(target), tolerance=tolerance) if _number(target) else None
+            if bounds is None:
+                report["dropped_no_target"] += 1
+                continue
+            low, high = bounds
+        rows.append({"prompt": messages_for(prompt, template=template), "min_words": int(low),
+                     "max_words": int(high), "target_words": int(target) if _number(target) else int((low + high) / 2)})
+    report["kept"] = len(rows)
+    return rows, report
+
+
+def _number(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def load_training_rows(options, session_factory, *, template: str):
+    """The rows for ``options.kind`` from ``--data`` or ``--from-db``, the fingerprint and a report.
+
+    The fingerprint is the file's SHA-256 (as ``lwz export`` reports it) or, from the database,
+    a SHA-256 over the pairs' ids, counts, margins and texts.
+
+    ``session_factory`` opens a session (only called for ``--from-db``). Raises UserError when no
+    row is left, naming what removed them.
+    """
+    from training.preferences import PreferenceFilters, file_sha256, frame_fingerprint, preference_pairs
+    from training.prompt_set import prompt_rows
+
+    source_report: dict[str, Any] = {}
+    if options.data:
+        frame = read_table(options.data)
+        source = options.data
+    elif options.kind == "grpo":
+        with session_factory() as session:
+            frame, source_report = prompt_rows(session, tolerance=options.prompts_tolerance,
+                                               default_words=options.default_words)
+        source = "database prompts"
+    else:
+        filters = options.filters or PreferenceFilters()
+        with session_factory() as session:
+            frame, source_report = preference_pairs(session, filters=filters)
+        source = "database votes"
+    if frame.empty:
+        raise UserError(f"the dataset {source} has no rows")
+    if options.data:
+        fingerprint = file_sha256(options.data)
+    else:
+        fingerprint = frame.attrs.get("fingerprint") or frame_fingerprint(frame)
+    if options.kind == "grpo":
+        rows, report = prompt_dataset(frame, template=template, tolerance=options.prompts_tolerance)
+    else:
+        rows, report = preference_dataset(frame, template=template)
+    merged = dict(source_report)
+    for key, value in report.items():
+        merged[key] = merged.get(key, 0) + value if key.startswith("dropped") else value
+    report = {**merged, "source": source}
+    if not rows:
+        reasons = ", ".join(f"{k}={v}" for k, v in report.items() if k.startswith("dropped") and v)
+        raise UserError(f"no usable training row in {source}: {reasons or 'all rows were empty'}")
+    return rows, fingerprint, report

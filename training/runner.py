@@ -1,0 +1,150 @@
+"""One training run from options to a recorded (and optionally registered) checkpoint.
+
+Order matters: options are checked, the base model resolved, the data read and the TRL config
+built *before* any model is loaded, so every mistake a user can make costs seconds. The run is
+recorded as ``running`` just before the model loads and finished as ``complete`` or ``failed``;
+an interrupted run saves what it has as a partial checkpoint and lists it in the record.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from storage.errors import UserError
+
+
+def run_training(engine, options, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train as ``options`` say. Returns the run summary (run id, metrics, counts, registered model)."""
+    from storage.engine import session_scope
+    from storage.runs import finish_run, start_run
+    from training.checkpoints import check_register_name, register_checkpoint, resolve_base, vllm_serve_command
+    from training.data import load_training_rows
+    from training.options import is_main_process
+    from training.trainers import build_config, build_trainer, has_gpu, length_report, make_progress_callback
+
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    options.check()
+    with session_scope(engine) as session:
+        folder, base_entry = resolve_base(session, base=options.base)
+        check_register_name(session, name=options.register)
+    template = options.template
+    if template == "auto":
+        template = base_entry.template if base_entry is not None else "none"
+    rows, fingerprint, data_report = load_training_rows(options, lambda: session_scope(engine), template=template)
+    gpu = has_gpu()
+    config = build_config(options, gpu=gpu)
+    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {len(rows)} examples, "
+        f"dataset {fingerprint[:12]}; left out: {_dropped(data_report) or 'nothing'}")
+    record = {**options.record(), "template": template, "base_folder": str(folder), "device": "gpu" if gpu else "cpu",
+              "trl": _trl_fields(config)}
+    main = is_main_process()
+    run_id = None
+    if main:
+        with session_scope(engine) as session:
+            run = start_run(session, kind=options.kind, base_model=base_entry.name if base_entry else str(folder),
+                            config=record, dataset_fingerprint=fingerprint, output_dir=str(Path(options.out).resolve()))
+        run_id = run.id
+    progress = make_progress_callback()
+    started = time.perf_counter()
+    trainer = None
+    try:
+        trainer = build_trainer(options.kind, model_path=str(folder), config=config, rows=rows, options=options,
+                                callbacks=[progress])
+        lengths = length_report(options.kind, trainer, given=len(rows), max_length=getattr(config, "max_length", None))
+        log(f"[lwz train] lengths: {_dropped(lengths) or 'nothing dropped or truncated'} (max_length={lengths['max_length']})")
+        if not len(trainer.train_dataset):
+            raise UserError(f"every example is longer than max_length={lengths['max_length']} tokens: raise --max-length")
+        trainer.train()
+        trainer.save_model(options.out)
+        trainer.processing_class.save_pretrained(options.out)
+    except BaseException as exc:
+        partial = _save_partial(trainer, options.out, step=progress.step)
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {_first_line(exc)}"
+        metrics = {"error": reason, "step": progress.step, "checkpoints": _checkpoints(options.out, partial),
+                   "data": data_report, "log": progress.history[-50:]}
+        if main:
+            with session_scope(engine) as session:
+                finish_run(session, run_id=run_id, status="failed", metrics=_jsonable(metrics))
+        log(f"[lwz train] run {run_id} failed ({reason}); partial checkpoint: {partial or 'none'}")
+        raise
+    metrics = {
+        "steps": progress.step, "seconds": round(time.perf_counter() - started, 2),
+        "seconds_per_step": round((time.perf_counter() - started) / max(progress.step, 1), 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "data": data_report, "lengths": lengths, "final": _final_metrics(progress.history),
+        "log": progress.history[-200:],
+    }
+    if options.kind == "grpo":
+        metrics["lengths"]["truncated_completions"] = _clipped(progress.history, config)
+    model_id = None
+    summary: dict[str, Any] = {"run_id": run_id, "kind": options.kind, "output_dir": str(Path(options.out).resolve()),
+                               "dataset_fingerprint": fingerprint}
+    if not main:
+        return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
+    with session_scope(engine) as session:
+        if options.register:
+            entry = register_checkpoint(session, name=options.register, folder=options.out, parent=base_entry,
+                                        template=template if template != "none" else "direct")
+            model_id = entry.id
+            summary["registered"] = {"name": entry.name, "id": entry.id, "parent": base_entry.name if base_entry else None}
+            summary["vllm_serve"] = vllm_serve_command(options.out, name=options.register)
+        finish_run(session, run_id=run_id, status="complete", metrics=_jsonable(metrics), model_id=model_id)
+    (Path(options.out) / "lwz_run.json").write_text(json.dumps(_jsonable({**summary, "metrics": metrics}), indent=1))
+    return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
+
+
+def _save_partial(trainer, out: str, *, step: int) -> str | None:
+    """Save the model as it is now into ``OUT/partial-step-N``; None when there is nothing to save."""
+    if trainer is None:
+        return None
+    target = Path(out) / f"partial-step-{step}"
+    try:
+        trainer.save_model(str(target))
+        trainer.processing_class.save_pretrained(str(target))
+    except Exception:  # a failed save must not hide the original error; the record says none was saved
+        return None
+    return str(target.resolve())
+
+
+def _checkpoints(out: str, partial: str | None) -> list[str]:
+    folder = Path(out)
+    found = sorted(str(p.resolve()) for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
+    return found + ([partial] if partial else [])
+
+
+def _dropped(report: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in report.items()
+                     if (k.startswith("dropped") or k in ("truncated", "ties_kept")) and v)
+
+
+def _final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:
+    final: dict[str, Any] = {}
+    for entry in history:
+        final.update({k: v for k, v in entry.items() if isinstance(v, (int, float))})
+    return final
+
+
+def _clipped(history: list[dict[str, Any]], config) -> int:
+    per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    return int(round(sum(e.get("completions/clipped_ratio", 0.0) * per_step for e in history if "loss" in e)))
+
+
+def _trl_fields(config) -> dict[str, Any]:
+    keep = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_length",
+            "beta", "num_generations", "max_completion_length", "use_vllm", "vllm_mode", "vllm_server_base_url",
+            "scale_rewards", "loss_type", "seed", "use_cpu", "bf16", "precompute_ref_log_probs")
+    return {k: getattr(config, k) for k in keep if hasattr(config, k)}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda v: v.item() if hasattr(v, "item") else str(v)))

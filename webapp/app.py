@@ -1,0 +1,135 @@
+"""Build the Gradio Blocks app. Handlers are short adapters over plain functions.
+
+Each tab lives in its own module with a ``build_*_tab(gr, ctx)`` function that adds its
+components to the open Blocks context. Permission checks happen inside the handlers, through
+``ctx.require(request, action)``; tab visibility per role (set when the page loads) is only a
+convenience on top of them.
+
+No ``from __future__ import annotations`` here: this module defines a Gradio handler, and
+Gradio reads ``request: gr.Request`` at run time.
+"""
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from sqlalchemy.engine import Engine
+
+from webapp.auth import Identity, ensure_local_user, identify, password_checker, require
+
+# (tab label, module, builder, action a user needs to see the tab)
+TABS = (
+    ("Write", "webapp.write_tab", "build_write_tab", "write"),
+    ("Arena", "webapp.arena_tab", "build_arena_tab", "vote"),
+    ("Leaderboard", "webapp.leaderboard_tab", "build_leaderboard_tab", "leaderboard"),
+    ("Data", "webapp.data_tab", "build_data_tab", "data"),
+)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Settings of one ``lwz serve`` process."""
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: bool = False
+    concurrency: int = 16
+
+    def validate(self) -> None:
+        """Reject settings that cannot work, with a message saying what to change."""
+        from storage.errors import UserError
+
+        if not 0 < self.port < 65536:
+            raise UserError(f"--port must be between 1 and 65535, got {self.port}")
+        if self.concurrency < 1:
+            raise UserError(f"--concurrency must be at least 1, got {self.concurrency}")
+
+
+@dataclass
+class AppContext:
+    """What every handler needs: the database and the settings. Nothing per user lives here."""
+
+    engine: Engine
+    settings: ServeSettings
+    default_model: Optional[str] = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def identify(self, request) -> Identity:
+        """Who is asking (PermissionDenied for a visitor when sign-in is on)."""
+        username = getattr(request, "username", None) if request is not None else None
+        return identify(self.engine, username=username, auth=self.settings.auth)
+
+    def require(self, request, action: str) -> Identity:
+        """Who is asking, if they may do ``action``; PermissionDenied otherwise."""
+        username = getattr(request, "username", None) if request is not None else None
+        return require(self.engine, username=username, auth=self.settings.auth, action=action)
+
+
+def available_tabs() -> list[tuple[str, str, str, str]]:
+    """The tabs whose modules exist (Arena and Leaderboard come from their own issues)."""
+    return [tab for tab in TABS if importlib.util.find_spec(tab[1]) is not None]
+
+
+def build_app(ctx: AppContext):
+    import importlib
+
+    import gradio as gr
+
+    from storage.errors import UserError
+    from webapp.write_tab import model_names
+
+    tabs, parts = [], {}
+    with gr.Blocks(title="LongWriter Studio") as demo:
+        with gr.Row():
+            gr.Markdown("# LongWriter Studio")
+            whoami = gr.Markdown("", elem_id="lwz-whoami")
+            if ctx.settings.auth:
+                gr.Button("Sign out", link="/logout", size="sm", scale=0, elem_id="lwz-logout")
+        refused = gr.Markdown("", visible=False, elem_id="lwz-refused")
+        for label, module, builder, action in available_tabs():
+            with gr.Tab(label, visible=False, elem_id=f"lwz-tab-{label.lower()}") as tab:
+                built = getattr(importlib.import_module(module), builder)(gr, ctx)
+            tabs.append((tab, action))
+            if label == "Write":
+                parts = built or {}
+
+        def on_load(request: gr.Request):
+            try:
+                who = ctx.identify(request)
+            except UserError as exc:
+                return {refused: gr.Markdown(f"**{exc}**", visible=True),
+                        **{tab: gr.Tab(visible=False) for tab, _ in tabs}}
+            updates = {tab: gr.Tab(visible=who.can(action)) for tab, action in tabs}
+            updates[whoami] = f"Signed in as **{who.name}** ({who.role})" if ctx.settings.auth else "Local mode"
+            if "model" in parts:
+                names = model_names(ctx.engine)
+                default = ctx.default_model if ctx.default_model in names else (names[0] if names else None)
+                updates[parts["model"]] = gr.Dropdown(choices=names, value=default)
+            if "history" in parts and who.can("write"):
+                from webapp.history import history_rows
+
+                updates[parts["history"]] = history_rows(ctx.engine, who=who)
+            return updates
+
+        outputs = [refused, whoami] + [tab for tab, _ in tabs] + list(parts.values())
+        demo.load(on_load, None, outputs, concurrency_limit=ctx.settings.concurrency, api_name=False)
+    return demo
+
+
+def serve(ctx: AppContext) -> None:
+    import os
+
+    # Gradio re-summarises up to 10,000 past events with pandas after *every* event (for its
+    # monitoring page), so latency grows with uptime; summarise rarely, over fewer events.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
+    if not ctx.settings.auth:
+        ensure_local_user(ctx.engine)
+    demo = build_app(ctx)
+    demo.queue(default_concurrency_limit=ctx.settings.concurrency)
+    demo.launch(
+        server_name=ctx.settings.host,
+        server_port=ctx.settings.port,
+        show_error=True,
+        auth=password_checker(ctx.engine) if ctx.settings.auth else None,
+    )

@@ -1,0 +1,201 @@
+"""A load generator for the Arena through the app's own HTTP interface (tests and benchmark).
+
+Each simulated annotator signs in with ``POST /login``, then loops: Next battle, vote, reveal,
+exactly as the page does it: ``POST /gradio_api/queue/join`` with the event's ``fn_index``
+and a session hash, then reading ``/gradio_api/queue/data`` (server-sent events) until the
+event completes. Vote latency is measured from the join POST to the completion message.
+Every acknowledged vote is recorded so a caller can check it is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+VOTE_LABELS = ("A is better", "B is better", "Tie", "Both bad")
+
+
+@dataclass
+class LoadResult:
+    """What the clients saw: acknowledged votes, refusals, errors and per-vote latencies (seconds)."""
+
+    acked: list[tuple[str, int, str]] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    unknown: list[tuple[str, int]] = field(default_factory=list)
+    """Votes whose call broke off in transport: the server may or may not have stored them."""
+    latencies: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    votes_sent: int = 0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "votes_acked": len(self.acked), "votes_sent": self.votes_sent, "refused": len(self.refused),
+            "errors": len(self.errors), "unknown": len(self.unknown), "wall_s": round(self.wall_s, 2),
+            "votes_per_s": round(len(self.acked) / self.wall_s, 2) if self.wall_s else 0.0,
+            "p50_ms": round(self.percentile(50) * 1000, 1), "p99_ms": round(self.percentile(99) * 1000, 1),
+        }
+
+
+def fn_indices(config: dict) -> dict[str, int]:
+    """``api_name -> fn_index`` for every event in the app's ``/config``."""
+    return {dep["api_name"]: dep.get("id", i) for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
+
+
+async def call_event(
+    client, fn_index: int, data: list, *, session_hash: str | None = None, timeout: float = 60.0
+) -> dict:
+    """Run one event by ``fn_index``; returns its ``process_completed`` message (or an error message).
+
+    ``session_hash`` plays the part of one open page (a fresh one when None).
+    """
+    session_hash = session_hash or uuid.uuid4().hex[:12]
+    joined = await client.post("/gradio_api/queue/join", json={
+        "data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None, "trigger_id": None,
+    })
+    if joined.status_code != 200:
+        return {"msg": "join_refused", "success": False, "status": joined.status_code, "detail": joined.text}
+    event_id = joined.json()["event_id"]
+    async with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": session_hash},
+                             timeout=timeout) as stream:
+        async for line in stream.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line[5:])
+            if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                return message
+            if message.get("msg") in ("unexpected_error", "close_stream"):
+                return {"msg": message.get("msg"), "success": False, "detail": message}
+    return {"msg": "stream_ended", "success": False}
+
+
+async def call_with_retry(client, fn_index: int, data: list, *, session_hash: str, attempts: int = 3) -> dict:
+    """:func:`call_event`, retried on a broken connection (e.g. a keep-alive closed by the server
+    just as it was reused). Safe for every arena event: Next returns the open battle again, and a
+    repeated vote returns the first one."""
+    import httpx
+
+    for attempt in range(attempts):
+        try:
+            return await call_event(client, fn_index, data, session_hash=session_hash)
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def update_value(item: Any) -> Any:
+    """The value inside a Gradio output: an update dict's ``value`` or the plain value."""
+    if isinstance(item, dict) and "value" in item:
+        return item["value"]
+    return item
+
+
+def error_text(message: dict) -> str:
+    output = message.get("output") or {}
+    return str(output.get("error") or message.get("detail") or message.get("msg"))
+
+
+async def sign_in(base_url: str, name: str, password: str):
+    """An ``httpx.AsyncClient`` holding the sign-in cookie of ``name`` (None when refused)."""
+    import httpx
+
+    client = httpx.AsyncClient(base_url=base_url, timeout=60.0)
+    login = await client.post("/login", data={"username": name, "password": password})
+    if login.status_code != 200:
+        await client.aclose()
+        return None
+    return client
+
+
+async def annotator_loop(
+    client, name: str, fns: dict[str, int], *, deadline: float, result: LoadResult,
+    rng: random.Random, think_s: tuple[float, float], max_votes: int,
+) -> None:
+    import httpx
+
+    votes = 0
+    page = uuid.UUID(int=rng.getrandbits(128)).hex[:12]
+    while time.monotonic() < deadline and votes < max_votes:
+        try:
+            shown = await call_with_retry(client, fns["arena_next"], [], session_hash=page)
+        except httpx.HTTPError as exc:
+            result.errors.append(f"{name}: next: {type(exc).__name__}: {exc}")
+            continue
+        if not shown.get("success"):
+            result.errors.append(f"{name}: next: {error_text(shown)}")
+            return
+        battle = int(update_value(shown["output"]["data"][1]) or 0)
+        if battle <= 0:
+            return  # this annotator has read every battle
+        if think_s[1] > 0:
+            await asyncio.sleep(rng.uniform(*think_s))
+        label = rng.choice(VOTE_LABELS)
+        start = time.perf_counter()
+        result.votes_sent += 1
+        try:
+            ack = await call_with_retry(client, fns["arena_vote"], [label, battle, None, None, None, None, ""],
+                                        session_hash=page)
+        except httpx.HTTPError as exc:
+            result.unknown.append((name, battle))
+            result.errors.append(f"{name}: vote: {type(exc).__name__}: {exc}")
+            continue
+        elapsed = time.perf_counter() - start
+        if not ack.get("success"):
+            result.refused.append(f"{name}: vote: {error_text(ack)}")
+            continue
+        result.latencies.append(elapsed)
+        result.acked.append((name, battle, label))
+        votes += 1
+        try:
+            revealed = await call_with_retry(client, fns["arena_reveal"], [battle], session_hash=page)
+        except httpx.HTTPError as exc:
+            result.errors.append(f"{name}: reveal: {type(exc).__name__}: {exc}")
+            continue
+        if not revealed.get("success"):
+            result.errors.append(f"{name}: reveal: {error_text(revealed)}")
+
+
+async def run_load(
+    base_url: str, users: list[tuple[str, str]], *, duration_s: float = 30.0, seed: int = 0,
+    think_s: tuple[float, float] = (0.0, 0.0), max_votes: int = 10_000,
+) -> LoadResult:
+    """Run ``len(users)`` annotators concurrently for ``duration_s``; in-flight calls are finished.
+
+    Sign-in (a deliberately slow password hash) and one warm-up event happen before the clock
+    starts, so the figures describe voting, not logging in or first-call imports.
+    """
+    result = LoadResult()
+    clients = await asyncio.gather(*(sign_in(base_url, n, p) for n, p in users))
+    try:
+        for (name, _), client in zip(users, clients):
+            if client is None:
+                result.errors.append(f"{name}: sign-in refused")
+        signed = [(name, c) for (name, _), c in zip(users, clients) if c is not None]
+        if not signed:
+            return result
+        fns = fn_indices((await signed[0][1].get("/config")).json())
+        await call_event(signed[0][1], fns["arena_skip"], [0])  # warm-up: refused, but imports are done
+        master = random.Random(seed)
+        start = time.monotonic()
+        deadline = start + duration_s
+        await asyncio.gather(*(
+            annotator_loop(client, name, fns, deadline=deadline, result=result,
+                           rng=random.Random(master.randrange(2**32)), think_s=think_s, max_votes=max_votes)
+            for name, client in signed
+        ))
+        result.wall_s = time.monotonic() - start
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients if c is not None))
+    return result

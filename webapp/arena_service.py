@@ -1,0 +1,198 @@
+"""What the Arena tab does, as plain functions over an engine and a user id (no Gradio here).
+
+The tab's handlers, the CLI, the tests and the benchmark all call these. Every function
+opens its own transaction and takes the annotator's id from the caller, which has already
+resolved it from ``request.username``; nothing per user is kept in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from storage.engine import session_scope
+from storage.errors import UserError
+
+EMPTY_POOL_MESSAGE = (
+    "The battle pool is empty. Fill it with "
+    "`lwz battles fill --prompts FILE.jsonl --models A,B --per-prompt 1`, "
+    "or send texts from the Write tab."
+)
+DONE_MESSAGE = "You have read every battle available to you. Thank you! Come back when the pool grows."
+
+
+@contextmanager
+def write_scope(engine: Engine) -> Iterator[Session]:
+    """:func:`session_scope` for a transaction that writes; on SQLite it starts with BEGIN IMMEDIATE.
+
+    SQLite's default deferred transaction reads a snapshot first and fails at once with
+    "database is locked" when it later tries to write after another writer committed (the
+    busy timeout does not apply to that upgrade). Taking the write lock up front makes the
+    transaction wait its turn instead. PostgreSQL needs nothing special.
+    """
+    with session_scope(engine) as session:
+        if engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
+
+
+@dataclass(frozen=True)
+class ArenaSettings:
+    """Arena rules of one server process.
+
+    ``words_per_minute``: reading speed used to flag votes cast faster than both answers can be
+    read (``LWZ_ARENA_WPM``, default 1,000). ``name_words_file``: a word list of model and vendor
+    names (``LWZ_ARENA_NAME_WORDS``, default: the built-in list). ``seed``: base seed for side
+    order and pair selection (``LWZ_ARENA_SEED``). ``refresh_s``: how often at most new pool
+    texts are formed into battles while serving.
+    """
+
+    words_per_minute: float = 1000.0
+    name_words_file: str | None = None
+    seed: int = 0
+    refresh_s: float = 10.0
+
+    def __post_init__(self):
+        if not self.words_per_minute > 0:
+            raise UserError(f"reading speed must be positive words per minute, got {self.words_per_minute}")
+
+    @classmethod
+    def from_env(cls) -> "ArenaSettings":
+        try:
+            wpm = float(os.environ.get("LWZ_ARENA_WPM", "1000"))
+            seed = int(os.environ.get("LWZ_ARENA_SEED", "0"))
+        except ValueError as exc:
+            raise UserError(f"bad arena setting in the environment: {exc}") from None
+        return cls(words_per_minute=wpm, name_words_file=os.environ.get("LWZ_ARENA_NAME_WORDS") or None, seed=seed)
+
+
+@dataclass
+class PoolRefresher:
+    """Forms battles from newly pooled texts at most every ``settings.refresh_s`` seconds per process."""
+
+    settings: ArenaSettings
+    _last: float = float("-inf")
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def maybe_refresh(self, engine: Engine, *, force: bool = False) -> int:
+        now = time.monotonic()
+        if not force and now - self._last < self.settings.refresh_s:
+            return 0
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            self._last = now
+            return refresh_pool(engine, settings=self.settings)
+        finally:
+            self._lock.release()
+
+
+def refresh_pool(engine: Engine, *, settings: ArenaSettings) -> int:
+    """Form battles for pool texts that have none yet; returns how many battles were created."""
+    from storage.arena import unpaired_pool_count
+    from webapp.pool import form_battles, load_name_words
+
+    with session_scope(engine) as session:
+        if unpaired_pool_count(session) == 0:
+            return 0
+    with write_scope(engine) as session:
+        seed = settings.seed + int(time.time())
+        return len(form_battles(session, seed=seed, name_words=load_name_words(settings.name_words_file)))
+
+
+def next_battle(
+    engine: Engine, *, annotator_id: int, settings: ArenaSettings, uncertainty: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The annotator's open battle, or a newly assigned one; never a model name.
+
+    ``uncertainty`` maps models to rating interval widths (from the ratings, when a caller has
+    them); without it, widths come from how many votes each model's battles have.
+
+    Returns ``{"battle": view}`` (see :func:`storage.arena.battle_view`) or ``{"message": text}``
+    when the pool is empty or the annotator has read everything. A battle whose generation was
+    deleted is skipped (its assignment marked skipped) and the next one is tried.
+    """
+    from storage.arena import (
+        assign_battle, battle_candidates, battle_view, given_battle_ids, open_assignment, skip_assignment,
+    )
+    from webapp.pairing import Candidate, choose_battle, uncertainty_from_counts, votes_per_model
+
+    for _ in range(50):
+        with session_scope(engine) as session:
+            current = open_assignment(session, annotator_id=annotator_id)
+            view = battle_view(session, battle_id=current.battle_id) if current is not None else None
+            if view is not None:
+                return {"battle": view}
+            if current is None:
+                rows = battle_candidates(session)
+                if not rows:
+                    return {"message": EMPTY_POOL_MESSAGE}
+                given = given_battle_ids(session, annotator_id=annotator_id)
+                rng = random.Random(f"{settings.seed}:{annotator_id}:{len(given)}")
+                candidates = [Candidate(**row) for row in rows]
+                widths = uncertainty or uncertainty_from_counts(votes_per_model(candidates))
+                choice = choose_battle(
+                    candidates, annotator_id=annotator_id, already_given=given, uncertainty=widths, rng=rng,
+                )
+                if choice is None:
+                    return {"message": DONE_MESSAGE}
+        try:
+            with write_scope(engine) as session:
+                if current is not None:  # its battle lost a side: skip it and look again
+                    skip_assignment(session, battle_id=current.battle_id, annotator_id=annotator_id)
+                elif open_assignment(session, annotator_id=annotator_id) is None:
+                    assign_battle(session, battle_id=choice.battle_id, annotator_id=annotator_id)
+        except sa.exc.IntegrityError:
+            continue  # the same user's other request assigned it a moment ago; read it back
+    raise UserError("could not find a battle to show; try again")
+
+
+def submit_vote(
+    engine: Engine, *, annotator_id: int, battle_id: int, winner: str,
+    criteria: dict[str, str] | None = None, reason: str | None = None, settings: ArenaSettings,
+) -> dict[str, Any]:
+    """Store a vote (see :func:`storage.arena.cast_vote`); returns an acknowledgement without names.
+
+    ``{"vote_id", "battle_id", "winner", "created", "flagged"}``: ``created`` is False when this
+    repeats an earlier vote, in which case the first vote is what is returned.
+    """
+    from storage.arena import cast_vote
+
+    with write_scope(engine) as session:
+        vote, created = cast_vote(
+            session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
+            criteria=criteria, reason=reason, words_per_minute=settings.words_per_minute,
+        )
+        return {"vote_id": vote.id, "battle_id": battle_id, "winner": vote.winner,
+                "created": created, "flagged": bool(vote.flagged)}
+
+
+def skip_battle(engine: Engine, *, annotator_id: int, battle_id: int) -> bool:
+    from storage.arena import skip_assignment
+
+    with write_scope(engine) as session:
+        return skip_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
+
+
+def reveal_battle(engine: Engine, *, annotator_id: int, battle_id: int) -> dict[str, Any]:
+    """Model names and word counts, read from the database after the vote is stored."""
+    from storage.arena import battle_reveal
+
+    with session_scope(engine) as session:
+        return battle_reveal(session, battle_id=battle_id, annotator_id=annotator_id)
+
+
+def my_counts(engine: Engine, *, annotator_id: int) -> dict[str, int]:
+    from storage.arena import annotator_counts
+
+    with session_scope(engine) as session:
+        return annotator_counts(session, annotator_id=annotator_id)

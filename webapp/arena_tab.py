@@ -1,0 +1,233 @@
+"""The Arena tab: read two anonymous texts side by side, vote, then see who wrote them.
+
+No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotation at run time.
+
+Handlers are thin adapters over :mod:`webapp.arena_service`. Identity comes from
+``request.username`` (through ``ctx.require``), never from client state; the battle id the
+page holds is only a claim that the server checks against the annotator's assignments.
+Model names reach the page only from the reveal event, which the server answers only once
+the vote is stored.
+"""
+
+import random
+import time
+from pathlib import Path
+
+from storage.errors import UserError
+from webapp.arena_service import (
+    ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, submit_vote,
+)
+
+GUIDELINES = Path(__file__).with_name("guidelines.md")
+VOTE_LABELS = {"A is better": "left", "B is better": "right", "Tie": "tie", "Both bad": "both_bad"}
+CRITERION_LABELS = {"length_fit": "Length fit", "coherence": "Coherence", "structure": "Structure", "style": "Style"}
+SIDE_CHOICES = {"A": "left", "B": "right", "Tie": "tie"}
+CONCURRENCY = 64
+
+
+def arena_settings(ctx) -> ArenaSettings:
+    """The process's arena settings (``ctx.extras["arena_settings"]``, else from the environment)."""
+    if "arena_settings" not in ctx.extras:
+        ctx.extras["arena_settings"] = ArenaSettings.from_env()
+    return ctx.extras["arena_settings"]
+
+
+def winner_from_label(label: str) -> str:
+    """Map a button label to a stored winner; any other string is passed on for the server to refuse."""
+    return VOTE_LABELS.get(label, label)
+
+
+def criteria_from_choices(values) -> dict:
+    """``{criterion: left/right/tie}`` from the four optional radios (unset ones left out)."""
+    out = {}
+    for key, value in zip(CRITERION_LABELS, values):
+        if value:
+            out[key] = SIDE_CHOICES.get(value, value)
+    return out
+
+
+def battle_id_of(value) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserError("no battle loaded: press Next battle") from None
+    if number <= 0:
+        raise UserError("no battle loaded: press Next battle")
+    return number
+
+
+def counts_text(counts: dict) -> str:
+    return (f"**Your votes:** {counts['votes']} · **flagged as too fast:** {counts['flagged']} · "
+            f"**skipped:** {counts['skipped']}")
+
+
+def build_arena_tab(gr, ctx) -> None:
+    """Add the Arena's components and events to the open Blocks context (annotators, researchers, admins)."""
+    settings = arena_settings(ctx)
+    refresher = ctx.extras.setdefault("arena_pool", PoolRefresher(settings))
+
+    with gr.Accordion("Guidelines", open=False):
+        gr.Markdown(GUIDELINES.read_text(encoding="utf-8"))
+    counts = gr.Markdown("", elem_id="arena-counts")
+    status = gr.Markdown("Press **Next battle** to start.", elem_id="arena-status")
+    battle_id = gr.Number(value=0, visible="hidden", precision=0, elem_id="arena-battle-id")
+    request_md = gr.Markdown("", elem_id="arena-request")
+    show_think = gr.Checkbox(label="Show the plans (think parts)", value=False, elem_id="arena-show-think")
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=360):
+            gr.Markdown("### A")
+            think_a = gr.Markdown("", visible=False, elem_id="arena-think-a")
+            text_a = gr.Markdown("", elem_id="arena-text-a")
+        with gr.Column(min_width=360):
+            gr.Markdown("### B")
+            think_b = gr.Markdown("", visible=False, elem_id="arena-think-b")
+            text_b = gr.Markdown("", elem_id="arena-text-b")
+    with gr.Accordion("Per-criterion choices (optional)", open=False):
+        with gr.Row():
+            radios = [gr.Radio(list(SIDE_CHOICES), label=label, value=None) for label in CRITERION_LABELS.values()]
+    reason = gr.Textbox(label="Reason (optional, at most 5,000 characters)", lines=2, elem_id="arena-reason")
+    with gr.Row():
+        vote_buttons = [gr.Button(label, variant="primary", interactive=False) for label in VOTE_LABELS]
+        skip_button = gr.Button("Skip", interactive=False)
+    reveal_md = gr.Markdown("", elem_id="arena-reveal")
+    next_button = gr.Button("Next battle", elem_id="arena-next")
+    with gr.Accordion("Live battle (optional): two anonymous models write your request at once", open=False):
+        live_prompt = gr.Textbox(label="Request", lines=2, elem_id="arena-live-prompt")
+        live_target = gr.Number(label="Target words (optional)", value=None, precision=0)
+        live_button = gr.Button("Start live battle", elem_id="arena-live-start")
+
+    def fail(exc: UserError):
+        raise gr.Error(str(exc), print_exception=False) from None
+
+    def cleared(message: str, counts_value: str | None = None):
+        updates = {
+            status: message, battle_id: 0, request_md: "", think_a: "", think_b: "", text_a: "", text_b: "",
+            reveal_md: "", reason: "", skip_button: gr.update(interactive=False),
+            **{b: gr.update(interactive=False) for b in vote_buttons}, **{r: None for r in radios},
+        }
+        if counts_value is not None:
+            updates[counts] = counts_value
+        return updates
+
+    def load(request: gr.Request):
+        try:
+            who = ctx.require(request, "vote")
+            refresher.maybe_refresh(ctx.engine)
+            result = next_battle(ctx.engine, annotator_id=who.user_id, settings=settings)
+            tally = counts_text(my_counts(ctx.engine, annotator_id=who.user_id))
+        except UserError as exc:
+            fail(exc)
+        if "message" in result:
+            return cleared(result["message"], tally)
+        view = result["battle"]
+        target = f" (target: {view['target_words']:,} words)" if view.get("target_words") else ""
+        return {
+            **cleared("Read both texts, then vote.", tally),
+            battle_id: view["battle_id"],
+            request_md: f"**Request{target}:**\n\n{view['prompt']}",
+            think_a: view["left"]["think"] or "_(no plan)_",
+            think_b: view["right"]["think"] or "_(no plan)_",
+            text_a: view["left"]["answer"],
+            text_b: view["right"]["answer"],
+            skip_button: gr.update(interactive=True),
+            **{b: gr.update(interactive=True) for b in vote_buttons},
+        }
+
+    def vote(label: str, battle, length_fit, coherence, structure, style, why: str, request: gr.Request):
+        try:
+            who = ctx.require(request, "vote")
+            ack = submit_vote(
+                ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle),
+                winner=winner_from_label(label),
+                criteria=criteria_from_choices([length_fit, coherence, structure, style]),
+                reason=why, settings=settings,
+            )
+            tally = counts_text(my_counts(ctx.engine, annotator_id=who.user_id))
+        except UserError as exc:
+            fail(exc)
+        note = " It was cast faster than the texts can be read, so it is flagged." if ack["flagged"] else ""
+        first = "" if ack["created"] else " (you had already voted on this battle; your first vote stands)"
+        return {
+            status: f"Vote stored{first}.{note}",
+            counts: tally,
+            skip_button: gr.update(interactive=False),
+            **{b: gr.update(interactive=False) for b in vote_buttons},
+        }
+
+    def reveal(battle, request: gr.Request):
+        try:
+            who = ctx.require(request, "vote")
+            shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle))
+        except UserError as exc:
+            fail(exc)
+        text = (f"**A** was written by **{shown['left']['model']}** ({shown['left']['words']:,} words) · "
+                f"**B** by **{shown['right']['model']}** ({shown['right']['words']:,} words). Press Next battle.")
+        return {reveal_md: text}
+
+    def skip(battle, request: gr.Request):
+        try:
+            who = ctx.require(request, "vote")
+            skip_battle(ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle))
+        except UserError as exc:
+            fail(exc)
+        return {status: "Skipped."}
+
+    async def live(prompt: str, target, request: gr.Request):
+        from webapp.live import live_battle
+        from webapp.pool import load_name_words
+        from generation.events import Answer, Error, Think
+
+        try:
+            who = ctx.require(request, "vote")
+            target_words = int(target) if target not in (None, "", 0) else None
+            words = load_name_words(settings.name_words_file)
+        except (UserError, ValueError) as exc:
+            fail(UserError(str(exc)))
+        texts = {"left": ["", ""], "right": ["", ""]}
+        panes = {"left": (think_a, text_a), "right": (think_b, text_b)}
+        yield {**cleared("Both sides are writing; each streams at its own pace."), counts: gr.update()}
+        seed = random.SystemRandom().randrange(2**31)
+        last = 0.0
+        try:
+            async for side, event in live_battle(ctx.engine, annotator_id=who.user_id, prompt=prompt or "",
+                                                 seed=seed, target_words=target_words, name_words=words):
+                if side == "battle":
+                    if "battle_id" not in event:
+                        yield {status: event["message"]}
+                        return
+                    yield {status: "Both finished. Read both texts, then vote.", battle_id: event["battle_id"],
+                           request_md: f"**Request:**\n\n{prompt}", skip_button: gr.update(interactive=True),
+                           **{b: gr.update(interactive=True) for b in vote_buttons}}
+                    return
+                if isinstance(event, (Think, Answer)):
+                    texts[side][0 if isinstance(event, Think) else 1] += event.text
+                elif isinstance(event, Error):
+                    texts[side][1] += f"\n\n_(stopped: {event.message})_"
+                now = time.monotonic()
+                if now - last >= 0.2:
+                    last = now
+                    yield {pane: texts[s][i] for s, pair in panes.items() for i, pane in enumerate(pair)}
+        except UserError as exc:
+            fail(exc)
+
+    def toggle(show: bool):
+        return gr.update(visible=show), gr.update(visible=show)
+
+    shown_outputs = [status, battle_id, request_md, think_a, think_b, text_a, text_b, reveal_md, reason,
+                     skip_button, counts, *vote_buttons, *radios]
+    next_button.click(load, None, shown_outputs, api_name="arena_next", concurrency_limit=CONCURRENCY,
+                      concurrency_id="arena_next")
+    for button in vote_buttons:
+        button.click(
+            vote, [button, battle_id, *radios, reason], [status, counts, skip_button, *vote_buttons],
+            api_name="arena_vote" if button is vote_buttons[0] else None,
+            api_visibility="public" if button is vote_buttons[0] else "private",
+            concurrency_limit=CONCURRENCY, concurrency_id="arena_vote", trigger_mode="once",
+        ).success(reveal, [battle_id], [reveal_md], api_name="arena_reveal", api_visibility="private",
+                  concurrency_limit=CONCURRENCY, concurrency_id="arena_reveal")
+    skip_button.click(skip, [battle_id], [status], api_name="arena_skip", concurrency_limit=CONCURRENCY).then(
+        load, None, shown_outputs, api_visibility="private", concurrency_limit=CONCURRENCY,
+        concurrency_id="arena_next")
+    live_button.click(live, [live_prompt, live_target], shown_outputs, api_name="arena_live",
+                      concurrency_limit=8, concurrency_id="arena_live")
+    show_think.change(toggle, show_think, [think_a, think_b], queue=False, api_visibility="private")

@@ -1,0 +1,97 @@
+"""The Leaderboard tab: ratings table, interval plot, win-rate heatmap, votes over time, with filters.
+
+Everything is recomputed from the database on each Refresh (or filter change), so new votes
+show without a restart. ``leaderboard_view`` is the plain function behind the tab.
+
+No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotation at run time.
+"""
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from storage.errors import UserError
+
+ALL = "All categories"
+TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable"]
+
+
+def leaderboard_view(
+    engine: Engine,
+    *,
+    category: str | None = None,
+    length_control: bool = False,
+    include_flagged: bool = False,
+    heatmap: str = "observed",
+    bootstrap: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The tab's content: ``table`` (DataFrame), ``summary`` (markdown), ``ratings``, ``heatmap``
+    and ``votes`` (matplotlib figures), ``categories`` (choices for the filter)."""
+    from evaluation.leaderboard import categories, leaderboard_from_db
+    from evaluation.plots import heatmap_figure, ratings_figure, votes_over_time_figure
+    from evaluation.ratings import predicted_matrix, win_rate_matrix
+
+    result, frame = leaderboard_from_db(
+        engine, category=None if category in (None, "", ALL) else category, length_control=length_control,
+        include_flagged=include_flagged, bootstrap=bootstrap, seed=seed,
+    )
+    table = result.table[TABLE_COLUMNS].copy()
+    for column in ("rating", "ci_low", "ci_high"):
+        table[column] = table[column].round(1)
+    table["reliable"] = table["reliable"].map({True: "yes", False: "no"})
+    lines = [
+        f"**{len(frame):,} votes** · Bradley–Terry, ties count half · 95% bootstrap intervals "
+        f"({bootstrap} samples, seed {seed}) · rank = 1 + models whose interval is wholly above"
+    ]
+    if result.length_coef is not None:
+        lines.append(f"Length control: {result.length_coef:+.0f} points for a fully longer answer "
+                     "(covariate (a−b)/(a+b)); ratings are at equal length.")
+    lines += [f"⚠ {w}" for w in result.warnings]
+    if heatmap == "predicted":
+        matrix, title = predicted_matrix(result), "Predicted P(row beats column)"
+    else:
+        matrix, title = win_rate_matrix(result), "Observed win rate (row vs column)"
+    return {
+        "table": table,
+        "summary": "\n\n".join(lines),
+        "ratings": ratings_figure(result),
+        "heatmap": heatmap_figure(matrix, title=title),
+        "votes": votes_over_time_figure(frame),
+        "categories": [ALL] + categories(engine),
+    }
+
+
+def build_leaderboard_tab(gr, ctx) -> dict:
+    """Add the Leaderboard tab's components to the open Blocks context (action "leaderboard")."""
+    with gr.Row():
+        category = gr.Dropdown([ALL], value=ALL, label="Category", allow_custom_value=False, scale=2)
+        length_control = gr.Checkbox(False, label="Length control (rate at equal answer length)")
+        include_flagged = gr.Checkbox(False, label="Include flagged votes")
+        heatmap_kind = gr.Radio(["observed", "predicted"], value="observed", label="Heatmap")
+        refresh = gr.Button("Refresh", variant="primary", scale=0, elem_id="lwz-leaderboard-refresh")
+    summary = gr.Markdown("Press Refresh to compute the leaderboard.", elem_id="lwz-leaderboard-summary")
+    table = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-table")
+    ratings_plot = gr.Plot(label="Ratings")
+    with gr.Row():
+        heatmap_plot = gr.Plot(label="Win rates")
+        votes_plot = gr.Plot(label="Votes over time")
+
+    def show(chosen: str, lc: bool, flagged: bool, kind: str, request: gr.Request):
+        try:
+            ctx.require(request, "leaderboard")
+            view = leaderboard_view(ctx.engine, category=chosen, length_control=lc, include_flagged=flagged, heatmap=kind)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+        choices = view["categories"]
+        return (
+            gr.Dropdown(choices=choices, value=chosen if chosen in choices else ALL),
+            view["summary"], view["table"], view["ratings"], view["heatmap"], view["votes"],
+        )
+
+    inputs = [category, length_control, include_flagged, heatmap_kind]
+    outputs = [category, summary, table, ratings_plot, heatmap_plot, votes_plot]
+    refresh.click(show, inputs, outputs, concurrency_limit=4, api_name=False)
+    for control in (category, length_control, include_flagged, heatmap_kind):
+        control.input(show, inputs, outputs, concurrency_limit=4, api_name=False)
+    return {"refresh": refresh, "table": table}

@@ -1,0 +1,251 @@
+"""The Write tab: request, streamed plan and text, live length, Stop, downloads, history, arena.
+
+No ``from __future__ import annotations`` here: Gradio reads ``request: gr.Request`` at run time.
+
+Every handler is a short adapter: it asks ``ctx.require(request, "write")`` who is calling
+(refusing visitors and roles that may not write, even for a hand-made POST), then calls the
+plain functions of :mod:`webapp.writing`, :mod:`webapp.history` and :mod:`webapp.rendering`.
+Updates are returned as ``{component: value}`` dicts. Streaming updates are sent at most every
+``UPDATE_INTERVAL_S`` (plus at every change of phase), which keeps the app's own CPU use small
+when many people write at once.
+"""
+
+import logging
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from storage.catalog import list_models
+from storage.engine import session_scope
+from storage.errors import UserError
+from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_generation
+from webapp.rendering import (
+    Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
+)
+from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_generation
+
+UPDATE_INTERVAL_S = 0.1
+QUICK_CONCURRENCY = 32
+log = logging.getLogger(__name__)
+
+
+def model_names(engine) -> list[str]:
+    with session_scope(engine) as session:
+        return [m.name for m in list_models(session)]
+
+
+def write_downloads(folder: Path, *, stem: str, texts: dict[str, str]) -> dict[str, str]:
+    """Write the ``.md`` and ``.txt`` files into a fresh sub-folder; returns their paths by suffix."""
+    target = folder / uuid.uuid4().hex
+    target.mkdir(parents=True)
+    paths = {}
+    for suffix, text in texts.items():
+        path = target / f"{stem}.{suffix}"
+        path.write_text(text, encoding="utf-8")
+        paths[suffix] = str(path)
+    return paths
+
+
+def build_write_tab(gr, ctx) -> dict:
+    """Add the Write tab's components to the open Blocks context.
+
+    Returns ``{"model": dropdown}`` so the app's load event can fill the model picker.
+    """
+    # One person per account only with sign-in; local mode is one user, so no per-user cap there.
+    runs: ActiveRuns = ctx.extras.setdefault(
+        "runs", ActiveRuns(max_per_user=MAX_RUNS_PER_USER if ctx.settings.auth else None))
+    downloads = Path(ctx.extras.setdefault("downloads", tempfile.mkdtemp(prefix="lwz-downloads-")))
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            request_box = gr.Textbox(label="Request", lines=6, max_lines=20, elem_id="lwz-request",
+                                     placeholder="Write a 3,000-word story about a lighthouse keeper who ...")
+            with gr.Row():
+                target = gr.Number(label="Target length (words, optional)", precision=0, minimum=0,
+                                   elem_id="lwz-target")
+                # Choices are refreshed on page load; the server checks the name against the registry.
+                model = gr.Dropdown(label="Model", choices=model_names(ctx.engine), value=ctx.default_model,
+                                    allow_custom_value=True, elem_id="lwz-model")
+            with gr.Accordion("Advanced", open=False, elem_id="lwz-advanced"):
+                temperature = gr.Slider(0.0, 2.0, value=0.6, step=0.05, label="Temperature")
+                top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="top_p")
+                seed = gr.Textbox(label="Seed (blank: random, and stored with the text)", elem_id="lwz-seed")
+                think_budget = gr.Number(label="Think budget in tokens (blank: no cap)", precision=0, minimum=0,
+                                         elem_id="lwz-think-budget")
+            with gr.Row():
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="lwz-generate")
+                stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="lwz-stop")
+        with gr.Column(scale=3, min_width=320):
+            status = gr.Markdown("", elem_id="lwz-status")
+            progress = gr.HTML(progress_html(0, None), elem_id="lwz-progress")
+            with gr.Accordion(thinking_label("pending"), open=True, elem_id="lwz-thinking") as thinking:
+                think_md = gr.Markdown("", elem_id="lwz-think", sanitize_html=True, max_height=260)
+            answer_md = gr.Markdown("", elem_id="lwz-answer", sanitize_html=True, min_height=120)
+            with gr.Row():
+                dl_md = gr.DownloadButton("Download .md", interactive=False, elem_id="lwz-download-md", size="sm")
+                dl_txt = gr.DownloadButton("Download .txt", interactive=False, elem_id="lwz-download-txt", size="sm")
+                send_btn = gr.Button("Send to arena", interactive=False, elem_id="lwz-send", size="sm")
+    current = gr.State(None)
+    with gr.Accordion("My writing", open=False, elem_id="lwz-history-panel"):
+        history = gr.Dataframe(headers=HISTORY_COLUMNS, value=[], interactive=False, wrap=True,
+                               elem_id="lwz-history")
+        with gr.Row():
+            open_id = gr.Number(label="Generation #", precision=0, elem_id="lwz-open-id")
+            open_btn = gr.Button("Open", elem_id="lwz-open")
+            refresh_btn = gr.Button("Refresh", elem_id="lwz-refresh")
+
+    result_outputs = [status, progress, thinking, think_md, answer_md, dl_md, dl_txt, send_btn, current]
+
+    def who_or_raise(request, action="write"):
+        try:
+            return ctx.require(request, action)
+        except UserError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def finished_view(who, generation_id):
+        """Updates showing a stored generation as it ended (summary, downloads, arena button)."""
+        g = open_generation(ctx.engine, who=who, generation_id=generation_id)
+        files = write_downloads(downloads, stem=f"{slug(g.request)}-{g.id}", texts=download_texts(
+            request=g.request, think=g.think, answer=g.answer, model=g.model, generation_id=g.id))
+        summary = Summary(words=g.answer_words, target=g.target_words, completion_tokens=g.completion_tokens,
+                          seconds=None if g.duration_ms is None else g.duration_ms / 1000, status=g.status,
+                          finish_reason=g.finish_reason, error=g.error, generation_id=g.id)
+        arena_note = " · in the arena pool" if g.in_pool else ""
+        return g, {
+            status: summary.markdown() + arena_note,
+            progress: progress_html(g.answer_words, g.target_words),
+            think_md: safe_markdown(g.think),
+            answer_md: safe_markdown(g.answer),
+            dl_md: gr.DownloadButton(value=files["md"], interactive=True),
+            dl_txt: gr.DownloadButton(value=files["txt"], interactive=True),
+            send_btn: gr.Button(interactive=g.status == "complete" and not g.in_pool),
+            current: g.id,
+        }
+
+    async def generate(prompt, target_words, model_name, temp, top, seed_value, budget, request: gr.Request):
+        who = who_or_raise(request)
+        try:
+            inputs = check_inputs(prompt=prompt, target_words=target_words, model=model_name, temperature=temp,
+                                  top_p=top, seed=seed_value, think_budget=budget,
+                                  known_models=model_names(ctx.engine))
+            run = runs.add(owner=who.name, session=getattr(request, "session_hash", None))
+        except UserError as exc:
+            yield {status: "**Not started:** " + safe_markdown(str(exc))}
+            return
+        view = WriteView(started_at=time.monotonic())
+        yield {
+            status: "Starting…", progress: progress_html(0, inputs.target_words),
+            thinking: gr.Accordion(label=thinking_label("pending")),
+            think_md: "", answer_md: "", current: None,
+            dl_md: gr.DownloadButton(value=None, interactive=False),
+            dl_txt: gr.DownloadButton(value=None, interactive=False),
+            send_btn: gr.Button(interactive=False),
+            stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
+        }
+        last_sent, phase = 0.0, None
+        try:
+            try:
+                async for event in run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run):
+                    now = time.monotonic()
+                    view.apply(event, now)
+                    if view.generation_id is not None and run.generation_id is None:
+                        run.generation_id = view.generation_id
+                    new_phase = (view.queue_position, view.think_started is not None, bool(view.answer))
+                    if new_phase != phase or now - last_sent >= UPDATE_INTERVAL_S or view.ended:
+                        phase, last_sent = new_phase, now
+                        yield live_updates(view, now, inputs.target_words)
+            except UserError as exc:
+                from generation.events import Error
+
+                view.apply(Error(str(exc)), time.monotonic())
+            except Exception as exc:  # a bug, not a user error: keep serving, say so, log the trace
+                from generation.events import Error
+
+                log.exception("generation failed")
+                view.apply(Error(f"internal error ({type(exc).__name__}); the text so far is kept"), time.monotonic())
+            final = live_updates(view, time.monotonic(), inputs.target_words)
+            final.update({stop_btn: gr.Button(interactive=False), generate_btn: gr.Button(interactive=True)})
+            if view.generation_id is not None:
+                _, stored = finished_view(who, view.generation_id)
+                final.update(stored)
+                if view.error:
+                    final[status] = "**Error:** " + safe_markdown(view.error) + "  \n" + stored[status]
+            elif view.error:
+                final[status] = "**Error:** " + safe_markdown(view.error)
+            final[history] = history_rows(ctx.engine, who=who)
+            yield final
+        finally:
+            runs.remove(run)
+
+    def live_updates(view, now, target_words):
+        from generation.counting import count_words
+
+        state, seconds = view.thinking_state(now)
+        if view.queue_position is not None:
+            note = f"Waiting for the model: you are **#{view.queue_position}** in the queue."
+        elif view.ended:
+            note = "Finished."
+        elif view.answer:
+            note = "Writing…"
+        elif view.think_started is not None:
+            note = "Planning…"
+        else:
+            note = "Starting…"
+        return {
+            status: note,
+            progress: progress_html(count_words(view.answer), target_words),
+            thinking: gr.Accordion(label=thinking_label(state, seconds)),
+            think_md: safe_markdown(view.think),
+            answer_md: safe_markdown(view.answer),
+            current: view.generation_id,
+        }
+
+    def stop(request: gr.Request):
+        who = who_or_raise(request)
+        stopped = runs.cancel(owner=who.name, session=getattr(request, "session_hash", None))
+        return {status: "Stopping…" if stopped else "Nothing is being written."}
+
+    def reopen(generation_id, request: gr.Request):
+        who = who_or_raise(request)
+        try:
+            g, updates = finished_view(who, generation_id)
+        except UserError as exc:
+            return {status: "**Cannot open:** " + safe_markdown(str(exc))}
+        state, seconds = ("done", None) if g.think else ("none", None)
+        updates.update({
+            request_box: g.request, target: g.target_words, model: g.model,
+            thinking: gr.Accordion(label=thinking_label(state, seconds)),
+        })
+        return updates
+
+    def reopen_selected(evt: gr.SelectData, request: gr.Request):
+        row = evt.row_value or []
+        return reopen(row[0] if row else None, request)
+
+    def refresh(request: gr.Request):
+        who = who_or_raise(request)
+        return {history: history_rows(ctx.engine, who=who)}
+
+    def send(generation_id, request: gr.Request):
+        who = who_or_raise(request)
+        try:
+            gid = offer_to_arena(ctx.engine, who=who, generation_id=generation_id)
+        except UserError as exc:
+            return {status: "**Not sent:** " + safe_markdown(str(exc))}
+        return {status: f"#{gid} is in the arena pool: annotators will compare it with other texts for the same request.",
+                send_btn: gr.Button(interactive=False), history: history_rows(ctx.engine, who=who)}
+
+    form = [request_box, target, model, temperature, top_p, seed, think_budget]
+    generate_btn.click(generate, form, result_outputs + [stop_btn, generate_btn, history],
+                       concurrency_limit=ctx.settings.concurrency, show_progress="hidden", api_name="write")
+    request_box.submit(generate, form, result_outputs + [stop_btn, generate_btn, history],
+                       concurrency_limit=ctx.settings.concurrency, show_progress="hidden", api_name=False)
+    stop_btn.click(stop, None, [status], concurrency_limit=QUICK_CONCURRENCY, api_name="stop", queue=True)
+    reopened = result_outputs + [request_box, target, model]
+    open_btn.click(reopen, [open_id], reopened, concurrency_limit=QUICK_CONCURRENCY, api_name="open_writing")
+    history.select(reopen_selected, None, reopened, concurrency_limit=QUICK_CONCURRENCY, api_name=False)
+    refresh_btn.click(refresh, None, [history], concurrency_limit=QUICK_CONCURRENCY, api_name="my_writing")
+    send_btn.click(send, [current], [status, send_btn, history], concurrency_limit=QUICK_CONCURRENCY,
+                   api_name="send_to_arena")
+    return {"model": model, "history": history}

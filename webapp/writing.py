@@ -1,0 +1,297 @@
+"""The Write tab's logic without Gradio: check inputs, run a generation, fold its events into a view.
+
+- :func:`check_inputs` turns the form's raw values into :class:`WriteInputs` or raises a
+  one-line :class:`UserError` (empty request, request too long with its size and the limit,
+  bad numbers). Nothing is stored when it raises.
+- :class:`WriteView` folds generation events (``Started``, ``Queued``, ``Think``, ``Answer``,
+  ``Done``, ``Error``) into what the page shows; it is pure, given a clock value per event.
+- :class:`ActiveRuns` holds the cancel event of every running generation, keyed by the
+  username of its author (and tagged with the browser session that started it), so Stop can
+  only ever reach the caller's own runs.
+- :func:`run_generation` starts ``generation.service.generate_and_store`` in its own task
+  and hands its events over through a queue. The task outlives the browser connection: when
+  the page goes away, the run is cancelled and the task still finishes the row (as
+  ``interrupted``), instead of being torn down halfway through a database write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Optional
+
+from storage.errors import UserError
+
+MAX_REQUEST_CHARS = 20_000
+MAX_TARGET_WORDS = 100_000
+MAX_THINK_BUDGET = 100_000
+MAX_RUNS_PER_USER = 4
+_SENTINEL = object()
+
+
+@dataclass(frozen=True)
+class WriteInputs:
+    """A checked request from the form."""
+
+    prompt: str
+    target_words: Optional[int]
+    model: str
+    temperature: float
+    top_p: float
+    seed: Optional[int]
+    think_budget: Optional[int]
+
+
+def _optional_int(value: Any, *, name: str, low: int, high: int) -> Optional[int]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a whole number, got {value!r}") from None
+    if number != int(number):
+        raise UserError(f"{name} must be a whole number, got {value!r}")
+    number = int(number)
+    if not low <= number <= high:
+        raise UserError(f"{name} must be between {low:,} and {high:,}, got {number:,}")
+    return number
+
+
+def _float(value: Any, *, name: str, low: float, high: float, default: float) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be a number, got {value!r}") from None
+    if not low <= number <= high:
+        raise UserError(f"{name} must be between {low} and {high}, got {number}")
+    return number
+
+
+def check_inputs(
+    *,
+    prompt: Any,
+    target_words: Any,
+    model: Any,
+    temperature: Any = None,
+    top_p: Any = None,
+    seed: Any = None,
+    think_budget: Any = None,
+    known_models: Optional[list[str]] = None,
+) -> WriteInputs:
+    """The form's values, checked. Raises UserError with one line saying what to change.
+
+    A target of 0 or blank means "no target". Seed blank means the service picks one (and stores it).
+    """
+    text = prompt if isinstance(prompt, str) else ""
+    if not text.strip():
+        raise UserError("the request is empty: describe what you want written")
+    if len(text) > MAX_REQUEST_CHARS:
+        raise UserError(f"the request is {len(text):,} characters long; the limit is {MAX_REQUEST_CHARS:,}")
+    target = None if target_words in (0, 0.0, "0") else _optional_int(
+        target_words, name="the target length", low=1, high=MAX_TARGET_WORDS)
+    if not isinstance(model, str) or not model:
+        raise UserError("pick a model")
+    if known_models is not None and model not in known_models:
+        raise UserError(f"unknown model {model!r}: pick one of {', '.join(known_models) or '(none registered)'}")
+    return WriteInputs(
+        prompt=text,
+        target_words=target,
+        model=model,
+        temperature=_float(temperature, name="temperature", low=0.0, high=2.0, default=0.6),
+        top_p=_float(top_p, name="top_p", low=0.01, high=1.0, default=0.95),
+        seed=_optional_int(seed, name="the seed", low=0, high=2**63 - 1),
+        think_budget=None if think_budget in (0, 0.0, "0") else _optional_int(
+            think_budget, name="the think budget", low=1, high=MAX_THINK_BUDGET),
+    )
+
+
+@dataclass
+class WriteView:
+    """What the page shows about one generation, built from its events (times in seconds)."""
+
+    started_at: float
+    generation_id: Optional[int] = None
+    queue_position: Optional[int] = None
+    think: str = ""
+    answer: str = ""
+    think_started: Optional[float] = None
+    think_ended: Optional[float] = None
+    finished_at: Optional[float] = None
+    finish_reason: Optional[str] = None
+    completion_tokens: Optional[int] = None
+    error: Optional[str] = None
+
+    @property
+    def ended(self) -> bool:
+        return self.finished_at is not None
+
+    def apply(self, event: Any, now: float) -> None:
+        """Fold one event in. Unknown event types are ignored (newer producers, older page)."""
+        from generation import events as ev
+
+        if isinstance(event, ev.Started):
+            self.generation_id = event.generation_id
+        elif isinstance(event, ev.Queued):
+            self.queue_position = event.position
+        elif isinstance(event, ev.Think):
+            self.queue_position = None
+            if self.think_started is None:
+                self.think_started = now
+            self.think += event.text
+        elif isinstance(event, ev.Answer):
+            self.queue_position = None
+            if self.think_started is not None and self.think_ended is None:
+                self.think_ended = now
+            self.answer += event.text
+        elif isinstance(event, ev.Done):
+            self._end(now)
+            self.finish_reason = event.finish_reason
+            self.completion_tokens = event.completion_tokens
+        elif isinstance(event, ev.Error):
+            self._end(now)
+            self.error = event.message
+
+    def _end(self, now: float) -> None:
+        self.queue_position = None
+        if self.think_started is not None and self.think_ended is None:
+            self.think_ended = now
+        self.finished_at = now
+
+    def thinking_state(self, now: float) -> tuple[str, Optional[float]]:
+        """``(state, seconds)`` for :func:`webapp.rendering.thinking_label`."""
+        if self.think_started is None:
+            return ("none", None) if (self.answer or self.ended) else ("pending", None)
+        if self.think_ended is None:
+            return "thinking", now - self.think_started
+        return "done", self.think_ended - self.think_started
+
+    def status(self) -> str:
+        """The row status this view implies (the database holds the authoritative one)."""
+        if self.error:
+            return "interrupted" if (self.think or self.answer) else "failed"
+        if self.finish_reason == "cancelled":
+            return "interrupted"
+        if self.finish_reason == "length":
+            return "truncated"
+        return "complete" if self.ended else "streaming"
+
+
+@dataclass(eq=False)
+class Run:
+    owner: str
+    session: Optional[str]
+    cancel: asyncio.Event
+    loop: asyncio.AbstractEventLoop
+    generation_id: Optional[int] = None
+
+
+class ActiveRuns:
+    """Cancel events of running generations, keyed by the author's username.
+
+    Thread-safe: Gradio may call handlers from several threads and event loops, so events are
+    set through their own loop.
+    """
+
+    def __init__(self, *, max_per_user: Optional[int] = MAX_RUNS_PER_USER) -> None:
+        self.max_per_user = max_per_user
+        self._runs: dict[str, list[Run]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, *, owner: str, session: Optional[str]) -> Run:
+        """Register a new run for ``owner``; refuses past ``max_per_user`` running at once."""
+        with self._lock:
+            runs = self._runs.setdefault(owner, [])
+            if self.max_per_user is not None and len(runs) >= self.max_per_user:
+                raise UserError(f"you already have {len(runs)} texts being written; stop one or wait")
+            run = Run(owner=owner, session=session, cancel=asyncio.Event(), loop=asyncio.get_running_loop())
+            runs.append(run)
+            return run
+
+    def remove(self, run: Run) -> None:
+        with self._lock:
+            runs = self._runs.get(run.owner, [])
+            if run in runs:
+                runs.remove(run)
+            if not runs:
+                self._runs.pop(run.owner, None)
+
+    def count(self, owner: str) -> int:
+        with self._lock:
+            return len(self._runs.get(owner, []))
+
+    def cancel(self, *, owner: str, session: Optional[str] = None, generation_id: Optional[int] = None) -> int:
+        """Cancel ``owner``'s runs (only those of ``session`` / ``generation_id`` when given). Returns how many."""
+        with self._lock:
+            chosen = [r for r in self._runs.get(owner, [])
+                      if (session is None or r.session == session)
+                      and (generation_id is None or r.generation_id == generation_id)]
+        for run in chosen:
+            run.loop.call_soon_threadsafe(run.cancel.set)
+        return len(chosen)
+
+
+async def run_generation(
+    engine,
+    *,
+    inputs: WriteInputs,
+    author_id: int,
+    run: Run,
+) -> AsyncIterator[Any]:
+    """Events of one stored generation, produced by a task that finishes the row whatever happens here.
+
+    Closing this iterator (the page went away) sets the run's cancel event; the producer task
+    then ends the stream, which the service records as ``interrupted``.
+    """
+    from generation.service import GenerationRequest, generate_and_store
+
+    request = GenerationRequest(
+        prompt=inputs.prompt,
+        target_words=inputs.target_words,
+        think_budget=inputs.think_budget,
+        temperature=inputs.temperature,
+        top_p=inputs.top_p,
+        seed=inputs.seed,
+    )
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def produce() -> None:
+        try:
+            async for event in generate_and_store(engine, model=inputs.model, request=request,
+                                                  author_id=author_id, cancel=run.cancel):
+                queue.put_nowait(event)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            queue.put_nowait(exc)
+        finally:
+            queue.put_nowait(_SENTINEL)
+
+    task = asyncio.ensure_future(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is _SENTINEL:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        if not task.done():
+            run.cancel.set()
+            _keep_alive(task)
+
+
+_PENDING: set[asyncio.Future] = set()
+
+
+def _keep_alive(task: asyncio.Future) -> None:
+    """Hold a reference to a producer task until it finishes (the loop only keeps weak ones)."""
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+def elapsed(view: WriteView, now: Optional[float] = None) -> float:
+    now = time.monotonic() if now is None else now
+    return (view.finished_at or now) - view.started_at
