@@ -26,8 +26,11 @@ from storage.users import add_user
 TARGET = 12
 MAX_TOKENS = 48
 TOPICS_TRAIN = ["the sea", "a red bicycle", "winter mornings", "a busy market", "an old library", "rain on a roof",
-                "a mountain trail", "a cup of tea", "city lights", "a lost key", "the first snow", "a quiet garden"]
-TOPICS_HELD_OUT = ["a paper boat", "a desert road", "a night train", "a small bakery"]
+                "a mountain trail", "a cup of tea", "city lights", "a lost key", "the first snow", "a quiet garden",
+                "a forest path", "a harbour at dawn", "a school bus", "an empty stadium"]
+TOPICS_HELD_OUT = ["a paper boat", "a desert road", "a night train", "a small bakery", "a windmill", "a lighthouse"]
+BATTLES_PER_TOPIC = 3
+HELD_OUT_SEEDS = (1, 2, 3, 4)
 
 
 def prompt_for(topic: str) -> str:
@@ -80,7 +83,7 @@ def test_votes_to_dpo_to_arena(sqlite_engine, vllm_server, tmp_path, capsys):
         for topic in TOPICS_TRAIN + TOPICS_HELD_OUT:
             get_or_add_prompt(session, text=prompt_for(topic), target_words=TARGET, category="loop")
 
-    jobs = [(topic, 1000 + 2 * i + k) for i, topic in enumerate(TOPICS_TRAIN) for k in range(2)]
+    jobs = [(topic, 1000 + 10 * i + k) for i, topic in enumerate(TOPICS_TRAIN) for k in range(2 * BATTLES_PER_TOPIC)]
     with ThreadPoolExecutor(4) as pool:
         gens = list(pool.map(lambda job: generate(engine, "parent-vllm", *job), jobs))
     with session_scope(engine) as session:
@@ -92,11 +95,11 @@ def test_votes_to_dpo_to_arena(sqlite_engine, vllm_server, tmp_path, capsys):
                          winner=simulated_vote(left.answer, right.answer, rng))
         data = tmp_path / "prefs.parquet"
         exported = export_preferences(session, out=data, fmt="dpo", filters=PreferenceFilters(text="answer"))
-    assert exported["rows"] >= 6, exported
+    assert exported["rows"] >= 24, exported
 
     out = tmp_path / "dpo"
-    options = TrainOptions(kind="dpo", base="smollm2-135m", data=str(data), out=str(out), max_steps=6,
-                           batch_size=2, learning_rate=1e-4, max_length=256, register="smollm2-dpo", seed=0)
+    options = TrainOptions(kind="dpo", base="smollm2-135m", data=str(data), out=str(out), max_steps=12,
+                           batch_size=4, learning_rate=2e-5, max_length=256, register="smollm2-dpo", seed=0)
     summary = run_training(engine, options, log=lambda line: None)
     assert summary["registered"]["parent"] == "smollm2-135m"
     assert "vllm serve" in summary["vllm_serve"]
@@ -107,7 +110,7 @@ def test_votes_to_dpo_to_arena(sqlite_engine, vllm_server, tmp_path, capsys):
     costs: dict[str, list[float]] = {"smollm2-dpo": [], "smollm2-135m": []}
     wins = {"smollm2-dpo": 0, "smollm2-135m": 0, "tie": 0}
     for i, topic in enumerate(TOPICS_HELD_OUT):
-        for seed in (1, 2):
+        for seed in HELD_OUT_SEEDS:
             new, old = (generate(engine, name, topic, 50 + 10 * i + seed) for name in ("smollm2-dpo", "smollm2-135m"))
             costs["smollm2-dpo"].append(hidden_cost(new.answer))
             costs["smollm2-135m"].append(hidden_cost(old.answer))
