@@ -92,16 +92,30 @@ async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, targe
     return {"ttft": first, "end": time.perf_counter()}
 
 
-async def direct_stream(base_url: str, model: str, tokens: int, seed: int) -> dict:
+def same_messages_as_the_app(template: str) -> tuple[list[dict], dict]:
+    """The chat messages the app sends for PROMPT (system message, request, the ``<think>``
+    pre-fill), so that both sides pay the same prefill and only the app's own cost differs."""
+    from generation.backends.base import BackendRequest
+    from generation.backends.openai_backend import _chat_messages
+    from generation.templates import render
+
+    rendered = render(template, PROMPT)
+    request = BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user,
+                             assistant=rendered.prefill, use_chat=True, max_tokens=1)
+    return _chat_messages(request)
+
+
+async def direct_stream(base_url: str, model: str, tokens: int, seed: int, template: str = "think") -> dict:
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
     t0 = time.perf_counter()
     first, count = None, 0
+    messages, template_flags = same_messages_as_the_app(template)
     stream = await client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": PROMPT}], max_tokens=tokens, stream=True,
+        model=model, messages=messages, max_tokens=tokens, stream=True,
         temperature=0.6, top_p=0.95, seed=seed, stream_options={"include_usage": True},
-        extra_body={"min_tokens": tokens})
+        extra_body={"min_tokens": tokens, **template_flags})
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content and first is None:
             first = time.perf_counter() - t0

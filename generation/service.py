@@ -93,12 +93,16 @@ async def prepare(entry, request: GenerationRequest) -> Plan:
     use_chat = (entry.sampling or {}).get("api", "chat") == "chat"
     probe = BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user,
                            assistant=rendered.prefill if use_chat else "", use_chat=use_chat, max_tokens=1)
-    try:
-        context = await backend.context_length()  # first: it checks the server and the model id
-        tpw = await tokens_per_word(backend, rendered.language)
-        prompt_tokens = await backend.prompt_tokens(probe)
-    except BackendError as exc:
-        raise UserError(str(exc)) from None
+    # The three server calls run at once; the first failure in this order is reported, the model
+    # check first (it names the server and lists the served models).
+    results = await asyncio.gather(backend.context_length(), tokens_per_word(backend, rendered.language),
+                                   backend.prompt_tokens(probe), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BackendError):
+            raise UserError(str(result)) from None
+        if isinstance(result, BaseException):
+            raise result
+    context, tpw, prompt_tokens = results
     budget = plan_budget(
         target_words=request.target_words, think_budget=request.think_budget, max_tokens=request.max_tokens,
         tokens_per_word=tpw, with_think=rendered.template == "think", prompt_tokens=prompt_tokens, context=context,

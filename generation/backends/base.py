@@ -74,3 +74,35 @@ class Backend(Protocol):
 
     async def prompt_tokens(self, request: BackendRequest) -> int:
         """Tokens of the full prompt as the model will see it (chat template applied, or raw)."""
+
+
+class StopFilter:
+    """Cuts streamed text at the first stop string (dropping it, as servers do), holding back a
+    tail that may still grow into one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self._buffer = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self._buffer += text
+        hits = [i for i in (self._buffer.find(s) for s in self.stops) if i != -1]
+        if hits:
+            out, self._buffer, self.stopped = self._buffer[: min(hits)], "", True
+            return out
+        hold = 0
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(self._buffer)), 0, -1):
+                if self._buffer.endswith(stop[:k]):
+                    hold = max(hold, k)
+                    break
+        cut = len(self._buffer) - hold
+        out, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return out
+
+    def flush(self) -> str:
+        out, self._buffer = ("" if self.stopped else self._buffer), ""
+        return out

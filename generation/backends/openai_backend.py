@@ -5,20 +5,39 @@ LongWriter-Zero model's protocol) and ``/v1/chat/completions`` with a system mes
 pre-filled assistant turn (``continue_final_message``, a vLLM extension). Cancelling closes the
 HTTP stream, which makes the server abort the request. Every failure becomes a one-line
 :class:`BackendError` naming the server URL.
+
+Stop strings are applied here, not by the server: a server holds back the last characters of
+its output until they cannot begin a stop string (vLLM holds ``len(longest stop) - 1``
+characters, 12 for ``<|endoftext|>``), which delays the first text by a few tokens. Here text is
+held only while it really is the start of a stop string; on a match the stream is closed, which
+aborts the server request, and the finish reason is ``stop`` as a server would report it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 from typing import AsyncIterator, Optional
 
 import httpx
 
 from generation.backends._race import CANCELLED, first_or_cancel, next_or_cancel
-from generation.backends.base import BackendError, BackendRequest, Delta, Finish, StreamItem
+from generation.backends.base import BackendError, BackendRequest, Delta, Finish, StopFilter, StreamItem
 
 CONNECT_TIMEOUT_S = 4.0
 READ_TIMEOUT_S = 300.0
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of this process. Building it (loading the CA bundle)
+    costs tens of milliseconds, which each new client would otherwise pay before a request."""
+    return ssl.create_default_context()
+
+
+def _http_client(timeout: httpx.Timeout) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=timeout, verify=_tls_context())
 
 
 def _one_line(exc: BaseException) -> str:
@@ -49,12 +68,13 @@ class OpenAIBackend:
     def _client(self):
         from openai import AsyncOpenAI
 
-        return AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self._timeout(), max_retries=0)
+        return AsyncOpenAI(base_url=self.base_url, api_key=self.api_key, timeout=self._timeout(), max_retries=0,
+                           http_client=_http_client(self._timeout()))
 
     async def served_models(self) -> dict[str, dict]:
         """``{id: model card}`` as the server lists them. Raises BackendError when unreachable."""
         try:
-            async with httpx.AsyncClient(timeout=self._timeout()) as http:
+            async with _http_client(self._timeout()) as http:
                 response = await http.get(f"{self.base_url}/models")
                 response.raise_for_status()
                 return {card["id"]: card for card in response.json().get("data", [])}
@@ -77,7 +97,7 @@ class OpenAIBackend:
 
     async def _tokenize(self, body: dict) -> int:
         try:
-            async with httpx.AsyncClient(timeout=self._timeout()) as http:
+            async with _http_client(self._timeout()) as http:
                 response = await http.post(f"{self.root_url}/tokenize", json={"model": self.model, **body})
                 response.raise_for_status()
                 return int(response.json()["count"])
@@ -104,7 +124,7 @@ class OpenAIBackend:
             extra_body["min_tokens"] = request.min_tokens
         common = dict(
             model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
-            top_p=request.top_p, seed=request.seed, stop=request.stop or None, stream=True,
+            top_p=request.top_p, seed=request.seed, stream=True,
             stream_options={"include_usage": True, "continuous_usage_stats": True},
         )
         try:
@@ -126,6 +146,7 @@ class OpenAIBackend:
                 yield Finish("cancelled")
                 return
             finish, prompt_tokens, done_tokens = None, None, 0
+            stops = StopFilter(request.stop)
             carried: Optional[int] = None
             iterator = response.__aiter__()
             while True:
@@ -145,14 +166,20 @@ class OpenAIBackend:
                     carried = (carried or 0) + (usage.completion_tokens or 0) - done_tokens
                     done_tokens = usage.completion_tokens or 0
                 for choice in chunk.choices or []:
-                    text = (choice.delta.content or "") if use_chat else (choice.text or "")
+                    text = stops.push((choice.delta.content or "") if use_chat else (choice.text or ""))
                     if text:
                         yield Delta(text, carried)  # tokens of text-less chunks ride on the next text
                         carried = None
                     if choice.finish_reason:
                         finish = choice.finish_reason
+                if stops.stopped:
+                    finish = "stop"
+                    break
             if finish is None:
                 raise BackendError(f"the model server at {self.base_url} closed the stream without finishing")
+            tail = stops.flush()
+            if tail:
+                yield Delta(tail, carried)
             yield Finish(finish, prompt_tokens, done_tokens or None)
         finally:
             if response is not None and response is not CANCELLED:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generation.backends.local import StopFilter
+from generation.backends.base import StopFilter
 from generation.length import Budget, answer_token_range, plan_budget
 from generation.request import GenerationRequest
 from generation.service import sentence_cut
