@@ -20,17 +20,18 @@ import argparse
 import math
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a plain script: make the project's packages importable
+
+from tests.webapp.conftest import _stop as stop_server  # noqa: E402  (the browser tests' own helpers)
+from tests.webapp.conftest import _wait_until_up as wait_until_up  # noqa: E402
 
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 CHROMIUM = "/usr/bin/chromium"
@@ -115,36 +116,6 @@ def start_server(db_url: str, *, workdir: Path, port: int) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"lwz serve exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx.get(url + "/", timeout=2.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"lwz serve did not answer at {url} within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, then SIGKILL whatever is left."""
-    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            process.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-    process.wait(timeout=10)
-
-
 def signed_in_page(browser, url: str, name: str, password: str):
     """A fresh 1280x900 page signed in through Gradio's login form, the app loaded."""
     page = browser.new_context(viewport=VIEWPORT).new_page()
@@ -207,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}"
         process = start_server(db_url, workdir=workdir, port=port)
         try:
-            wait_until_up(url, process, workdir / "serve.log")
+            wait_until_up(url, process, workdir / "serve.log", 120.0)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(
                     executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])

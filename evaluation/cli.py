@@ -118,13 +118,18 @@ def cmd_rate(args: argparse.Namespace) -> int:
                 _print_result(result, title=name)
         return 0
     result = compute_ratings(frame, **options)
-    if args.json:
+    _emit(result, as_json=args.json)
+    return 0
+
+
+def _emit(result, *, as_json: bool) -> None:
+    """A rating result as one JSON value (warnings on stderr) or as a printed table."""
+    if as_json:
         print_json(_json_rows(result))
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
     else:
         _print_result(result)
-    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -134,12 +139,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         open_engine(args, upgrade=True), category=args.category, length_control=args.length_control,
         include_flagged=args.include_flagged, **_rating_options(args),
     )
-    if args.json:
-        print_json(_json_rows(result))
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-    else:
-        _print_result(result)
+    _emit(result, as_json=args.json)
     return 0
 
 
