@@ -139,8 +139,10 @@ def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> 
     return report
 
 
-def make_progress_callback(stream=sys.stderr):
-    """A TrainerCallback printing one line per logged step and keeping the log history."""
+def make_progress_callback(stream=None):
+    """A TrainerCallback printing one line per logged step and keeping the log history.
+    ``stream`` defaults to ``sys.stderr`` as it is when a step is logged, not when this module
+    was imported (a replaced and since closed stream would fail the run)."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -155,7 +157,8 @@ def make_progress_callback(stream=sys.stderr):
             logs = dict(logs or {})
             self.history.append({"step": state.global_step, **logs})
             shown = " ".join(f"{k}={_short(v)}" for k, v in logs.items() if _shown(k))
-            print(f"[lwz train] step {state.global_step}/{state.max_steps} {shown}", file=stream, flush=True)
+            print(f"[lwz train] step {state.global_step}/{state.max_steps} {shown}", file=stream or sys.stderr,
+                  flush=True)
 
     return Progress()
 
