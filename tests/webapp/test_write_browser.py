@@ -229,6 +229,8 @@ def test_signed_out_visitor_is_refused(app, page):
 def test_tabs_follow_the_role(app, page):
     login(page, app, "annie", "annie-pw")
     page.get_by_text("Signed in as annie", exact=False).wait_for()
+    # Every tab starts hidden; the load event shows the role's tabs in one update.
+    page.get_by_role("tab", name="Arena").wait_for()
     tabs = page.get_by_role("tab")
     names = {tabs.nth(i).inner_text().strip() for i in range(tabs.count())}
     assert "Write" not in names and "Data" not in names and "Arena" in names
