@@ -20,7 +20,6 @@ import argparse
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,23 +29,18 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a plain script: make the project's packages importable
 
-from tests.webapp.conftest import _stop as stop_server  # noqa: E402  (the browser tests' own helpers)
+from tests.conftest import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402  (the browser tests' own helpers)
+from tests.webapp.conftest import _stop as stop_server  # noqa: E402
 from tests.webapp.conftest import _wait_until_up as wait_until_up  # noqa: E402
+from tests.webapp.conftest import free_port  # noqa: E402
 
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
-CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 900}
 STRENGTHS = {"atlas-9b": 1.0, "birch-7b": 0.55, "cedar-3b": 0.2, "dune-1b": -0.6}
 """Made-up models and the log-strengths their seeded votes are drawn from (demo data, not results)."""
 VOTERS = [("vera", "annotator", "vera-pw"), ("omar", "annotator", "omar-pw"), ("lin", "annotator", "lin-pw")]
 ANNOTATOR = ("ann", "annotator", "ann-pw")
 RESEARCHER = ("rita", "researcher", "rita-pw")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def seed_database(db_url: str, *, prompts: int, words: int, seed: int) -> int:
@@ -180,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             wait_until_up(url, process, workdir / "serve.log", 120.0)
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
                 try:
                     shoot_arena(browser, url, args.out)
                     shoot_leaderboard(browser, url, args.out)
