@@ -2,8 +2,8 @@
 
 Starts a real ``lwz serve --auth`` on a fresh database (SQLite by default, or ``--db URL``),
 seeds a pool of hand-made battles, signs N annotators in, and runs them for ``--duration``
-seconds (Next battle, vote, reveal; optional think time between showing and voting). Then it
-checks every acknowledged vote is stored exactly once and prints votes/s and p50/p99 vote
+seconds (Next battle, then vote, whose answer reveals the models; optional think time between
+showing and voting). Then it checks every acknowledged vote is stored exactly once and prints votes/s and p50/p99 vote
 latency as one JSON object.
 
     .venv/bin/python benchmarks/bench_arena.py --annotators 50 --duration 30

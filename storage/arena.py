@@ -421,16 +421,14 @@ def battle_reveal(session: Session, *, battle_id: int, annotator_id: int) -> dic
 
 
 def annotator_counts(session: Session, *, annotator_id: int) -> dict[str, int]:
-    """The annotator's own tallies: votes, flagged votes and skips."""
-    votes, flagged = session.execute(
-        sa.select(sa.func.count(Vote.id), sa.func.coalesce(sa.func.sum(sa.case((Vote.flagged, 1), else_=0)), 0))
-        .where(Vote.annotator_id == annotator_id)
-    ).one()
-    skipped = session.execute(
-        sa.select(sa.func.count(Assignment.id)).where(
-            Assignment.annotator_id == annotator_id, Assignment.skipped.is_(True)
-        )
-    ).scalar_one()
+    """The annotator's own tallies: votes, flagged votes and skips (one round trip)."""
+    mine = Vote.annotator_id == annotator_id
+    votes, flagged, skipped = session.execute(sa.select(
+        sa.select(sa.func.count(Vote.id)).where(mine).scalar_subquery(),
+        sa.select(sa.func.count(Vote.id)).where(mine, Vote.flagged.is_(True)).scalar_subquery(),
+        sa.select(sa.func.count(Assignment.id))
+        .where(Assignment.annotator_id == annotator_id, Assignment.skipped.is_(True)).scalar_subquery(),
+    )).one()
     return {"votes": int(votes), "flagged": int(flagged), "skipped": int(skipped)}
 
 

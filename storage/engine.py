@@ -8,6 +8,8 @@ app, the CLI and batch jobs can write to one file at once; PostgreSQL goes throu
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -112,6 +114,39 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(engine: Engine) -> threading.Lock:
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.Lock()
+        return lock
+
+
+@contextmanager
+def write_scope(engine: Engine) -> Iterator[Session]:
+    """:func:`session_scope` for a transaction that writes; on SQLite it holds the write lock from the start.
+
+    SQLite's default deferred transaction reads a snapshot first and fails at once with
+    "database is locked" when it later tries to write after another writer committed (the
+    busy timeout does not apply to that upgrade), so the transaction starts with BEGIN
+    IMMEDIATE and waits its turn instead. Writers of one process also queue on a lock of
+    their own first: SQLite's busy handler waits by sleeping (1, 2, 5 ... 100 ms), so under
+    contention the file lock would sit free while every waiter sleeps. Other processes still
+    meet the busy timeout. PostgreSQL needs nothing special.
+    """
+    if engine.dialect.name != "sqlite":
+        with session_scope(engine) as session:
+            yield session
+        return
+    with _write_lock(engine), session_scope(engine) as session:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        yield session
 
 
 def _alembic_config(engine: Engine):

@@ -1,7 +1,7 @@
 """A load generator for the Arena through the app's own HTTP interface (tests and benchmark).
 
-Each simulated annotator signs in with ``POST /login``, then loops: Next battle, vote, reveal,
-exactly as the page does it: ``POST /gradio_api/queue/join`` with the event's ``fn_index``
+Each simulated annotator signs in with ``POST /login``, then loops: Next battle, then vote (whose answer
+reveals the models), exactly as the page does it: ``POST /gradio_api/queue/join`` with the event's ``fn_index``
 and a session hash, then reading ``/gradio_api/queue/data`` (server-sent events) until the
 event completes. Vote latency is measured from the join POST to the completion message.
 Every acknowledged vote is recorded so a caller can check it is stored exactly once.
@@ -158,13 +158,8 @@ async def annotator_loop(
         result.latencies.append(elapsed)
         result.acked.append((name, battle, label))
         votes += 1
-        try:
-            revealed = await call_with_retry(client, fns["arena_reveal"], [battle], session_hash=page)
-        except httpx.HTTPError as exc:
-            result.errors.append(f"{name}: reveal: {type(exc).__name__}: {exc}")
-            continue
-        if not revealed.get("success"):
-            result.errors.append(f"{name}: reveal: {error_text(revealed)}")
+        if "written by" not in json.dumps(ack["output"]["data"]):
+            result.errors.append(f"{name}: vote: the answer did not reveal the models")
 
 
 async def run_load(

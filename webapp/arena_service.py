@@ -11,15 +11,13 @@ import os
 import random
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from storage.engine import session_scope
+from storage.engine import session_scope, write_scope
 from storage.errors import UserError
 
 EMPTY_POOL_MESSAGE = (
@@ -28,21 +26,6 @@ EMPTY_POOL_MESSAGE = (
     "or send texts from the Write tab."
 )
 DONE_MESSAGE = "You have read every battle available to you. Thank you! Come back when the pool grows."
-
-
-@contextmanager
-def write_scope(engine: Engine) -> Iterator[Session]:
-    """:func:`session_scope` for a transaction that writes; on SQLite it starts with BEGIN IMMEDIATE.
-
-    SQLite's default deferred transaction reads a snapshot first and fails at once with
-    "database is locked" when it later tries to write after another writer committed (the
-    busy timeout does not apply to that upgrade). Taking the write lock up front makes the
-    transaction wait its turn instead. PostgreSQL needs nothing special.
-    """
-    with session_scope(engine) as session:
-        if engine.dialect.name == "sqlite":
-            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-        yield session
 
 
 @dataclass(frozen=True)
@@ -162,10 +145,11 @@ def submit_vote(
 ) -> dict[str, Any]:
     """Store a vote (see :func:`storage.arena.cast_vote`); returns an acknowledgement without names.
 
-    ``{"vote_id", "battle_id", "winner", "created", "flagged"}``: ``created`` is False when this
-    repeats an earlier vote, in which case the first vote is what is returned.
+    ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts"}``: ``created`` is False
+    when this repeats an earlier vote, in which case the first vote is what is returned;
+    ``counts`` are the annotator's tallies (see :func:`my_counts`) including this vote.
     """
-    from storage.arena import cast_vote
+    from storage.arena import annotator_counts, cast_vote
 
     with write_scope(engine) as session:
         vote, created = cast_vote(
@@ -173,7 +157,8 @@ def submit_vote(
             criteria=criteria, reason=reason, words_per_minute=settings.words_per_minute,
         )
         return {"vote_id": vote.id, "battle_id": battle_id, "winner": vote.winner,
-                "created": created, "flagged": bool(vote.flagged)}
+                "created": created, "flagged": bool(vote.flagged),
+                "counts": annotator_counts(session, annotator_id=annotator_id)}
 
 
 def skip_battle(engine: Engine, *, annotator_id: int, battle_id: int) -> bool:

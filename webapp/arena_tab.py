@@ -5,8 +5,8 @@ No `from __future__ import annotations` here: Gradio reads the `gr.Request` anno
 Handlers are thin adapters over :mod:`webapp.arena_service`. Identity comes from
 ``request.username`` (through ``ctx.require``), never from client state; the battle id the
 page holds is only a claim that the server checks against the annotator's assignments.
-Model names reach the page only from the reveal event, which the server answers only once
-the vote is stored.
+Model names reach the page only in the answer to a vote, sent once the vote is stored (and
+from the API-only reveal event, which is refused until then).
 """
 
 import random
@@ -56,6 +56,12 @@ def battle_id_of(value) -> int:
     return number
 
 
+def reveal_text(shown: dict) -> str:
+    """Who wrote A and B, with their word counts (from :func:`webapp.arena_service.reveal_battle`)."""
+    return (f"**A** was written by **{shown['left']['model']}** ({shown['left']['words']:,} words) · "
+            f"**B** by **{shown['right']['model']}** ({shown['right']['words']:,} words). Press Next battle.")
+
+
 def counts_text(counts: dict) -> str:
     return (f"**Your votes:** {counts['votes']} · **flagged as too fast:** {counts['flagged']} · "
             f"**skipped:** {counts['skipped']}")
@@ -86,9 +92,9 @@ def build_arena_tab(gr, ctx) -> None:
         with gr.Row():
             radios = [gr.Radio(list(SIDE_CHOICES), label=label, value=None) for label in CRITERION_LABELS.values()]
     reason = gr.Textbox(label="Reason (optional, at most 5,000 characters)", lines=2, elem_id="arena-reason")
-    with gr.Row():
-        vote_buttons = [gr.Button(label, variant="primary", interactive=False) for label in VOTE_LABELS]
-        skip_button = gr.Button("Skip", interactive=False)
+    with gr.Row(visible=False, elem_id="arena-vote-row") as vote_row:  # shown while a battle awaits a vote
+        vote_buttons = [gr.Button(label, variant="primary") for label in VOTE_LABELS]
+        skip_button = gr.Button("Skip")
     reveal_md = gr.Markdown("", elem_id="arena-reveal")
     next_button = gr.Button("Next battle", elem_id="arena-next")
     with gr.Accordion("Live battle (optional): two anonymous models write your request at once", open=False):
@@ -102,8 +108,7 @@ def build_arena_tab(gr, ctx) -> None:
     def cleared(message: str, counts_value: str | None = None):
         updates = {
             status: message, battle_id: 0, request_md: "", think_a: "", think_b: "", text_a: "", text_b: "",
-            reveal_md: "", reason: "", skip_button: gr.update(interactive=False),
-            **{b: gr.update(interactive=False) for b in vote_buttons}, **{r: None for r in radios},
+            reveal_md: "", reason: "", vote_row: gr.update(visible=False), **{r: None for r in radios},
         }
         if counts_value is not None:
             updates[counts] = counts_value
@@ -129,8 +134,7 @@ def build_arena_tab(gr, ctx) -> None:
             think_b: view["right"]["think"] or "_(no plan)_",
             text_a: view["left"]["answer"],
             text_b: view["right"]["answer"],
-            skip_button: gr.update(interactive=True),
-            **{b: gr.update(interactive=True) for b in vote_buttons},
+            vote_row: gr.update(visible=True),
         }
 
     def vote(label: str, battle, length_fit, coherence, structure, style, why: str, request: gr.Request):
@@ -142,27 +146,25 @@ def build_arena_tab(gr, ctx) -> None:
                 criteria=criteria_from_choices([length_fit, coherence, structure, style]),
                 reason=why, settings=settings,
             )
-            tally = counts_text(my_counts(ctx.engine, annotator_id=who.user_id))
+            shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=ack["battle_id"])
         except UserError as exc:
             fail(exc)
         note = " It was cast faster than the texts can be read, so it is flagged." if ack["flagged"] else ""
         first = "" if ack["created"] else " (you had already voted on this battle; your first vote stands)"
         return {
             status: f"Vote stored{first}.{note}",
-            counts: tally,
-            skip_button: gr.update(interactive=False),
-            **{b: gr.update(interactive=False) for b in vote_buttons},
+            counts: counts_text(ack["counts"]),
+            vote_row: gr.update(visible=False),
+            reveal_md: reveal_text(shown),
         }
 
-    def reveal(battle, request: gr.Request):
+    def reveal(battle: float | None, request: gr.Request) -> str:
+        """The reveal on its own (API only): refused until this annotator's vote is stored."""
         try:
             who = ctx.require(request, "vote")
-            shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle))
+            return reveal_text(reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle)))
         except UserError as exc:
             fail(exc)
-        text = (f"**A** was written by **{shown['left']['model']}** ({shown['left']['words']:,} words) · "
-                f"**B** by **{shown['right']['model']}** ({shown['right']['words']:,} words). Press Next battle.")
-        return {reveal_md: text}
 
     def skip(battle, request: gr.Request):
         try:
@@ -196,8 +198,7 @@ def build_arena_tab(gr, ctx) -> None:
                         yield {status: event["message"]}
                         return
                     yield {status: "Both finished. Read both texts, then vote.", battle_id: event["battle_id"],
-                           request_md: f"**Request:**\n\n{prompt}", skip_button: gr.update(interactive=True),
-                           **{b: gr.update(interactive=True) for b in vote_buttons}}
+                           request_md: f"**Request:**\n\n{prompt}", vote_row: gr.update(visible=True)}
                     return
                 if isinstance(event, (Think, Answer)):
                     texts[side][0 if isinstance(event, Think) else 1] += event.text
@@ -213,21 +214,24 @@ def build_arena_tab(gr, ctx) -> None:
     def toggle(show: bool):
         return gr.update(visible=show), gr.update(visible=show)
 
+    # Raw values in and out (preprocess/postprocess off): every handler checks its inputs itself,
+    # and each component would otherwise cost a thread hop per event.
+    raw = dict(preprocess=False, postprocess=False, concurrency_limit=CONCURRENCY)
     shown_outputs = [status, battle_id, request_md, think_a, think_b, text_a, text_b, reveal_md, reason,
-                     skip_button, counts, *vote_buttons, *radios]
-    next_button.click(load, None, shown_outputs, api_name="arena_next", concurrency_limit=CONCURRENCY,
-                      concurrency_id="arena_next")
+                     vote_row, counts, *radios]
+    next_button.click(load, None, shown_outputs, api_name="arena_next", concurrency_id="arena_next", **raw)
     for button in vote_buttons:
+        # The vote's answer carries the reveal: it is sent only once the vote is stored.
         button.click(
-            vote, [button, battle_id, *radios, reason], [status, counts, skip_button, *vote_buttons],
+            vote, [button, battle_id, *radios, reason], [status, counts, vote_row, reveal_md],
             api_name="arena_vote" if button is vote_buttons[0] else None,
             api_visibility="public" if button is vote_buttons[0] else "private",
-            concurrency_limit=CONCURRENCY, concurrency_id="arena_vote", trigger_mode="once",
-        ).success(reveal, [battle_id], [reveal_md], api_name="arena_reveal", api_visibility="private",
-                  concurrency_limit=CONCURRENCY, concurrency_id="arena_reveal")
-    skip_button.click(skip, [battle_id], [status], api_name="arena_skip", concurrency_limit=CONCURRENCY).then(
-        load, None, shown_outputs, api_visibility="private", concurrency_limit=CONCURRENCY,
-        concurrency_id="arena_next")
+            concurrency_id="arena_vote", trigger_mode="once", **raw,
+        )
+    gr.api(reveal, api_name="arena_reveal", api_visibility="private", concurrency_limit=CONCURRENCY,
+           concurrency_id="arena_reveal")
+    skip_button.click(skip, [battle_id], [status], api_name="arena_skip", **raw).then(
+        load, None, shown_outputs, api_visibility="private", concurrency_id="arena_next", **raw)
     live_button.click(live, [live_prompt, live_target], shown_outputs, api_name="arena_live",
                       concurrency_limit=8, concurrency_id="arena_live")
     show_think.change(toggle, show_think, [think_a, think_b], queue=False, api_visibility="private")

@@ -113,7 +113,7 @@ def finish_live_battle(
     """
     from storage.arena import assign_battle, create_battle_with_extra
     from storage.generations import get_generation, set_in_pool
-    from webapp.arena_service import write_scope
+    from storage.engine import write_scope
     from webapp.pool import DEFAULT_NAME_WORDS, names_found
 
     with write_scope(engine) as session:

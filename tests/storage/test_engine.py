@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage.engine import (
-    DEFAULT_URL, check_connection, current_revision, database_url, make_engine, session_scope, upgrade,
+    DEFAULT_URL, check_connection, current_revision, database_url, make_engine, session_scope, upgrade, write_scope,
 )
 from storage.errors import DatabaseUnavailable, UserError
 from storage.models import TABLES, Prompt, User
@@ -116,6 +116,35 @@ def test_session_scope_commits_and_rolls_back(engine):
             raise UserError("boom")
     with session_scope(engine) as session:
         assert session.execute(sa.select(User.name)).scalars().all() == ["a"]
+
+
+def test_write_scope_threads_read_then_write_without_losing_one(engine):
+    """Each thread reads a counter and writes it back plus one, the pattern that fails with
+    "database is locked" (or loses updates) when transactions start as plain reads."""
+    import threading
+
+    with session_scope(engine) as session:
+        session.add(User(name="counter", role="writer", password_hash="0"))
+    errors: list[BaseException] = []
+
+    def bump() -> None:
+        try:
+            for _ in range(10):
+                with write_scope(engine) as session:
+                    user = session.execute(
+                        sa.select(User).where(User.name == "counter").with_for_update()).scalar_one()
+                    user.password_hash = str(int(user.password_hash) + 1)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with session_scope(engine) as session:
+        assert session.execute(sa.select(User.password_hash).where(User.name == "counter")).scalar_one() == "80"
 
 
 def test_timestamps_come_back_timezone_aware(engine):

@@ -46,7 +46,7 @@ def test_full_flow_in_the_browser(live_app, page):
     assert all(name in reveal for name in MODELS) and re.search(r"\(60 words\)", reveal)
     assert "Vote stored" in page.locator("#arena-status").inner_text()
     assert "Your votes: 1" in page.locator("#arena-counts").inner_text()
-    assert page.get_by_role("button", name="B is better").is_disabled()
+    page.get_by_role("button", name="B is better").wait_for(state="hidden")  # no second vote from the page
     with session_scope(app.engine) as session:
         votes = list(session.exec(sa.select(Vote)).scalars())
     assert [(v.battle_id, v.winner, v.reason) for v in votes] == [(first, "left", "A keeps the thread better.")]

@@ -56,6 +56,7 @@ def refused(messages: list[dict], match: str) -> None:
     done = completed(messages)
     assert done["success"] is False, done
     assert match in json.dumps(done["output"]), done["output"]
+    assert not any(name in json.dumps(messages) for name in MODELS)  # a refusal never reveals
 
 
 def value(item):
@@ -97,7 +98,8 @@ def test_no_model_name_before_the_vote_then_reveal(app, clients, fns):
     assert battle > 0 and not any(name in raw for name in MODELS)
     refused(raw_call(ann, fns["arena_reveal"], [battle]), "vote first")
     done = completed(raw_call(ann, fns["arena_vote"], vote_data("A is better", battle)))
-    assert done["success"] and not any(name in json.dumps(done) for name in MODELS)
+    assert done["success"] and all(name in json.dumps(done["output"]) for name in MODELS)  # stored, then revealed
+    assert stored_votes(app, battle_id=battle, annotator_id=user_id(app, "ann"))
     shown = completed(raw_call(ann, fns["arena_reveal"], [battle]))
     assert shown["success"] and all(name in json.dumps(shown) for name in MODELS)
 

@@ -42,6 +42,7 @@ def test_flow_assign_vote_reveal_and_no_names_before(engine):
     ack = submit_vote(engine, annotator_id=uid, battle_id=view["battle_id"], winner="left",
                       criteria={"coherence": "right", "style": ""}, reason=" fine ", settings=FAST)
     assert ack["created"] and not ack["flagged"]
+    assert ack["counts"] == {"votes": 1, "flagged": 0, "skipped": 0} == my_counts(engine, annotator_id=uid)
     shown = reveal_battle(engine, annotator_id=uid, battle_id=view["battle_id"])
     assert {shown["left"]["model"], shown["right"]["model"]} == {"model-one", "model-two"}
     assert shown["left"]["words"] == 30
