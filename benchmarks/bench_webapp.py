@@ -7,8 +7,9 @@ then alternates rounds of
 - **app**: ``--streams`` simultaneous generations through the app's own HTTP interface
   (``/gradio_api/queue/join`` + the SSE stream, exactly what the browser does); tokens are the
   ``completion_tokens`` the app stored for each row;
-- **direct**: the same number of simultaneous chat streams straight to the server, each forced
-  (``min_tokens`` = ``max_tokens``) to the mean length the app's streams had in that round;
+- **direct**: the same number of simultaneous chat streams straight to the server, stream *i*
+  forced (``min_tokens`` = ``max_tokens``) to the length the app's stream *i* had in that round,
+  so both sides do the same work, spread the same way over the streams;
 
 and reports total tokens per second of each, and their ratio (goal >= 0.9). Then it measures the
 time to first token, one request at a time, alternating app and direct (goal: < 50 ms added):
@@ -69,7 +70,7 @@ def start_app(workdir: Path, base_url: str, model: str) -> tuple[subprocess.Pope
 
 
 async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, target: int, seed: int,
-                     think_budget: int = 16) -> dict:
+                     think_budget: int | None = None) -> dict:
     """One generation through the app. Returns its first-text delay (s) and end time."""
     session = uuid.uuid4().hex[:12]
     t0 = time.perf_counter()
@@ -159,10 +160,9 @@ async def concurrency_round(url, db_url, fn_index, args, seed0) -> dict:
         app_wall = max(r["end"] for r in results) - t0
     tokens = stored_tokens(db_url, before)
     app_tps = sum(tokens) / app_wall
-    per_stream = max(1, round(statistics.mean(tokens)))
     t0 = time.perf_counter()
-    direct = await asyncio.gather(*(direct_stream(args.base_url, args.model, per_stream, seed0 + i)
-                                    for i in range(args.streams)))
+    direct = await asyncio.gather(*(direct_stream(args.base_url, args.model, max(1, n), seed0 + i)
+                                    for i, n in enumerate(tokens)))
     direct_wall = max(r["end"] for r in direct) - t0
     direct_tps = sum(r["tokens"] for r in direct) / direct_wall
     return {"app_tokens": sum(tokens), "app_s": app_wall, "app_tps": app_tps,
@@ -187,7 +187,8 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="served model name")
     parser.add_argument("--streams", type=int, default=8, help="simultaneous streams per round")
     parser.add_argument("--target-words", type=int, default=150, help="target length of each app generation")
-    parser.add_argument("--think-budget", type=int, default=16, help="think budget (tokens) of each app generation")
+    parser.add_argument("--think-budget", type=int, default=None,
+                        help="think budget (tokens) of each app generation (default: blank, as in the form)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/direct rounds")
     parser.add_argument("--ttft-runs", type=int, default=10, help="single-request TTFT pairs")
     args = parser.parse_args()

@@ -55,10 +55,12 @@ class Plan:
     use_chat: bool
     budget: Budget
     tokens_per_word: float
-    prompt_tokens: int
+    prompt_tokens: Optional[int]
+    """The exact count when it was needed to plan the budget, else None until the server reports it."""
     context: int
     seed: int
     stats: dict[str, Any] = field(default_factory=dict)
+    prompt_tokens_at_most: Optional[int] = None
 
     @property
     def prefill(self) -> str:
@@ -75,6 +77,7 @@ class Plan:
             "language": self.rendered.language, "api": "chat" if self.use_chat else "completions",
             "budget": {"think": self.budget.think, "answer_max": self.budget.answer_max, "answer_min": self.budget.answer_min},
             "tokens_per_word": round(self.tokens_per_word, 4), "prompt_tokens": self.prompt_tokens,
+            **({"prompt_tokens_at_most": self.prompt_tokens_at_most} if self.prompt_tokens is None else {}),
             "context": self.context,
         }
 
@@ -91,24 +94,52 @@ async def prepare(entry, request: GenerationRequest) -> Plan:
     except ValueError as exc:
         raise UserError(f"model {entry.name!r}: {exc}") from None
     use_chat = (entry.sampling or {}).get("api", "chat") == "chat"
-    probe = BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user,
-                           assistant=rendered.prefill if use_chat else "", use_chat=use_chat, max_tokens=1)
-    # The three server calls run at once; the first failure in this order is reported, the model
-    # check first (it names the server and lists the served models).
-    results = await asyncio.gather(backend.context_length(), tokens_per_word(backend, rendered.language),
-                                   backend.prompt_tokens(probe), return_exceptions=True)
+    probe = _probe(rendered, use_chat)
+    # The server calls run at once (and are cached after the first generation); the first failure
+    # in this order is reported, the model check first (it names the server and lists the served models).
+    context, tpw, at_most = await _first_failure_raised(
+        backend.context_length(), tokens_per_word(backend, rendered.language), backend.prompt_tokens_at_most(probe))
+
+    def budget_for(prompt_tokens: int) -> Budget:
+        return plan_budget(
+            target_words=request.target_words, think_budget=request.think_budget, max_tokens=request.max_tokens,
+            tokens_per_word=tpw, with_think=rendered.template == "think", prompt_tokens=prompt_tokens, context=context,
+        )
+
+    # The exact prompt length is asked for only when it could change the budget: when the upper
+    # bound leaves the same budget as an empty prompt would, the prompt is far from the context limit.
+    budget, prompt_tokens = _budget_if_fits(budget_for, at_most), None
+    if budget is None:
+        (prompt_tokens,) = await _first_failure_raised(backend.prompt_tokens(probe))
+        budget = budget_for(prompt_tokens)
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    return Plan(request, backend, rendered, use_chat, budget, tpw, prompt_tokens, context, seed,
+                prompt_tokens_at_most=at_most)
+
+
+def _probe(rendered: Rendered, use_chat: bool) -> BackendRequest:
+    """The prompt as the first request sends it, for counting its tokens."""
+    return BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user,
+                          assistant=rendered.prefill if use_chat else "", use_chat=use_chat, max_tokens=1)
+
+
+def _budget_if_fits(budget_for, at_most: int) -> Optional[Budget]:
+    try:
+        budget = budget_for(at_most)
+    except UserError:
+        return None
+    return budget if budget == budget_for(0) else None
+
+
+async def _first_failure_raised(*calls) -> list:
+    """Run ``calls`` at once; a BackendError becomes a UserError. The first failure (in order) is raised."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
     for result in results:
         if isinstance(result, BackendError):
             raise UserError(str(result)) from None
         if isinstance(result, BaseException):
             raise result
-    context, tpw, prompt_tokens = results
-    budget = plan_budget(
-        target_words=request.target_words, think_budget=request.think_budget, max_tokens=request.max_tokens,
-        tokens_per_word=tpw, with_think=rendered.template == "think", prompt_tokens=prompt_tokens, context=context,
-    )
-    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-    return Plan(request, backend, rendered, use_chat, budget, tpw, prompt_tokens, context, seed)
+    return results
 
 
 async def run_plan(plan: Plan, *, cancel: Optional[asyncio.Event] = None) -> AsyncIterator[Event]:
@@ -193,6 +224,8 @@ async def run_plan(plan: Plan, *, cancel: Optional[asyncio.Event] = None) -> Asy
                                     break
                                 held, held_words = "", words
                     elif isinstance(item, Finish):
+                        if plan.prompt_tokens is None and round_index == 0:
+                            plan.prompt_tokens = item.prompt_tokens
                         finish = item.finish_reason
                         round_tokens = item.completion_tokens if item.completion_tokens is not None else round_tokens
         except BackendError as exc:
@@ -219,6 +252,11 @@ async def run_plan(plan: Plan, *, cancel: Optional[asyncio.Event] = None) -> Asy
             continue
         break
     stats.update(think_tokens=think_tokens, answer_tokens=answer_tokens)
+    if plan.prompt_tokens is None and finish != "cancelled":  # the first request was closed before its usage came
+        try:
+            plan.prompt_tokens = await plan.backend.prompt_tokens(_probe(plan.rendered, plan.use_chat))
+        except BackendError:
+            pass  # the row keeps no prompt length rather than failing a finished generation
     closing = parser.close(finish or "length", prompt_tokens=plan.prompt_tokens, completion_tokens=completion_tokens)
     for event in closing:
         if not (target_stop and isinstance(event, (Think, Answer))):  # text past a target stop stays unsaid

@@ -75,6 +75,9 @@ class Backend(Protocol):
     async def prompt_tokens(self, request: BackendRequest) -> int:
         """Tokens of the full prompt as the model will see it (chat template applied, or raw)."""
 
+    async def prompt_tokens_at_most(self, request: BackendRequest) -> int:
+        """An upper bound on ``prompt_tokens(request)``, cheaper to get (it may be the exact count)."""
+
 
 class StopFilter:
     """Cuts streamed text at the first stop string (dropping it, as servers do), holding back a

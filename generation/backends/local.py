@@ -86,6 +86,9 @@ class LocalBackend:
         text = await asyncio.to_thread(self._prompt_text, request)
         return await self.count_tokens(text)
 
+    async def prompt_tokens_at_most(self, request: BackendRequest) -> int:
+        return await self.prompt_tokens(request)  # the tokenizer is in this process: the count is cheap
+
     async def context_length(self) -> int:
         model, _ = await asyncio.to_thread(self._load)
         return int(getattr(model.config, "max_position_embeddings", 2048))

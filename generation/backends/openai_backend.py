@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ssl
+import time
 from typing import AsyncIterator, Optional
 
 import httpx
@@ -27,6 +28,15 @@ from generation.backends.base import BackendError, BackendRequest, Delta, Finish
 
 CONNECT_TIMEOUT_S = 4.0
 READ_TIMEOUT_S = 300.0
+MODEL_CARD_TTL_S = 30.0
+"""How long a served model's card (its context length) is trusted before the server is asked again.
+A failed stream forgets it at once."""
+BOUND_SLACK_TOKENS = 8
+"""Added to the byte bound of a chat prompt: tokens at the seams between the template and the request
+may split differently than in the template measured alone."""
+
+_CARDS: dict[tuple[str, str], tuple[float, dict]] = {}
+_TEMPLATE_TOKENS: dict[tuple, int] = {}
 
 
 @functools.cache
@@ -81,15 +91,25 @@ class OpenAIBackend:
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise BackendError(f"cannot reach the model server at {self.base_url}: {_one_line(exc)}") from None
 
-    async def _check_model(self) -> dict:
+    async def _check_model(self, *, cached: bool = False) -> dict:
+        """The model's card; with ``cached``, one fetched less than MODEL_CARD_TTL_S ago will do."""
+        key = (self.base_url, self.model)
+        if cached and key in _CARDS and time.monotonic() - _CARDS[key][0] < MODEL_CARD_TTL_S:
+            return _CARDS[key][1]
         cards = await self.served_models()
         if self.model not in cards:
+            _CARDS.pop(key, None)
             served = ", ".join(sorted(cards)) or "(none)"
             raise BackendError(f"model {self.model!r} is not served at {self.base_url}; it serves: {served}")
+        _CARDS[key] = (time.monotonic(), cards[self.model])
         return cards[self.model]
 
+    def _forget_model(self) -> None:
+        _CARDS.pop((self.base_url, self.model), None)
+
     async def context_length(self) -> int:
-        card = await self._check_model()
+        """From the server's model card, asked again at most every MODEL_CARD_TTL_S seconds."""
+        card = await self._check_model(cached=True)
         length = card.get("max_model_len")
         if not isinstance(length, int):
             raise BackendError(f"the server at {self.base_url} does not report max_model_len for {self.model!r}")
@@ -112,6 +132,24 @@ class OpenAIBackend:
             return await self._tokenize({"prompt": request.prompt + request.assistant})
         messages, extra = _chat_messages(request)
         return await self._tokenize({"messages": messages, **extra})
+
+    async def prompt_tokens_at_most(self, request: BackendRequest) -> int:
+        """An upper bound on :meth:`prompt_tokens` without asking the server for this prompt.
+
+        A byte-level tokenizer never makes more tokens than the text has UTF-8 bytes (SentencePiece
+        with byte fallback adds at most a prefix token), so a raw prompt is bounded by its bytes.
+        A chat prompt is the chat template around the request: the template with a one-character
+        request is tokenized once per system prompt and pre-fill (then cached), and the request's
+        bytes plus a little slack are added.
+        """
+        if not request.use_chat or self.api == "completions":
+            return len((request.prompt + request.assistant).encode("utf-8")) + BOUND_SLACK_TOKENS
+        key = (self.base_url, self.model, request.system, request.assistant)
+        if key not in _TEMPLATE_TOKENS:
+            probe = BackendRequest(prompt="", system=request.system, user="x", assistant=request.assistant,
+                                   use_chat=True, max_tokens=1)
+            _TEMPLATE_TOKENS[key] = await self.prompt_tokens(probe)
+        return _TEMPLATE_TOKENS[key] + len(request.user.encode("utf-8")) + BOUND_SLACK_TOKENS
 
     async def stream(self, request: BackendRequest, *, cancel: Optional[asyncio.Event] = None) -> AsyncIterator[StreamItem]:
         import openai
@@ -136,9 +174,11 @@ class OpenAIBackend:
                     call = client.completions.create(prompt=request.prompt + request.assistant, extra_body=extra_body, **common)
                 response = await first_or_cancel(call, cancel)
             except openai.NotFoundError:
+                self._forget_model()
                 await self._check_model()  # raises with the list of served models
                 raise BackendError(f"the server at {self.base_url} answered 404 for model {self.model!r}") from None
             except openai.APIConnectionError as exc:
+                self._forget_model()
                 raise BackendError(f"cannot reach the model server at {self.base_url}: {_one_line(exc.__cause__ or exc)}") from None
             except openai.APIStatusError as exc:
                 raise BackendError(f"the model server at {self.base_url} refused the request ({exc.status_code}): {_server_message(exc)}") from None
@@ -155,6 +195,7 @@ class OpenAIBackend:
                 except StopAsyncIteration:
                     break
                 except (openai.APIError, httpx.HTTPError) as exc:
+                    self._forget_model()
                     raise BackendError(f"the model server at {self.base_url} stopped mid-stream: {_one_line(exc.__cause__ or exc)}") from None
                 if chunk is CANCELLED:
                     await response.close()

@@ -114,3 +114,63 @@ def test_zero_think_budget_starts_with_the_answer():
     events = events_of(plan_for(backend, think=0))
     assert backend.requests[0].assistant == "<think></think>\n<answer>\n"
     assert text(events, Think) == "" and text(events, Answer) == "Straight text."
+
+
+class SizedBackend(ScriptedBackend):
+    """A scripted backend whose prompt bound and exact count are given; records which it was asked for."""
+
+    def __init__(self, *, at_most: int, exact: int, replies=()) -> None:
+        super().__init__(list(replies))
+        self.description = f"sized-{at_most}-{exact}"
+        self.at_most, self.exact, self.asked = at_most, exact, []
+
+    async def context_length(self) -> int:
+        return 8192
+
+    async def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def prompt_tokens_at_most(self, request) -> int:
+        self.asked.append("at_most")
+        return self.at_most
+
+    async def prompt_tokens(self, request) -> int:
+        self.asked.append("exact")
+        return self.exact
+
+
+def prepared(monkeypatch, backend, request):
+    import generation.backends
+    from generation.service import prepare
+    from storage.models import ModelEntry
+
+    monkeypatch.setattr(generation.backends, "backend_for", lambda entry: backend)
+    entry = ModelEntry(name="m", backend="openai", base_url="http://x/v1", model_id="m", template="think",
+                       sampling={"api": "chat"})
+    return asyncio.run(prepare(entry, request))
+
+
+def test_prompt_far_from_the_context_is_not_counted_and_the_server_reports_it(monkeypatch):
+    backend = SizedBackend(at_most=300, exact=120, replies=[("<think>plan</think><answer>Text.</answer>", "stop")])
+    plan = prepared(monkeypatch, backend, GenerationRequest("Write.", target_words=100, seed=3))
+    assert backend.asked == ["at_most"] and plan.prompt_tokens is None
+    assert plan.params()["prompt_tokens_at_most"] == 300
+    assert events_of(plan)[-1].prompt_tokens == 10  # what the (scripted) server reported
+
+
+def test_prompt_near_the_context_is_counted_exactly(monkeypatch):
+    shrinking = SizedBackend(at_most=7000, exact=7000)  # no target: the default budget shrinks to fit
+    plan = prepared(monkeypatch, shrinking, GenerationRequest("Write.", seed=3))
+    assert shrinking.asked == ["at_most", "exact"] and plan.prompt_tokens == 7000
+    assert plan.budget.think + plan.budget.answer_max <= 8192 - 7000
+    loose = SizedBackend(at_most=9000, exact=100)  # the bound alone would refuse: the exact count decides
+    plan = prepared(monkeypatch, loose, GenerationRequest("Write.", target_words=1000, seed=3))
+    assert loose.asked == ["at_most", "exact"] and plan.prompt_tokens == 100
+    assert "prompt_tokens_at_most" not in plan.params()
+
+
+def test_prompt_counted_after_the_fact_when_the_first_request_was_closed_early(monkeypatch):
+    backend = SizedBackend(at_most=300, exact=120, replies=[("a b c d e f g h", "stop"), ("The answer.", "stop")])
+    plan = prepared(monkeypatch, backend, GenerationRequest("Write.", think_budget=4, max_tokens=50, seed=3))
+    events = events_of(plan)  # the plan hits its budget: the first stream is closed before its usage
+    assert backend.asked == ["at_most", "exact"] and events[-1].prompt_tokens == 120

@@ -178,3 +178,25 @@ def test_error_event_when_backend_refuses_mid_plan(vllm_server):
     request = BackendRequest(prompt="", system="s", user="u", assistant="", use_chat=True, max_tokens=100_000)
     with pytest.raises(BackendError, match="refused the request"):
         asyncio.run(collect(backend.stream(request)))
+
+
+def test_prompt_bound_holds_on_the_real_tokenizer(vllm_server):
+    prompts = ["Write.", "Écris une histoire sur un phare 🌊, s'il te plaît.", "写一篇关于灯塔的故事。" * 20,
+               "a\n\n  b\t" * 50, "Text with <|im_end|> and <|im_start|>user inside it.", "x" * 3000]
+    checked = 0
+    for api in ("chat", "completions"):
+        backend = OpenAIBackend(base_url=vllm_server.base_url, model=vllm_server.model, api=api)
+        for template in ("think", "direct"):
+            for prompt in prompts:
+                rendered = render(template, prompt)
+                request = BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user,
+                                         assistant=rendered.prefill if api == "chat" else "",
+                                         use_chat=api == "chat", max_tokens=1)
+
+                async def both():
+                    return await backend.prompt_tokens_at_most(request), await backend.prompt_tokens(request)
+
+                at_most, exact = asyncio.run(both())
+                assert exact <= at_most, (api, template, prompt[:30], exact, at_most)
+                checked += 1
+    assert checked == 24
