@@ -134,6 +134,7 @@ def build_write_tab(gr, ctx) -> dict:
             yield {status: "**Not started:** " + safe_markdown(str(exc))}
             return
         view = WriteView(started_at=time.monotonic())
+        events = run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run)  # under way now
         yield {
             status: "Starting…", progress: progress_html(0, inputs.target_words),
             thinking: gr.Accordion(label=thinking_label("pending")),
@@ -146,7 +147,7 @@ def build_write_tab(gr, ctx) -> dict:
         last_sent, phase = 0.0, None
         try:
             try:
-                async for event in run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run):
+                async for event in events:
                     now = time.monotonic()
                     view.apply(event, now)
                     if view.generation_id is not None and run.generation_id is None:
@@ -176,6 +177,7 @@ def build_write_tab(gr, ctx) -> dict:
             final[history] = history_rows(ctx.engine, who=who)
             yield final
         finally:
+            run.cancel.set()  # a no-op once the generation ended; stops it if the page left before reading it
             runs.remove(run)
 
     def live_updates(view, now, target_words):

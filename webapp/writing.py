@@ -8,8 +8,8 @@
 - :class:`ActiveRuns` holds the cancel event of every running generation, keyed by the
   username of its author (and tagged with the browser session that started it), so Stop can
   only ever reach the caller's own runs.
-- :func:`run_generation` starts ``generation.service.generate_and_store`` in its own task
-  and hands its events over through a queue. The task outlives the browser connection: when
+- :func:`run_generation` starts ``generation.service.generate_and_store`` in its own task at
+  once and hands its events over through a queue. The task outlives the browser connection: when
   the page goes away, the run is cancelled and the task still finishes the row (as
   ``interrupted``), instead of being torn down halfway through a database write.
 """
@@ -234,17 +234,20 @@ class ActiveRuns:
         return len(chosen)
 
 
-async def run_generation(
+def run_generation(
     engine,
     *,
     inputs: WriteInputs,
     author_id: int,
     run: Run,
 ) -> AsyncIterator[Any]:
-    """Events of one stored generation, produced by a task that finishes the row whatever happens here.
+    """Start one stored generation now, in a task of its own, and return an iterator of its events.
 
-    Closing this iterator (the page went away) sets the run's cancel event; the producer task
-    then ends the stream, which the service records as ``interrupted``.
+    The task starts before the first event is asked for, so the page's own first update and the
+    model server's first token are under way at the same time. It finishes the row whatever
+    happens to the iterator: closing the iterator (the page went away) or setting ``run.cancel``
+    makes it end the stream, which the service records as ``interrupted``. Whoever calls this
+    sets ``run.cancel`` when done with the run, in case the iterator was never started.
     """
     from generation.service import GenerationRequest, generate_and_store
 
@@ -269,6 +272,11 @@ async def run_generation(
             queue.put_nowait(_SENTINEL)
 
     task = asyncio.ensure_future(produce())
+    _keep_alive(task)
+    return _events(queue, task, run)
+
+
+async def _events(queue: asyncio.Queue, task: asyncio.Future, run: Run) -> AsyncIterator[Any]:
     try:
         while True:
             item = await queue.get()
@@ -280,7 +288,6 @@ async def run_generation(
     finally:
         if not task.done():
             run.cancel.set()
-            _keep_alive(task)
 
 
 _PENDING: set[asyncio.Future] = set()
