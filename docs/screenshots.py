@@ -127,7 +127,7 @@ def shoot_arena(browser, url: str, out_dir: Path) -> None:
     page.get_by_role("tab", name="Arena").click()
     page.locator("#arena-next").click()
     page.wait_for_function("document.querySelector('#arena-text-b')?.innerText.trim().length > 50", timeout=60_000)
-    page.wait_for_timeout(500)  # let the enabled vote buttons repaint
+    page.wait_for_timeout(500)  # let the vote buttons appear
     page.screenshot(path=str(out_dir / "screenshot-arena.png"), full_page=True)
     page.locator("#arena-reason textarea").fill("A keeps one image going from start to end; B drifts.")
     page.get_by_role("button", name="A is better").click()

@@ -144,7 +144,7 @@ def build_write_tab(gr, ctx) -> dict:
             send_btn: gr.Button(interactive=False),
             stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
         }
-        last_sent, phase = 0.0, None
+        last_sent, phase, shown = 0.0, None, {"label": thinking_label("pending")}
         try:
             try:
                 async for event in events:
@@ -155,7 +155,7 @@ def build_write_tab(gr, ctx) -> dict:
                     new_phase = (view.queue_position, view.think_started is not None, bool(view.answer))
                     if new_phase != phase or now - last_sent >= UPDATE_INTERVAL_S or view.ended:
                         phase, last_sent = new_phase, now
-                        yield live_updates(view, now, inputs.target_words)
+                        yield live_updates(view, now, inputs.target_words, shown)
             except UserError as exc:
                 from generation.events import Error
 
@@ -165,7 +165,7 @@ def build_write_tab(gr, ctx) -> dict:
 
                 log.exception("generation failed")
                 view.apply(Error(f"internal error ({type(exc).__name__}); the text so far is kept"), time.monotonic())
-            final = live_updates(view, time.monotonic(), inputs.target_words)
+            final = live_updates(view, time.monotonic(), inputs.target_words, shown)
             final.update({stop_btn: gr.Button(interactive=False), generate_btn: gr.Button(interactive=True)})
             if view.generation_id is not None:
                 _, stored = finished_view(who, view.generation_id)
@@ -180,10 +180,12 @@ def build_write_tab(gr, ctx) -> dict:
             run.cancel.set()  # a no-op once the generation ended; stops it if the page left before reading it
             runs.remove(run)
 
-    def live_updates(view, now, target_words):
+    def live_updates(view, now, target_words, shown: dict):
+        """The page's updates for ``view``; the Thinking panel only when its title changed (``shown``
+        holds the title on the page), since each property update makes Gradio rebuild the component."""
         from generation.counting import count_words
 
-        state, seconds = view.thinking_state(now)
+        label = thinking_label(*view.thinking_state(now))
         if view.queue_position is not None:
             note = f"Waiting for the model: you are **#{view.queue_position}** in the queue."
         elif view.ended:
@@ -194,14 +196,17 @@ def build_write_tab(gr, ctx) -> dict:
             note = "Planning…"
         else:
             note = "Starting…"
-        return {
+        updates = {
             status: note,
             progress: progress_html(count_words(view.answer), target_words),
-            thinking: gr.Accordion(label=thinking_label(state, seconds)),
             think_md: safe_markdown(view.think),
             answer_md: safe_markdown(view.answer),
             current: view.generation_id,
         }
+        if label != shown["label"]:
+            updates[thinking] = gr.Accordion(label=label)
+            shown["label"] = label
+        return updates
 
     def stop(request: gr.Request):
         who = who_or_raise(request)
