@@ -82,9 +82,9 @@ def build_write_tab(gr, ctx) -> dict:
             with gr.Accordion(thinking_label("pending"), open=True, elem_id="lwz-thinking") as thinking:
                 think_md = gr.Markdown("", elem_id="lwz-think", sanitize_html=True, max_height=260)
             answer_md = gr.Markdown("", elem_id="lwz-answer", sanitize_html=True, min_height=120)
-            with gr.Row():
-                dl_md = gr.DownloadButton("Download .md", interactive=False, elem_id="lwz-download-md", size="sm")
-                dl_txt = gr.DownloadButton("Download .txt", interactive=False, elem_id="lwz-download-txt", size="sm")
+            with gr.Row(visible=False, elem_id="lwz-result-actions") as actions:  # shown once a text is stored
+                dl_md = gr.DownloadButton("Download .md", elem_id="lwz-download-md", size="sm")
+                dl_txt = gr.DownloadButton("Download .txt", elem_id="lwz-download-txt", size="sm")
                 send_btn = gr.Button("Send to arena", interactive=False, elem_id="lwz-send", size="sm")
     current = gr.State(None)
     with gr.Accordion("My writing", open=False, elem_id="lwz-history-panel"):
@@ -95,7 +95,7 @@ def build_write_tab(gr, ctx) -> dict:
             open_btn = gr.Button("Open", elem_id="lwz-open")
             refresh_btn = gr.Button("Refresh", elem_id="lwz-refresh")
 
-    result_outputs = [status, progress, thinking, think_md, answer_md, dl_md, dl_txt, send_btn, current]
+    result_outputs = [status, progress, thinking, think_md, answer_md, actions, dl_md, dl_txt, send_btn, current]
 
     def who_or_raise(request, action="write"):
         try:
@@ -117,8 +117,9 @@ def build_write_tab(gr, ctx) -> dict:
             progress: progress_html(g.answer_words, g.target_words),
             think_md: safe_markdown(g.think),
             answer_md: safe_markdown(g.answer),
-            dl_md: gr.DownloadButton(value=files["md"], interactive=True),
-            dl_txt: gr.DownloadButton(value=files["txt"], interactive=True),
+            actions: gr.Row(visible=True),
+            dl_md: files["md"],
+            dl_txt: files["txt"],
             send_btn: gr.Button(interactive=g.status == "complete" and not g.in_pool),
             current: g.id,
         }
@@ -139,9 +140,7 @@ def build_write_tab(gr, ctx) -> dict:
             status: "Starting…", progress: progress_html(0, inputs.target_words),
             thinking: gr.Accordion(label=thinking_label("pending")),
             think_md: "", answer_md: "", current: None,
-            dl_md: gr.DownloadButton(value=None, interactive=False),
-            dl_txt: gr.DownloadButton(value=None, interactive=False),
-            send_btn: gr.Button(interactive=False),
+            actions: gr.Row(visible=False),  # one cheap update: each button update makes Gradio rebuild it
             stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
         }
         last_sent, phase, shown = 0.0, None, {"label": thinking_label("pending")}
@@ -244,9 +243,11 @@ def build_write_tab(gr, ctx) -> dict:
                 send_btn: gr.Button(interactive=False), history: history_rows(ctx.engine, who=who)}
 
     form = [request_box, target, model, temperature, top_p, seed, think_budget]
-    generate_btn.click(generate, form, result_outputs + [stop_btn, generate_btn, history],
+    # The form's raw values go straight to the handler (check_inputs checks each of them): Gradio's
+    # preprocess would cost a thread hop per input before the generation could start.
+    generate_btn.click(generate, form, result_outputs + [stop_btn, generate_btn, history], preprocess=False,
                        concurrency_limit=ctx.settings.concurrency, show_progress="hidden", api_name="write")
-    request_box.submit(generate, form, result_outputs + [stop_btn, generate_btn, history],
+    request_box.submit(generate, form, result_outputs + [stop_btn, generate_btn, history], preprocess=False,
                        concurrency_limit=ctx.settings.concurrency, show_progress="hidden", api_name=False)
     stop_btn.click(stop, None, [status], concurrency_limit=QUICK_CONCURRENCY, api_name="stop", queue=True)
     reopened = result_outputs + [request_box, target, model]
