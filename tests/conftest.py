@@ -19,6 +19,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 TEST_DATA = Path(__file__).resolve().parent / "data"
 
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child the test interrupts with SIGINT: a suite started in the background
+    of a non-interactive shell inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 pytest_plugins = ["tests.vllm_server"]
 
 CHROMIUM = "/usr/bin/chromium"

@@ -11,6 +11,7 @@ import pytest
 
 from storage.engine import make_engine, session_scope, upgrade
 from storage.generations import list_generations
+from tests.conftest import default_sigint
 from tests.generation.helpers import register
 
 LWZ = [sys.executable, "-m", "lwz_cli.main"]
@@ -127,7 +128,7 @@ def test_process_killed_mid_stream_leaves_partial_text(sqlite_url, vllm_server, 
     register(engine, "vllm", base_url=vllm_server.base_url, model=vllm_server.model, template="direct")
     process = subprocess.Popen([*LWZ, "--db", sqlite_url, "generate", "--model", "vllm", "--prompt",
                                 "Write a very long story about a lighthouse keeper.", "--target-words", "1500"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         partial = _wait_for_partial_text(engine)
         process.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)

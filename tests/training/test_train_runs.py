@@ -19,6 +19,7 @@ import pytest
 from storage.catalog import add_model, get_model, get_or_add_prompt
 from storage.engine import session_scope
 from storage.models import TrainingRun
+from tests.conftest import default_sigint
 from training.options import TrainOptions
 from training.runner import run_training
 
@@ -85,7 +86,8 @@ def test_interrupted_run_is_failed_with_partial_checkpoint(sqlite_url, tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "lwz_cli.main", "--db", sqlite_url, "train", "dpo", "--base", "smollm2-135m",
                "--data", str(data), "--out", str(out), "--max-steps", "40", "--batch-size", "1", "--max-length", "64"]
-    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)
     lines = []
     try:
         deadline = time.monotonic() + 600
