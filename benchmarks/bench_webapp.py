@@ -16,6 +16,9 @@ time to first token, one request at a time, alternating app and direct (goal: < 
 for the app, from the POST that starts the event to the first update carrying text (think budget
 8 tokens, so that each pair is quick); for the server, from the request to the first content delta.
 
+Each simulated writer first opens the page, untimed: the page's load event, which a browser fires
+before its Generate button can be clicked, is where Gradio sets up the page's session.
+
     .venv/bin/python benchmarks/bench_webapp.py --base-url http://127.0.0.1:8100/v1 --model smollm2-135m
 """
 
@@ -70,10 +73,23 @@ def start_app(workdir: Path, base_url: str, model: str) -> tuple[subprocess.Pope
     sys.exit("lwz serve did not start")
 
 
-async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, target: int, seed: int,
-                     think_budget: int | None = None) -> dict:
-    """One generation through the app. Returns its first-text delay (s) and end time."""
+async def open_page(client: httpx.AsyncClient, load_index: int) -> str:
+    """A new page's session, set up by the page's load event as a browser does; returns its hash."""
+    from webapp.arena_load import call_event
+
     session = uuid.uuid4().hex[:12]
+    loaded = await call_event(client, load_index, [], session_hash=session)
+    if not loaded.get("success"):
+        raise RuntimeError(f"page load failed: {loaded}")
+    return session
+
+
+async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, target: int, seed: int,
+                     think_budget: int | None = None, *, session: str, result_index: int | None = None) -> dict:
+    """One generation through the app from the page ``session``, then the page's follow-up event
+    (``result_index``) that shows the downloads. Returns the first-text delay (s) and the end time."""
+    from webapp.arena_load import call_event
+
     t0 = time.perf_counter()
     joined = await client.post("/gradio_api/queue/join", json={
         "data": [PROMPT, target, model, 0.6, 0.95, str(seed), think_budget], "fn_index": fn_index,
@@ -92,6 +108,10 @@ async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, targe
                 if not msg.get("success"):
                     raise RuntimeError(f"app event failed: {msg}")
                 break
+    if result_index is not None:  # the follow-up event the page runs next (downloads, history)
+        shown = await call_event(client, result_index, [None], session_hash=session)
+        if not shown.get("success"):
+            raise RuntimeError(f"app follow-up event failed: {shown}")
     return {"ttft": first, "end": time.perf_counter()}
 
 
@@ -151,13 +171,14 @@ def last_id(db_url: str) -> int:
     return rows[0].id if rows else 0
 
 
-async def concurrency_round(url, db_url, fn_index, args, seed0) -> dict:
+async def concurrency_round(url, db_url, fns, args, seed0) -> dict:
     before = last_id(db_url)
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        pages = [await open_page(client, fns["load"]) for _ in range(args.streams)]
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(app_stream(client, fn_index, args.model, args.target_words, seed0 + i,
-                                                    args.think_budget)
-                                         for i in range(args.streams)))
+        results = await asyncio.gather(*(app_stream(client, fns["write"], args.model, args.target_words, seed0 + i,
+                                                    args.think_budget, session=page, result_index=fns["write_result"])
+                                         for i, page in enumerate(pages)))
         app_wall = max(r["end"] for r in results) - t0
     tokens = stored_tokens(db_url, before)
     app_tps = sum(tokens) / app_wall
@@ -171,16 +192,32 @@ async def concurrency_round(url, db_url, fn_index, args, seed0) -> dict:
             "ratio": app_tps / direct_tps}
 
 
-async def ttft_pairs(url, fn_index, args) -> tuple[list[float], list[float]]:
+async def ttft_pairs(url, fns, args) -> tuple[list[float], list[float]]:
     app, direct = [], []
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        page = await open_page(client, fns["load"])  # one writer, generating again and again
         for i in range(args.ttft_runs):
             # A short plan (8 tokens) keeps each pair quick; the first text comes with the first token either way.
-            r = await app_stream(client, fn_index, args.model, 10, 1000 + i, TTFT_THINK_BUDGET)
+            r = await app_stream(client, fns["write"], args.model, 10, 1000 + i, TTFT_THINK_BUDGET, session=page,
+                                 result_index=fns["write_result"])
             app.append(r["ttft"])
             d = await direct_stream(args.base_url, args.model, 16, 1000 + i)
             direct.append(d["ttft"])
     return app, direct
+
+
+def event_indexes(url: str) -> dict[str, int]:
+    """``fn_index`` of the Write tab's Generate (``write``), of its follow-up (``write_result``) and
+    of the page's load event (``load``)."""
+    config = httpx.get(f"{url}/config", timeout=10).json()
+    fns = {}
+    for i, dep in enumerate(config["dependencies"]):
+        index = dep.get("id", i)
+        if dep.get("api_name") in ("write", "write_result"):
+            fns[dep["api_name"]] = index
+        if any(trigger == "load" for _, trigger in dep.get("targets", [])):
+            fns["load"] = index
+    return fns
 
 
 def main() -> None:
@@ -198,15 +235,14 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="lwz-bench-webapp-"))
     proc, url, db_url = start_app(workdir, args.base_url, args.model)
     try:
-        config = httpx.get(f"{url}/config", timeout=10).json()
-        fn_index = next(d.get("id", i) for i, d in enumerate(config["dependencies"]) if d.get("api_name") == "write")
-        asyncio.run(ttft_pairs(url, fn_index, argparse.Namespace(**{**vars(args), "ttft_runs": 1})))  # warm-up
-        rounds = [asyncio.run(concurrency_round(url, db_url, fn_index, args, 100 * r)) for r in range(args.rounds)]
+        fns = event_indexes(url)
+        asyncio.run(ttft_pairs(url, fns, argparse.Namespace(**{**vars(args), "ttft_runs": 1})))  # warm-up
+        rounds = [asyncio.run(concurrency_round(url, db_url, fns, args, 100 * r)) for r in range(args.rounds)]
         for r in rounds:
             print(f"round: app {r['app_tokens']} tok in {r['app_s']:.1f} s = {r['app_tps']:.1f} tok/s; "
                   f"direct {r['direct_tokens']} tok in {r['direct_s']:.1f} s = {r['direct_tps']:.1f} tok/s; "
                   f"ratio {r['ratio']:.3f}")
-        app_ttft, direct_ttft = asyncio.run(ttft_pairs(url, fn_index, args))
+        app_ttft, direct_ttft = asyncio.run(ttft_pairs(url, fns, args))
         added = [a - d for a, d in zip(app_ttft, direct_ttft)]
         print(json.dumps({
             "streams": args.streams,

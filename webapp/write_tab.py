@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+from generation.events import Started
 from storage.catalog import list_models
 from storage.engine import session_scope
 from storage.errors import UserError
@@ -26,6 +27,7 @@ from webapp.rendering import (
 from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_generation
 
 UPDATE_INTERVAL_S = 0.1
+FIRST_UPDATE_WAIT_S = 0.25
 QUICK_CONCURRENCY = 32
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,17 @@ def write_downloads(folder: Path, *, stem: str, texts: dict[str, str]) -> dict[s
         path.write_text(text, encoding="utf-8")
         paths[suffix] = str(path)
     return paths
+
+
+def sent(component, value):
+    """``value`` as the page receives it, i.e. what Gradio's postprocess makes of it.
+
+    The Write tab's events send their values as they are (postprocess off), since Gradio would
+    spend a thread hop per output component on every streamed update; the values that need
+    converting (files, tables) go through this instead.
+    """
+    value = component.postprocess(value)
+    return value.model_dump() if hasattr(value, "model_dump") else value
 
 
 def build_write_tab(gr, ctx) -> dict:
@@ -95,7 +108,11 @@ def build_write_tab(gr, ctx) -> dict:
             open_btn = gr.Button("Open", elem_id="lwz-open")
             refresh_btn = gr.Button("Refresh", elem_id="lwz-refresh")
 
-    result_outputs = [status, progress, thinking, think_md, answer_md, actions, dl_md, dl_txt, send_btn, current]
+    # Gradio rebuilds every output component an update leaves out (a file or table one costs
+    # milliseconds), so the streaming event has few outputs, all cheap; what only the end shows
+    # (downloads, Send to arena, the history) comes from a follow-up event, ``show_result``.
+    stream_outputs = [status, progress, thinking, think_md, answer_md, current, actions, stop_btn, generate_btn]
+    result_outputs = [actions, dl_md, dl_txt, send_btn, history]
 
     def who_or_raise(request, action="write"):
         try:
@@ -103,25 +120,29 @@ def build_write_tab(gr, ctx) -> dict:
         except UserError as exc:
             raise gr.Error(str(exc)) from None
 
-    def finished_view(who, generation_id):
-        """Updates showing a stored generation as it ended (summary, downloads, arena button)."""
-        g = open_generation(ctx.engine, who=who, generation_id=generation_id)
-        files = write_downloads(downloads, stem=f"{slug(g.request)}-{g.id}", texts=download_texts(
-            request=g.request, think=g.think, answer=g.answer, model=g.model, generation_id=g.id))
+    def stored_view(g):
+        """Updates showing a stored generation's text as it ended, with its summary."""
         summary = Summary(words=g.answer_words, target=g.target_words, completion_tokens=g.completion_tokens,
                           seconds=None if g.duration_ms is None else g.duration_ms / 1000, status=g.status,
                           finish_reason=g.finish_reason, error=g.error, generation_id=g.id)
         arena_note = " · in the arena pool" if g.in_pool else ""
-        return g, {
+        return {
             status: summary.markdown() + arena_note,
             progress: progress_html(g.answer_words, g.target_words),
             think_md: safe_markdown(g.think),
             answer_md: safe_markdown(g.answer),
-            actions: gr.Row(visible=True),
-            dl_md: files["md"],
-            dl_txt: files["txt"],
-            send_btn: gr.Button(interactive=g.status == "complete" and not g.in_pool),
             current: g.id,
+        }
+
+    def result_actions(g):
+        """Updates offering a stored generation's downloads and, once complete, Send to arena."""
+        files = write_downloads(downloads, stem=f"{slug(g.request)}-{g.id}", texts=download_texts(
+            request=g.request, think=g.think, answer=g.answer, model=g.model, generation_id=g.id))
+        return {
+            actions: gr.Row(visible=True),
+            dl_md: sent(dl_md, files["md"]),
+            dl_txt: sent(dl_txt, files["txt"]),
+            send_btn: gr.Button(interactive=g.status == "complete" and not g.in_pool),
         }
 
     async def generate(prompt, target_words, model_name, temp, top, seed_value, budget, request: gr.Request):
@@ -135,23 +156,32 @@ def build_write_tab(gr, ctx) -> dict:
             yield {status: "**Not started:** " + safe_markdown(str(exc))}
             return
         view = WriteView(started_at=time.monotonic())
-        events = run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run)  # under way now
-        yield {
-            status: "Starting…", progress: progress_html(0, inputs.target_words),
-            thinking: gr.Accordion(label=thinking_label("pending")),
-            think_md: "", answer_md: "", current: None,
+        # The model server is at work from here on. The page's first update waits for the model's
+        # first words (or a place in the queue), up to FIRST_UPDATE_WAIT_S: one update instead of
+        # two, and none of Gradio's work on the page's side while the request goes out.
+        events = run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run,
+                                tick_after=FIRST_UPDATE_WAIT_S)
+        starting = {
             actions: gr.Row(visible=False),  # one cheap update: each button update makes Gradio rebuild it
             stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
         }
-        last_sent, phase, shown = 0.0, None, {"label": thinking_label("pending")}
+        last_sent, phase, shown = 0.0, None, {"label": None}
         try:
             try:
                 async for event in events:
                     now = time.monotonic()
-                    view.apply(event, now)
+                    if event is not None:  # None: FIRST_UPDATE_WAIT_S went by
+                        view.apply(event, now)
                     if view.generation_id is not None and run.generation_id is None:
                         run.generation_id = view.generation_id
-                    new_phase = (view.queue_position, view.think_started is not None, bool(view.answer))
+                    if starting:
+                        if isinstance(event, Started):  # nothing to show yet
+                            continue
+                        phase, last_sent = view.phase(), now
+                        yield {**starting, **live_updates(view, now, inputs.target_words, shown)}
+                        starting = {}
+                        continue
+                    new_phase = view.phase()
                     if new_phase != phase or now - last_sent >= UPDATE_INTERVAL_S or view.ended:
                         phase, last_sent = new_phase, now
                         yield live_updates(view, now, inputs.target_words, shown)
@@ -164,16 +194,15 @@ def build_write_tab(gr, ctx) -> dict:
 
                 log.exception("generation failed")
                 view.apply(Error(f"internal error ({type(exc).__name__}); the text so far is kept"), time.monotonic())
-            final = live_updates(view, time.monotonic(), inputs.target_words, shown)
+            final = {**starting, **live_updates(view, time.monotonic(), inputs.target_words, shown)}
             final.update({stop_btn: gr.Button(interactive=False), generate_btn: gr.Button(interactive=True)})
             if view.generation_id is not None:
-                _, stored = finished_view(who, view.generation_id)
+                stored = stored_view(open_generation(ctx.engine, who=who, generation_id=view.generation_id))
                 final.update(stored)
                 if view.error:
                     final[status] = "**Error:** " + safe_markdown(view.error) + "  \n" + stored[status]
             elif view.error:
                 final[status] = "**Error:** " + safe_markdown(view.error)
-            final[history] = history_rows(ctx.engine, who=who)
             yield final
         finally:
             run.cancel.set()  # a no-op once the generation ended; stops it if the page left before reading it
@@ -212,12 +241,24 @@ def build_write_tab(gr, ctx) -> dict:
         stopped = runs.cancel(owner=who.name, session=getattr(request, "session_hash", None))
         return {status: "Stopping…" if stopped else "Nothing is being written."}
 
+    def show_result(generation_id, request: gr.Request):
+        """After Generate: the downloads and Send to arena of what was stored, and the history."""
+        who = who_or_raise(request)
+        updates = {history: sent(history, history_rows(ctx.engine, who=who))}
+        if generation_id is not None:
+            try:
+                updates.update(result_actions(open_generation(ctx.engine, who=who, generation_id=generation_id)))
+            except UserError as exc:
+                raise gr.Error(str(exc)) from None
+        return updates
+
     def reopen(generation_id, request: gr.Request):
         who = who_or_raise(request)
         try:
-            g, updates = finished_view(who, generation_id)
+            g = open_generation(ctx.engine, who=who, generation_id=generation_id)
         except UserError as exc:
             return {status: "**Cannot open:** " + safe_markdown(str(exc))}
+        updates = {**stored_view(g), **result_actions(g)}
         state, seconds = ("done", None) if g.think else ("none", None)
         updates.update({
             request_box: g.request, target: g.target_words, model: g.model,
@@ -231,7 +272,7 @@ def build_write_tab(gr, ctx) -> dict:
 
     def refresh(request: gr.Request):
         who = who_or_raise(request)
-        return {history: history_rows(ctx.engine, who=who)}
+        return {history: sent(history, history_rows(ctx.engine, who=who))}
 
     def send(generation_id, request: gr.Request):
         who = who_or_raise(request)
@@ -240,20 +281,24 @@ def build_write_tab(gr, ctx) -> dict:
         except UserError as exc:
             return {status: "**Not sent:** " + safe_markdown(str(exc))}
         return {status: f"#{gid} is in the arena pool: annotators will compare it with other texts for the same request.",
-                send_btn: gr.Button(interactive=False), history: history_rows(ctx.engine, who=who)}
+                send_btn: gr.Button(interactive=False), history: sent(history, history_rows(ctx.engine, who=who))}
 
     form = [request_box, target, model, temperature, top_p, seed, think_budget]
-    # The form's raw values go straight to the handler (check_inputs checks each of them): Gradio's
-    # preprocess would cost a thread hop per input before the generation could start.
-    generate_btn.click(generate, form, result_outputs + [stop_btn, generate_btn, history], preprocess=False,
-                       concurrency_limit=ctx.settings.concurrency, show_progress="hidden", api_name="write")
-    request_box.submit(generate, form, result_outputs + [stop_btn, generate_btn, history], preprocess=False,
-                       concurrency_limit=ctx.settings.concurrency, show_progress="hidden", api_name=False)
-    stop_btn.click(stop, None, [status], concurrency_limit=QUICK_CONCURRENCY, api_name="stop", queue=True)
-    reopened = result_outputs + [request_box, target, model]
-    open_btn.click(reopen, [open_id], reopened, concurrency_limit=QUICK_CONCURRENCY, api_name="open_writing")
-    history.select(reopen_selected, None, reopened, concurrency_limit=QUICK_CONCURRENCY, api_name=False)
-    refresh_btn.click(refresh, None, [history], concurrency_limit=QUICK_CONCURRENCY, api_name="my_writing")
-    send_btn.click(send, [current], [status, send_btn, history], concurrency_limit=QUICK_CONCURRENCY,
-                   api_name="send_to_arena")
+    # Raw values in and out: check_inputs checks the form's values, and the outputs are sent as
+    # the page shows them (see ``sent``); Gradio's pre- and postprocess would cost a thread hop
+    # per component, before the generation could start and on every streamed update.
+    raw = dict(preprocess=False, postprocess=False)
+    quick = dict(concurrency_limit=QUICK_CONCURRENCY, postprocess=False)
+    for trigger, api_names in ((generate_btn.click, ("write", "write_result")), (request_box.submit, (False, False))):
+        # ``success``: a caller refused by ``generate`` is told once, not again by the follow-up.
+        trigger(generate, form, stream_outputs, concurrency_limit=ctx.settings.concurrency, show_progress="hidden",
+                api_name=api_names[0], **raw).success(
+            show_result, [current], result_outputs, show_progress="hidden", api_name=api_names[1], **quick)
+    stop_btn.click(stop, None, [status], api_name="stop", **quick)
+    reopened = [status, progress, thinking, think_md, answer_md, current, *result_outputs[:-1],
+                request_box, target, model]
+    open_btn.click(reopen, [open_id], reopened, api_name="open_writing", **quick)
+    history.select(reopen_selected, None, reopened, api_name=False, **quick)
+    refresh_btn.click(refresh, None, [history], api_name="my_writing", **quick)
+    send_btn.click(send, [current], [status, send_btn, history], api_name="send_to_arena", **quick)
     return {"model": model, "history": history}

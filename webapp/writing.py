@@ -161,6 +161,11 @@ class WriteView:
             self.think_ended = now
         self.finished_at = now
 
+    def phase(self) -> tuple:
+        """What changes the page's layout: a place in the queue, a plan begun, an answer begun.
+        A change of phase is shown at once; within one phase, updates are spaced out."""
+        return self.queue_position, self.think_started is not None, bool(self.answer)
+
     def thinking_state(self, now: float) -> tuple[str, Optional[float]]:
         """``(state, seconds)`` for :func:`webapp.rendering.thinking_label`."""
         if self.think_started is None:
@@ -240,14 +245,18 @@ def run_generation(
     inputs: WriteInputs,
     author_id: int,
     run: Run,
+    tick_after: Optional[float] = None,
 ) -> AsyncIterator[Any]:
     """Start one stored generation now, in a task of its own, and return an iterator of its events.
 
-    The task starts before the first event is asked for, so the page's own first update and the
-    model server's first token are under way at the same time. It finishes the row whatever
-    happens to the iterator: closing the iterator (the page went away) or setting ``run.cancel``
-    makes it end the stream, which the service records as ``interrupted``. Whoever calls this
-    sets ``run.cancel`` when done with the run, in case the iterator was never started.
+    The task starts before the first event is asked for, so the model server is already at work
+    while the caller gets ready. With ``tick_after``, a ``None`` is yielded once, that many
+    seconds after the start, if the stream is still going then: a caller that waits for the
+    model's first words before its first update uses it to show something anyway when they are
+    slow to come. The task finishes the row whatever happens to the iterator: closing the
+    iterator (the page went away) or setting ``run.cancel`` makes it end the stream, which the
+    service records as ``interrupted``. Whoever calls this sets ``run.cancel`` when done with
+    the run, in case the iterator was never started.
     """
     from generation.service import GenerationRequest, generate_and_store
 
@@ -273,13 +282,22 @@ def run_generation(
 
     task = asyncio.ensure_future(produce())
     _keep_alive(task)
-    return _events(queue, task, run)
+    tick_at = None if tick_after is None else time.monotonic() + tick_after
+    return _events(queue, task, run, tick_at)
 
 
-async def _events(queue: asyncio.Queue, task: asyncio.Future, run: Run) -> AsyncIterator[Any]:
+async def _events(queue: asyncio.Queue, task: asyncio.Future, run: Run, tick_at: Optional[float]) -> AsyncIterator[Any]:
     try:
         while True:
-            item = await queue.get()
+            if tick_at is not None and queue.empty():
+                try:  # a cancelled get loses no item: asyncio.Queue leaves it for the next one
+                    item = await asyncio.wait_for(queue.get(), max(0.0, tick_at - time.monotonic()))
+                except asyncio.TimeoutError:
+                    tick_at = None
+                    yield None
+                    continue
+            else:
+                item = await queue.get()
             if item is _SENTINEL:
                 break
             if isinstance(item, BaseException):

@@ -35,8 +35,9 @@ def test_an_annotator_cannot_write_even_by_raw_post(write_app):
     assert done["success"] is False and "annotator may not write" in done["output"]["error"]
     with session_scope(write_app.engine) as s:
         assert list_generations(s, author_id=annie) == []
-    done = outcome(call(write_app, "annie", "annie-pw", "my_writing", []))
-    assert done["success"] is False and "may not write" in done["output"]["error"]
+    for api_name, data in (("my_writing", []), ("write_result", [None])):
+        done = outcome(call(write_app, "annie", "annie-pw", api_name, data))
+        assert done["success"] is False and "may not write" in done["output"]["error"], api_name
 
 
 def test_a_writer_cannot_read_or_offer_another_writers_text(write_app):

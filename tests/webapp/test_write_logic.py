@@ -98,3 +98,47 @@ def test_active_runs_cancel_only_the_owners_runs():
         assert runs.count("ann") == 0 and runs.count("bob") == 1
 
     asyncio.run(scenario())
+
+
+def _events_of(timeline, tick_after):
+    """What ``_events`` yields for a producer putting ``(delay_s, item)`` pairs, with a tick after ``tick_after`` s."""
+    import time
+
+    from webapp.writing import _SENTINEL, Run, _events
+
+    async def scenario():
+        queue: asyncio.Queue = asyncio.Queue()
+        run = Run(owner="ann", session=None, cancel=asyncio.Event(), loop=asyncio.get_running_loop())
+
+        async def produce():
+            for delay, item in timeline:
+                await asyncio.sleep(delay)
+                queue.put_nowait(item)
+            queue.put_nowait(_SENTINEL)
+
+        task = asyncio.ensure_future(produce())
+        got = [item async for item in _events(queue, task, run, time.monotonic() + tick_after)]
+        await task
+        return got, run.cancel.is_set()
+
+    return asyncio.run(scenario())
+
+
+def test_events_tick_once_while_the_first_words_are_slow_and_lose_nothing():
+    got, cancelled = _events_of([(0, "started"), (0.3, "first words"), (0, "more"), (0.1, "done")], tick_after=0.05)
+    assert got == ["started", None, "first words", "more", "done"] and not cancelled
+
+
+def test_events_do_not_tick_when_the_stream_is_quick():
+    got, _ = _events_of([(0, "started"), (0, "first words"), (0, "done")], tick_after=5.0)
+    assert got == ["started", "first words", "done"]
+
+
+def test_view_phase_changes_with_the_queue_the_plan_and_the_answer():
+    view = WriteView(started_at=0.0)
+    phases = [view.phase()]
+    for t, event in enumerate([Queued(2), Think("plan"), Think(" more"), Answer("Once"), Answer(" upon")], 1):
+        view.apply(event, float(t))
+        phases.append(view.phase())
+    assert phases == [(None, False, False), (2, False, False), (None, True, False), (None, True, False),
+                      (None, True, True), (None, True, True)]
