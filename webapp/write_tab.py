@@ -7,7 +7,11 @@ Every handler is a short adapter: it asks ``ctx.require(request, "write")`` who 
 plain functions of :mod:`webapp.writing`, :mod:`webapp.history` and :mod:`webapp.rendering`.
 Updates are returned as ``{component: value}`` dicts. Streaming updates are sent at most every
 ``UPDATE_INTERVAL_S`` (plus at every change of phase), which keeps the app's own CPU use small
-when many people write at once.
+when many people write at once. The first update waits for the model's first words (at most
+``FIRST_UPDATE_WAIT_S``), so the request reaches the model server before Gradio does any work
+for the page. Gradio rebuilds every output component an update leaves out, so Generate streams
+into a few cheap components, and a follow-up event shows the downloads, Send to arena and the
+history once the text is stored.
 """
 
 import logging
@@ -16,7 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
-from generation.events import Started
+from generation.events import Error, Started
 from storage.catalog import list_models
 from storage.engine import session_scope
 from storage.errors import UserError
@@ -161,8 +165,8 @@ def build_write_tab(gr, ctx) -> dict:
         # two, and none of Gradio's work on the page's side while the request goes out.
         events = run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run,
                                 tick_after=FIRST_UPDATE_WAIT_S)
-        starting = {
-            actions: gr.Row(visible=False),  # one cheap update: each button update makes Gradio rebuild it
+        starting = {  # goes with the first update: the last text's downloads hidden, Stop on, Generate off
+            actions: gr.Row(visible=False),
             stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
         }
         last_sent, phase, shown = 0.0, None, {"label": None}
@@ -186,12 +190,8 @@ def build_write_tab(gr, ctx) -> dict:
                         phase, last_sent = new_phase, now
                         yield live_updates(view, now, inputs.target_words, shown)
             except UserError as exc:
-                from generation.events import Error
-
                 view.apply(Error(str(exc)), time.monotonic())
             except Exception as exc:  # a bug, not a user error: keep serving, say so, log the trace
-                from generation.events import Error
-
                 log.exception("generation failed")
                 view.apply(Error(f"internal error ({type(exc).__name__}); the text so far is kept"), time.monotonic())
             final = {**starting, **live_updates(view, time.monotonic(), inputs.target_words, shown)}
