@@ -187,6 +187,8 @@ async def run_plan(plan: Plan, *, cancel: Optional[asyncio.Event] = None) -> Asy
                     if isinstance(item, Queued):
                         yield item
                     elif isinstance(item, Delta):
+                        if plan.prompt_tokens is None and round_index == 0:
+                            plan.prompt_tokens = item.prompt_tokens  # reported with the text (continuous usage)
                         raw += item.text
                         tokens = item.tokens if item.tokens is not None else max(1, round(count_words(item.text) * plan.tokens_per_word))
                         round_tokens += tokens
@@ -252,7 +254,7 @@ async def run_plan(plan: Plan, *, cancel: Optional[asyncio.Event] = None) -> Asy
             continue
         break
     stats.update(think_tokens=think_tokens, answer_tokens=answer_tokens)
-    if plan.prompt_tokens is None and finish != "cancelled":  # the first request was closed before its usage came
+    if plan.prompt_tokens is None and finish != "cancelled":  # the first request was closed before any usage came
         try:
             plan.prompt_tokens = await plan.backend.prompt_tokens(_probe(plan.rendered, plan.use_chat))
         except BackendError:

@@ -40,10 +40,12 @@ class BackendRequest:
 
 @dataclass(frozen=True)
 class Delta:
-    """New text; ``tokens`` is how many tokens it holds when the backend knows (else None)."""
+    """New text; ``tokens`` is how many tokens it holds when the backend knows (else None), and
+    ``prompt_tokens`` the prompt's length once the server has reported it (else None)."""
 
     text: str
     tokens: Optional[int] = None
+    prompt_tokens: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class OpenAIBackend:
                 for choice in chunk.choices or []:
                     text = stops.push((choice.delta.content or "") if use_chat else (choice.text or ""))
                     if text:
-                        yield Delta(text, carried)  # tokens of text-less chunks ride on the next text
+                        yield Delta(text, carried, prompt_tokens)  # tokens of text-less chunks ride on the next text
                         carried = None
                     if choice.finish_reason:
                         finish = choice.finish_reason
@@ -220,7 +220,7 @@ class OpenAIBackend:
                 raise BackendError(f"the model server at {self.base_url} closed the stream without finishing")
             tail = stops.flush()
             if tail:
-                yield Delta(tail, carried)
+                yield Delta(tail, carried, prompt_tokens)
             yield Finish(finish, prompt_tokens, done_tokens or None)
         finally:
             if response is not None and response is not CANCELLED:

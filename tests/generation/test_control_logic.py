@@ -174,3 +174,18 @@ def test_prompt_counted_after_the_fact_when_the_first_request_was_closed_early(m
     plan = prepared(monkeypatch, backend, GenerationRequest("Write.", think_budget=4, max_tokens=50, seed=3))
     events = events_of(plan)  # the plan hits its budget: the first stream is closed before its usage
     assert backend.asked == ["at_most", "exact"] and events[-1].prompt_tokens == 120
+
+
+class ReportingBackend(SizedBackend):
+    """A sized backend whose server reports the prompt's length with every chunk (vLLM's continuous usage)."""
+
+    async def stream(self, request, *, cancel=None):
+        async for item in super().stream(request, cancel=cancel):
+            yield Delta(item.text, item.tokens, 77) if isinstance(item, Delta) else item
+
+
+def test_prompt_length_reported_with_the_text_is_kept_when_the_first_request_is_closed_early(monkeypatch):
+    backend = ReportingBackend(at_most=300, exact=120, replies=[("a b c d e f g h", "stop"), ("The answer.", "stop")])
+    plan = prepared(monkeypatch, backend, GenerationRequest("Write.", think_budget=4, max_tokens=50, seed=3))
+    events = events_of(plan)  # the plan hits its budget: the first stream is closed before its Finish
+    assert backend.asked == ["at_most"] and events[-1].prompt_tokens == 77

@@ -40,6 +40,7 @@ def test_completions_path_streams_raw_template(vllm_server):
     assert isinstance(finish, Finish) and finish.finish_reason in ("stop", "length")
     assert finish.prompt_tokens == prompt_tokens and 1 <= finish.completion_tokens <= 12
     assert sum(d.tokens for d in deltas) == finish.completion_tokens
+    assert {d.prompt_tokens for d in deltas} == {prompt_tokens}  # reported with the text already
 
 
 def test_chat_path_prefills_think_and_forces_the_answer(vllm_server):
