@@ -295,7 +295,7 @@ def build_write_tab(gr, ctx) -> dict:
                 api_name=api_names[0], **raw).success(
             show_result, [current], result_outputs, show_progress="hidden", api_name=api_names[1], **quick)
     stop_btn.click(stop, None, [status], api_name="stop", **quick)
-    reopened = [status, progress, thinking, think_md, answer_md, current, *result_outputs[:-1],
+    reopened = [status, progress, thinking, think_md, answer_md, current, actions, dl_md, dl_txt, send_btn,
                 request_box, target, model]
     open_btn.click(reopen, [open_id], reopened, api_name="open_writing", **quick)
     history.select(reopen_selected, None, reopened, api_name=False, **quick)
