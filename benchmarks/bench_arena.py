@@ -36,7 +36,7 @@ def free_port() -> int:
 def prepare(db_url: str, *, annotators: int, models: int, prompts: int, words: int, seed: int) -> list[tuple[str, str]]:
     from storage.engine import make_engine, session_scope, upgrade
     from storage.users import add_user
-    from webapp.arena_seed import seed_pool
+    from arena.seed import seed_pool
 
     engine = make_engine(db_url)
     upgrade(engine)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
 
-    from webapp.arena_load import run_load
+    from benchmarks.arena_load import run_load
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -132,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
                         words=args.words, seed=args.seed)
         port = free_port()
         process = start_server(db_url, workdir, port, {})
-        import resource
 
         server_cpu0, client_cpu0 = cpu_seconds(process.pid), time.process_time()
         try:

@@ -1,10 +1,10 @@
 """Storage benchmark: how fast votes go in, and how fast they come back out as a battles table.
 
 Three figures per database:
-  * bulk inserts/s: ``storage.arena.bulk_insert_votes``, one transaction per chunk of 5,000 votes;
-  * single-transaction inserts/s: ``storage.arena.add_vote`` inside its own ``session_scope``
+  * bulk inserts/s: ``storage.votes.bulk_insert_votes``, one transaction per chunk of 5,000 votes;
+  * single-transaction inserts/s: ``storage.votes.add_vote`` inside its own ``session_scope``
     (one committed transaction per vote), as the web app writes a vote;
-  * the time to read every vote as the battles table for rating (``storage.arena.votes_table``).
+  * the time to read every vote as the battles table for rating (``storage.votes.votes_table``).
 
 Each run uses a scratch database that it creates and removes: a temporary SQLite file for
 ``--db sqlite``; for a PostgreSQL URL, a new database on that server (dropped at the end).
@@ -119,7 +119,7 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
     import pandas  # noqa: F401  (imported before timing: the read figure is the query, not the import)
     from tqdm import tqdm
 
-    from storage.arena import add_vote, bulk_insert_votes, votes_table
+    from storage.votes import add_vote, bulk_insert_votes, votes_table
     from storage.engine import make_engine, session_scope, upgrade
 
     rng = random.Random(args.seed)

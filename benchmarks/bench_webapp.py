@@ -75,7 +75,7 @@ def start_app(workdir: Path, base_url: str, model: str) -> tuple[subprocess.Pope
 
 async def open_page(client: httpx.AsyncClient, load_index: int) -> str:
     """A new page's session, set up by the page's load event as a browser does; returns its hash."""
-    from webapp.arena_load import call_event
+    from benchmarks.arena_load import call_event
 
     session = uuid.uuid4().hex[:12]
     loaded = await call_event(client, load_index, [], session_hash=session)
@@ -88,7 +88,7 @@ async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, targe
                      think_budget: int | None = None, *, session: str, result_index: int | None = None) -> dict:
     """One generation through the app from the page ``session``, then the page's follow-up event
     (``result_index``) that shows the downloads. Returns the first-text delay (s) and the end time."""
-    from webapp.arena_load import call_event
+    from benchmarks.arena_load import call_event
 
     t0 = time.perf_counter()
     joined = await client.post("/gradio_api/queue/join", json={

@@ -3,7 +3,7 @@
     LWZ_HOME=$HOME/.cache/lwz HF_HUB_OFFLINE=1 .venv/bin/python docs/screenshots.py
 
 Builds a fresh SQLite database in a temporary folder, seeds a battle pool of hand-made texts
-(``webapp.arena_seed.seed_pool``) and a few hundred blind votes drawn from fixed model strengths
+(``arena.seed.seed_pool``) and a few hundred blind votes drawn from fixed model strengths
 with a seeded ``random.Random``, starts ``lwz serve --auth`` on a free port, signs in through
 the login form in headless Chromium and writes:
 
@@ -30,9 +30,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a plain script: make the project's packages importable
 
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402  (the browser tests' own helpers)
-from tests.webapp.conftest import _stop as stop_server  # noqa: E402
-from tests.webapp.conftest import _wait_until_up as wait_until_up  # noqa: E402
-from tests.webapp.conftest import free_port  # noqa: E402
+from tests.live_app import _stop as stop_server  # noqa: E402
+from tests.live_app import _wait_until_up as wait_until_up  # noqa: E402
+from tests.live_app import free_port  # noqa: E402
 
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 VIEWPORT = {"width": 1280, "height": 900}
@@ -51,11 +51,12 @@ def seed_database(db_url: str, *, prompts: int, words: int, seed: int) -> int:
     votes-over-time plot has more than one bar. ``ANNOTATOR`` gets no votes, so every battle is
     still new to them.
     """
-    from storage.arena import battle_candidates, bulk_insert_votes
+    from storage.arena import battle_candidates
+    from storage.votes import bulk_insert_votes
     from storage.engine import make_engine, session_scope, upgrade
     from storage.models import utcnow
     from storage.users import add_user
-    from webapp.arena_seed import seed_pool
+    from arena.seed import seed_pool
 
     engine = make_engine(db_url)
     try:

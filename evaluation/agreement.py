@@ -1,7 +1,7 @@
 """Annotator reliability: pairwise Cohen's kappa, Krippendorff's alpha, and per-annotator habits.
 
 Input is a votes table with columns ``battle_id, annotator, winner`` (and optionally
-``reading_seconds``), one row per vote, as ``storage.arena.votes_table`` returns it. The
+``reading_seconds``), one row per vote, as ``storage.votes.votes_table`` returns it. The
 categories are the four vote labels (model_a, model_b, tie, both_bad), treated as nominal.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from storage.errors import UserError
+from core.errors import UserError
 
 LABELS = ("model_a", "model_b", "tie", "both_bad")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from storage.errors import UserError
+from core.errors import UserError
 
 WINNERS = ("model_a", "model_b", "tie", "both_bad")
 OUTCOME_A, OUTCOME_B, OUTCOME_TIE = 0, 1, 2

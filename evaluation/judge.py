@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
-from storage.errors import UserError
+from core.errors import UserError
 
 DEFAULT_JUDGE_PROMPT = Path(__file__).with_name("prompts") / "judge.md"
 PLACEHOLDERS = ("{prompt}", "{answer_1}", "{answer_2}")

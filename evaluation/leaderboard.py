@@ -25,8 +25,8 @@ def named_battle_ids(session) -> set[int]:
 
 
 def battles_frame(session, *, category: str | None = None, include_flagged: bool = False, include_named: bool = False):
-    """The votes as a battles table (``storage.arena.votes_table``), blind battles only unless ``include_named``."""
-    from storage.arena import votes_table
+    """The votes as a battles table (``storage.votes.votes_table``), blind battles only unless ``include_named``."""
+    from storage.votes import votes_table
 
     frame = votes_table(session, include_flagged=include_flagged, category=category)
     if not include_named and len(frame):

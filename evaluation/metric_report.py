@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from storage.errors import UserError
+from core.errors import UserError
 
 METRIC_KEYS = ("length_score", "format_valid", "distinct_2", "longest_repeat", "near_duplicate_share", "keyword_stuffing")
 

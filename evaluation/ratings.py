@@ -30,7 +30,7 @@ import numpy as np
 from evaluation import bt
 from evaluation.battles import OUTCOME_A, OUTCOME_B, OUTCOME_TIE, CountTable, collapse, components, record, subset, validate_battles
 from evaluation.elo import online_elo
-from storage.errors import UserError
+from core.errors import UserError
 
 METHODS = ("bt", "elo")
 TIE_MODELS = ("half", "davidson")

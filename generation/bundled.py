@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from storage.errors import UserError
+from core.errors import UserError
 
 BUNDLED_NAME = "smollm2-135m"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from storage.errors import UserError
+from core.errors import UserError
 
 MIN_FRACTION = 0.95
 """The answer is kept going (min_tokens, continuation) until this share of the target."""

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Think
-from storage.errors import UserError
+from core.errors import UserError
 
 STATUS_BY_FINISH = {"stop": "complete", "target": "complete", "length": "truncated", "cancelled": "interrupted"}
 

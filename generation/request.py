@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from storage.errors import UserError
+from core.errors import UserError
 
 MAX_PROMPT_CHARS = 100_000
 MAX_TARGET_WORDS = 100_000

@@ -27,7 +27,7 @@ from generation.length import MIN_FRACTION, SHORT_FRACTION, Budget, plan_budget
 from generation.parser import ANSWER, BETWEEN, START, THINK, StreamParser
 from generation.request import GenerationRequest
 from generation.templates import Rendered, render
-from storage.errors import UserError
+from core.errors import UserError
 
 __all__ = ["GenerationRequest", "Plan", "prepare", "run_plan", "stream_generation", "generate_and_store", "run_generation"]
 

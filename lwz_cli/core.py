@@ -88,7 +88,7 @@ def cmd_models_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_models_prepare(args: argparse.Namespace) -> int:
-    from generation.cli import cmd_models_prepare
+    from lwz_cli.generate import cmd_models_prepare
 
     return cmd_models_prepare(args)
 
@@ -134,7 +134,7 @@ def cmd_prompts_list(args: argparse.Namespace) -> int:
 
 def cmd_users_add(args: argparse.Namespace) -> int:
     from storage.engine import session_scope
-    from storage.errors import UserError
+    from core.errors import UserError
     from storage.users import add_user, validate_role
 
     validate_role(args.role)

@@ -1,18 +1,17 @@
 """``lwz``: parse the global options, let each package add its commands, run one.
 
-Each of ``storage``-level core commands (here), ``generation``, ``webapp``, ``evaluation`` and
-``training`` contributes a ``cli`` module with ``register(subparsers)``. Those modules import
-only argparse at the top, so ``lwz --help`` stays instant; handlers import what they need.
+The CLI is the top floor: it imports the packages, and no package imports it. Each module named
+in ``COMMAND_MODULES`` adds its commands with ``register(subparsers)``. Those modules import only
+argparse at the top, so ``lwz --help`` stays instant; handlers import what they need.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
-COMMAND_MODULES = ("lwz_cli.core", "generation.cli", "webapp.cli", "evaluation.cli", "training.cli")
+COMMAND_MODULES = ("lwz_cli.core", "lwz_cli.generate", "lwz_cli.serve", "lwz_cli.battles", "lwz_cli.evaluate", "lwz_cli.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,13 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from storage.errors import UserError
+    from core.errors import UserError
 
     parser = build_parser()
     args = parser.parse_args(argv)

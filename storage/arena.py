@@ -1,169 +1,20 @@
-"""Battles, assignments and votes, and the battles table that ratings are computed from."""
+"""The arena's table queries: the pool, battle candidates, open assignments, the blind view, the reveal.
+
+Only queries live here; the rules that decide what a vote may be and who may cast it live in
+:mod:`arena.rules`.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
-from storage.errors import UserError
-from storage.models import Assignment, Battle, Generation, ModelEntry, Prompt, User, Vote, Winner, utcnow
-
-VALID_WINNERS = tuple(w.value for w in Winner)
-
-
-def create_battle(
-    session: Session, *, prompt_id: int, left_generation_id: int, right_generation_id: int, mode: str = "pool"
-) -> Battle:
-    battle = Battle(
-        prompt_id=prompt_id,
-        left_generation_id=left_generation_id,
-        right_generation_id=right_generation_id,
-        mode=mode,
-    )
-    session.add(battle)
-    session.flush()
-    return battle
-
-
-def assign_battle(session: Session, *, battle_id: int, annotator_id: int) -> Assignment:
-    """Record that ``battle_id`` was shown to ``annotator_id`` now (idempotent: keeps the first time)."""
-    existing = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
-    if existing is not None:
-        return existing
-    assignment = Assignment(battle_id=battle_id, annotator_id=annotator_id)
-    session.add(assignment)
-    session.flush()
-    return assignment
-
-
-def get_assignment(session: Session, *, battle_id: int, annotator_id: int) -> Assignment | None:
-    return session.exec(
-        select(Assignment).where(Assignment.battle_id == battle_id, Assignment.annotator_id == annotator_id)
-    ).first()
-
-
-def get_vote(session: Session, *, battle_id: int, annotator_id: int) -> Vote | None:
-    return session.exec(select(Vote).where(Vote.battle_id == battle_id, Vote.annotator_id == annotator_id)).first()
-
-
-def add_vote(
-    session: Session,
-    *,
-    battle_id: int,
-    annotator_id: int,
-    winner: str,
-    criteria: dict[str, str] | None = None,
-    reason: str | None = None,
-    reading_seconds: float | None = None,
-    flags: list[str] | None = None,
-) -> Vote:
-    """Insert one vote. A second vote by the same annotator on the same battle raises IntegrityError."""
-    if winner not in VALID_WINNERS:
-        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
-    vote = Vote(
-        battle_id=battle_id,
-        annotator_id=annotator_id,
-        winner=winner,
-        criteria=dict(criteria or {}),
-        reason=reason,
-        reading_seconds=reading_seconds,
-        flags=list(flags or []),
-        flagged=bool(flags),
-    )
-    session.add(vote)
-    session.flush()
-    return vote
-
-
-def bulk_insert_votes(session: Session, *, rows: Iterable[dict[str, Any]]) -> int:
-    """Insert many votes in one statement per chunk (imports, benchmarks, simulations)."""
-    now = utcnow()
-    payload = [
-        {
-            "battle_id": r["battle_id"],
-            "annotator_id": r["annotator_id"],
-            "winner": r["winner"],
-            "criteria": r.get("criteria", {}),
-            "reason": r.get("reason"),
-            "reading_seconds": r.get("reading_seconds"),
-            "flags": r.get("flags", []),
-            "flagged": bool(r.get("flags")),
-            "created_at": r.get("created_at", now),
-        }
-        for r in rows
-    ]
-    for start in range(0, len(payload), 5000):
-        session.execute(sa.insert(Vote), payload[start : start + 5000])
-    return len(payload)
-
-
-def votes_table(
-    session: Session,
-    *,
-    include_flagged: bool = False,
-    category: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-):
-    """All votes joined to their battle as a pandas DataFrame, one row per vote.
-
-    Columns: vote_id, battle_id, annotator, model_a, model_b, winner (model_a/model_b/tie/both_bad),
-    category, words_a, words_b, reading_seconds, flagged, created_at. ``model_a`` is the model shown
-    on the left. Battles with a deleted side are left out.
-    """
-    import pandas as pd
-
-    left_gen, right_gen = aliased(Generation), aliased(Generation)
-    left_model, right_model = aliased(ModelEntry), aliased(ModelEntry)
-    query = (
-        sa.select(
-            Vote.id.label("vote_id"),
-            Vote.battle_id,
-            User.name.label("annotator"),
-            left_model.name.label("model_a"),
-            right_model.name.label("model_b"),
-            Vote.winner,
-            Prompt.category,
-            left_gen.answer_words.label("words_a"),
-            right_gen.answer_words.label("words_b"),
-            Vote.reading_seconds,
-            Vote.flagged,
-            Vote.created_at,
-        )
-        .join(Battle, Battle.id == Vote.battle_id)
-        .join(User, User.id == Vote.annotator_id)
-        .join(Prompt, Prompt.id == Battle.prompt_id)
-        .join(left_gen, left_gen.id == Battle.left_generation_id)
-        .join(right_gen, right_gen.id == Battle.right_generation_id)
-        .join(left_model, left_model.id == left_gen.model_id)
-        .join(right_model, right_model.id == right_gen.model_id)
-        .order_by(Vote.id)
-    )
-    if not include_flagged:
-        query = query.where(Vote.flagged.is_(False))
-    if category is not None:
-        query = query.where(Prompt.category == category)
-    if since is not None:
-        query = query.where(Vote.created_at >= since)
-    if until is not None:
-        query = query.where(Vote.created_at < until)
-    frame = pd.DataFrame(session.execute(query).all(), columns=[
-        "vote_id", "battle_id", "annotator", "model_a", "model_b", "winner", "category",
-        "words_a", "words_b", "reading_seconds", "flagged", "created_at",
-    ])
-    frame["winner"] = frame["winner"].map({"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "both_bad"})
-    return frame
-
-
-# --- The arena's queries: pool, candidates, assignments, integrity-checked votes, reveal. ---
-
-CRITERIA = ("length_fit", "coherence", "structure", "style")
-MAX_REASON_CHARS = 5000
-
+from core.errors import UserError
+from storage.models import Assignment, Battle, Generation, ModelEntry, Prompt, Vote
+from storage.votes import create_battle, get_assignment, get_vote
 
 def pool_entries(session: Session) -> list[tuple[int, int, str]]:
     """``(generation_id, prompt_id, model_name)`` of every generation that may enter a battle.
@@ -323,76 +174,6 @@ def reading_words(session: Session, *, battle_id: int) -> int:
         gen = session.get(Generation, gid) if gid is not None else None
         total += gen.answer_words if gen is not None else 0
     return total
-
-
-def validate_vote_input(
-    *, winner: str, criteria: dict[str, str] | None, reason: str | None
-) -> tuple[dict[str, str], str | None]:
-    """Check a vote's fields; return cleaned ``(criteria, reason)``. UserError says what is wrong."""
-    if winner not in VALID_WINNERS:
-        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
-    cleaned: dict[str, str] = {}
-    for key, value in (criteria or {}).items():
-        if key not in CRITERIA:
-            raise UserError(f"unknown criterion {key!r}: use {', '.join(CRITERIA)}")
-        if value in (None, ""):
-            continue
-        if value not in ("left", "right", "tie"):
-            raise UserError(f"invalid choice {value!r} for {key}: choose left, right or tie")
-        cleaned[key] = value
-    if reason is not None:
-        reason = reason.strip() or None
-    if reason is not None and len(reason) > MAX_REASON_CHARS:
-        raise UserError(f"the reason has {len(reason):,} characters; the limit is {MAX_REASON_CHARS:,}")
-    return cleaned, reason
-
-
-def cast_vote(
-    session: Session,
-    *,
-    battle_id: int,
-    annotator_id: int,
-    winner: str,
-    criteria: dict[str, str] | None = None,
-    reason: str | None = None,
-    words_per_minute: float = 1000.0,
-) -> tuple[Vote, bool]:
-    """Store an annotator's vote on a battle assigned to them; returns ``(vote, created)``.
-
-    Refused (UserError) for a battle not assigned to this annotator, a skipped one, or one whose
-    generation was deleted. A repeated vote (double click, replayed POST, a race between two
-    requests) returns the first vote unchanged with ``created=False``: the database's unique
-    constraint decides, inside a savepoint, so the caller's transaction stays usable.
-    Reading time runs from assignment to now; a vote faster than reading both answers at
-    ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
-    """
-    criteria, reason = validate_vote_input(winner=winner, criteria=criteria, reason=reason)
-    existing = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
-    if existing is not None:
-        return existing, False
-    assignment = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
-    if assignment is None:
-        raise UserError(f"battle {battle_id} is not assigned to you: load a battle in the Arena tab first")
-    if assignment.skipped:
-        raise UserError(f"battle {battle_id} was skipped; it can no longer be voted on")
-    battle = session.get(Battle, battle_id)
-    if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
-        raise UserError(f"battle {battle_id} is no longer available (a text was deleted); press Next")
-    seconds = max(0.0, (utcnow() - assignment.assigned_at).total_seconds())
-    needed = reading_words(session, battle_id=battle_id) / max(words_per_minute, 1e-9) * 60.0
-    flags = ["too_fast"] if seconds < needed else []
-    try:
-        with session.begin_nested():
-            vote = add_vote(
-                session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
-                criteria=criteria, reason=reason, reading_seconds=round(seconds, 3), flags=flags,
-            )
-    except sa.exc.IntegrityError:
-        first = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
-        if first is None:
-            raise
-        return first, False
-    return vote, True
 
 
 _REVEAL = (

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator
 
 from sqlmodel import Session, select
 
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Backend, ModelEntry, Prompt, Template
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")

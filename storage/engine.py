@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from storage.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable
 
 DEFAULT_URL = "sqlite:///lwz.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000

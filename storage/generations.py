@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Generation, GenerationStatus, utcnow
 
 FINAL_STATUSES = frozenset(s.value for s in GenerationStatus) - {"streaming"}

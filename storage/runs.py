@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import TrainingRun, utcnow
 
 RUN_STATUSES = ("running", "complete", "failed")

@@ -10,7 +10,7 @@ import os
 
 from sqlmodel import Session, select
 
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Role, User
 
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32

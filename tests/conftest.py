@@ -28,7 +28,7 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-pytest_plugins = ["tests.vllm_server"]
+pytest_plugins = ["tests.vllm_server", "tests.live_app"]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def resolve_base(session, *, base: str):

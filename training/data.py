@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def read_table(path: str):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storage.errors import UserError
+from core.errors import UserError
 
 KINDS = ("reward", "dpo", "grpo")
 GRPO_REWARDS = ("length", "format", "anti_hacking", "quality")

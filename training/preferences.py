@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from storage.errors import UserError
+from core.errors import UserError
 
 FORMATS = ("dpo", "reward", "kto")
 LAYOUTS = ("trl", "openrlhf", "verl")
@@ -87,7 +87,6 @@ def battle_verdicts(session, *, filters: PreferenceFilters):
     agreement. Counting happens in SQL; the verdict is a vectorised argmax.
     """
     import numpy as np
-    import pandas as pd
     import sqlalchemy as sa
 
     from storage.models import User, Vote

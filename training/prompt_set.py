@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def prompt_rows(session, *, tolerance: float = 0.2, default_words: int | None = None,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def run_training(engine, options, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:

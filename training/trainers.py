@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from storage.errors import UserError
+from core.errors import UserError
 
 CPU_DEFAULTS = {
     "reward": {"per_device_train_batch_size": 2, "max_length": 1024, "learning_rate": 1e-5},

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from storage.errors import UserError
+from core.errors import UserError
 
 ANNOTATOR_COLUMNS = ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "left_share", "tie_share",
                      "both_bad_share"]

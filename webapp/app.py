@@ -9,7 +9,6 @@ No ``from __future__ import annotations`` here: this module defines a Gradio han
 Gradio reads ``request: gr.Request`` at run time.
 """
 
-import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -37,7 +36,7 @@ class ServeSettings:
 
     def validate(self) -> None:
         """Reject settings that cannot work, with a message saying what to change."""
-        from storage.errors import UserError
+        from core.errors import UserError
 
         if not 0 < self.port < 65536:
             raise UserError(f"--port must be between 1 and 65535, got {self.port}")
@@ -65,17 +64,12 @@ class AppContext:
         return require(self.engine, username=username, auth=self.settings.auth, action=action)
 
 
-def available_tabs() -> list[tuple[str, str, str, str]]:
-    """The tabs whose modules exist (Arena and Leaderboard come from their own issues)."""
-    return [tab for tab in TABS if importlib.util.find_spec(tab[1]) is not None]
-
-
 def build_app(ctx: AppContext):
     import importlib
 
     import gradio as gr
 
-    from storage.errors import UserError
+    from core.errors import UserError
     from webapp.write_tab import model_names
 
     tabs, parts = [], {}
@@ -86,7 +80,7 @@ def build_app(ctx: AppContext):
             if ctx.settings.auth:
                 gr.Button("Sign out", link="/logout", size="sm", scale=0, elem_id="lwz-logout")
         refused = gr.Markdown("", visible=False, elem_id="lwz-refused")
-        for label, module, builder, action in available_tabs():
+        for label, module, builder, action in TABS:
             with gr.Tab(label, visible=False, elem_id=f"lwz-tab-{label.lower()}") as tab:
                 built = getattr(importlib.import_module(module), builder)(gr, ctx)
             tabs.append((tab, action))

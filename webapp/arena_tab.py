@@ -2,7 +2,7 @@
 
 No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotation at run time.
 
-Handlers are thin adapters over :mod:`webapp.arena_service`. Identity comes from
+Handlers are thin adapters over :mod:`arena.service`. Identity comes from
 ``request.username`` (through ``ctx.require``), never from client state; the battle id the
 page holds is only a claim that the server checks against the annotator's assignments.
 Model names reach the page only in the answer to a vote, sent once the vote is stored (and
@@ -13,8 +13,8 @@ import random
 import time
 from pathlib import Path
 
-from storage.errors import UserError
-from webapp.arena_service import (
+from core.errors import UserError
+from arena.service import (
     ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, submit_vote,
 )
 
@@ -57,7 +57,7 @@ def battle_id_of(value) -> int:
 
 
 def reveal_text(shown: dict) -> str:
-    """Who wrote A and B, with their word counts (from :func:`webapp.arena_service.reveal_battle`)."""
+    """Who wrote A and B, with their word counts (from :func:`arena.service.reveal_battle`)."""
     return (f"**A** was written by **{shown['left']['model']}** ({shown['left']['words']:,} words) · "
             f"**B** by **{shown['right']['model']}** ({shown['right']['words']:,} words). Press Next battle.")
 
@@ -175,8 +175,8 @@ def build_arena_tab(gr, ctx) -> None:
         return {status: "Skipped."}
 
     async def live(prompt: str, target, request: gr.Request):
-        from webapp.live import live_battle
-        from webapp.pool import load_name_words
+        from arena.live import live_battle
+        from arena.pool import load_name_words
         from generation.events import Answer, Error, Think
 
         try:

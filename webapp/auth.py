@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.users import authenticate, get_or_create_user, get_user
 
 LOCAL_USER = "local"

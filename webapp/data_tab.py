@@ -7,7 +7,7 @@ No `from __future__ import annotations` here: Gradio reads the `gr.Request` anno
 from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.overview import OVERVIEW_TABLES, table_counts, table_frame
 from webapp.annotators_panel import build_annotators_panel
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.generations import get_generation, list_generations, set_in_pool
 from storage.models import Generation, ModelEntry, Prompt
 from webapp.auth import Identity, PermissionDenied

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from storage.errors import UserError
+from core.errors import UserError
 
 ALL = "All categories"
 TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable"]

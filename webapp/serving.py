@@ -6,7 +6,7 @@ from sqlalchemy.engine import Engine
 
 from storage.catalog import add_model, get_model
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def settle_default_model(

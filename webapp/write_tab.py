@@ -23,7 +23,7 @@ from pathlib import Path
 from generation.events import Error, Started
 from storage.catalog import list_models
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_generation
 from webapp.rendering import (
     Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,

@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
-from storage.errors import UserError
+from core.errors import UserError
 
 MAX_REQUEST_CHARS = 20_000
 MAX_TARGET_WORDS = 100_000

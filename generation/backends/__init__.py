@@ -23,7 +23,7 @@ _LOCK = threading.Lock()
 def backend_for(entry: "ModelEntry") -> Backend:
     """The backend serving ``entry``. Local backends are cached, one per model folder per process
     (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call."""
-    from storage.errors import UserError
+    from core.errors import UserError
 
     if entry.backend == "openai":
         from generation.backends.openai_backend import OpenAIBackend

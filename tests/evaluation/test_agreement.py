@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from evaluation.agreement import agreement_report, annotator_stats, cohen_kappa, krippendorff_alpha, pairwise_kappa
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def test_cohen_kappa_hand_computed():

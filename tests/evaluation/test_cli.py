@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lwz_cli.main import main
-from storage.arena import add_vote
+from storage.votes import add_vote
 from storage.engine import session_scope
 from storage.models import Battle
 from storage.users import add_user

@@ -15,7 +15,7 @@ from evaluation.ratings import compute_ratings
 from lwz_cli.main import main
 from storage.catalog import add_model
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Generation
 
 

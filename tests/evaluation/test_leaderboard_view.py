@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from matplotlib.figure import Figure
 
-from storage.arena import add_vote
+from storage.votes import add_vote
 from storage.engine import session_scope
 from tests.storage.helpers import seed_arena
-from tests.webapp.conftest import live_app, login  # noqa: F401  (fixture, helper)
+from tests.live_app import live_app, login  # noqa: F401  (fixture, helper)
 from webapp.annotators_panel import annotators_view
 from webapp.leaderboard_tab import ALL, leaderboard_view
 

@@ -14,7 +14,7 @@ from evaluation.elo import online_elo
 from evaluation.ratings import (
     bootstrap_thetas, compute_ratings, predicted_matrix, rank_by_intervals, ratings_by_category, win_rate_matrix,
 )
-from storage.errors import UserError
+from core.errors import UserError
 
 ELO = 400.0 / math.log(10.0)
 

@@ -9,7 +9,7 @@ from generation.length import Budget, answer_token_range, plan_budget
 from generation.request import GenerationRequest
 from generation.service import sentence_cut
 from generation.templates import render
-from storage.errors import UserError
+from core.errors import UserError
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", "\n\t ", "\x00\x07\x1b"])

@@ -16,7 +16,7 @@ from generation.events import Answer, Done, Started, Think
 from generation.request import GenerationRequest
 from generation.service import generate_and_store, run_generation, stream_generation
 from generation.templates import render
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import ModelEntry
 from tests.generation.helpers import collect, metric, register, row
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from storage.arena import create_battle
+from storage.votes import create_battle
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope
 from storage.generations import create_generation, finish_generation

@@ -12,7 +12,7 @@ from storage.catalog import (
     parse_prompt_lines, prompt_hash,
 )
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Prompt
 from tests.conftest import TEST_DATA
 

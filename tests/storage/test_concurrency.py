@@ -19,7 +19,7 @@ VOTES_PER_PROCESS = 500
 
 WORKER = """
 import os, sys, time
-from storage.arena import add_vote
+from storage.votes import add_vote
 from storage.engine import make_engine, session_scope
 
 url, annotator, first_battle, count, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from storage.engine import (
     DEFAULT_URL, check_connection, current_revision, database_url, make_engine, session_scope, upgrade, write_scope,
 )
-from storage.errors import DatabaseUnavailable, UserError
+from core.errors import DatabaseUnavailable, UserError
 from storage.models import TABLES, Prompt, User
 from tests.conftest import REPO_ROOT
 

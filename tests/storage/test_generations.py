@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.generations import (
     FINAL_STATUSES, create_generation, finish_generation, get_generation, list_generations,
     mark_stale_interrupted, save_progress, set_in_pool,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from storage.arena import add_vote
+from storage.votes import add_vote
 from storage.catalog import add_model
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.overview import OVERVIEW_TABLES, table_counts, table_frame
 from storage.runs import finish_run, list_runs, start_run
 from tests.storage.helpers import seed_arena

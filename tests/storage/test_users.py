@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import User
 from storage.users import (
     VALID_ROLES, add_user, authenticate, check_password, get_or_create_user, get_user, hash_password, list_users,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from storage.arena import add_vote, create_battle
+from storage.votes import add_vote, create_battle
 from storage.catalog import add_model, get_or_add_prompt
 from storage.generations import create_generation, finish_generation
 from storage.users import add_user

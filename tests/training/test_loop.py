@@ -18,7 +18,7 @@ from evaluation.metrics import distinct_n
 from generation.counting import count_words
 from generation.request import GenerationRequest
 from generation.service import run_generation
-from storage.arena import add_vote, create_battle
+from storage.votes import add_vote, create_battle
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope
 from storage.users import add_user

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.runs import list_runs
 from tests.training.arena_data import seed_battles
 from training.options import TrainOptions

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from tests.training.arena_data import seed_battles, utc
 from training.preferences import PreferenceFilters, export_preferences, preference_pairs, shape_rows
 
@@ -63,7 +63,7 @@ def test_filters_flagged_votes_annotators_dates_and_agreement(engine):
 
 
 def test_flagged_votes_are_left_out(sqlite_engine):
-    from storage.arena import add_vote
+    from storage.votes import add_vote
     from storage.users import add_user
 
     with session_scope(sqlite_engine) as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storage.arena import add_vote
+from storage.votes import add_vote
 from storage.engine import session_scope
 from storage.overview import OVERVIEW_TABLES
 from storage.runs import start_run
@@ -37,7 +37,7 @@ def test_counts_markdown_on_seeded_database(engine, seeded):
 
 
 def test_counts_use_thousands_separators(engine):
-    from storage.arena import bulk_insert_votes
+    from storage.votes import bulk_insert_votes
 
     seeded = seed_arena(engine, battles=1, annotators=0)
     with session_scope(engine) as session:

@@ -18,7 +18,7 @@ import pytest
 from storage.engine import session_scope
 from storage.generations import get_generation, list_generations
 from storage.users import get_user
-from tests.webapp.conftest import REPO_ROOT, http_session, login, stored_generation
+from tests.live_app import REPO_ROOT, http_session, login, stored_generation
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ import pytest
 
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.generations import create_generation, finish_generation, get_generation
 from storage.users import add_user
 from webapp.auth import Identity, PermissionDenied

@@ -11,7 +11,7 @@ import pytest
 from storage.engine import session_scope
 from storage.generations import get_generation, list_generations
 from storage.users import get_user
-from tests.webapp.conftest import fn_index_of, gradio_config, http_session, raw_call, stored_generation
+from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, stored_generation
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from generation.events import Answer, Done, Error, Queued, Started, Think
-from storage.errors import UserError
+from core.errors import UserError
 from webapp.writing import MAX_REQUEST_CHARS, ActiveRuns, WriteView, check_inputs
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from storage.catalog import add_model, get_model
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from webapp.serving import settle_default_model
 
 

@@ -70,14 +70,14 @@ def row_summary(row) -> dict:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from storage.errors import UserError
+    from core.errors import UserError
 
     if args.prompts is not None:
         if not args.out:
             raise UserError("--prompts needs --out FILE.jsonl for the results")
         if args.concurrency < 1:
             raise UserError(f"--concurrency must be 1 or more, got {args.concurrency}")
-        from generation.batch import run_batch
+        from lwz_cli.batch import run_batch
         from lwz_cli.common import open_engine
 
         return run_batch(open_engine(args, upgrade=True), args=args, make_request=lambda text, target: _request(args, text, target))

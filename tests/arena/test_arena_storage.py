@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Assignment, Battle, Generation, Vote
 from storage.users import add_user
-from webapp.arena_seed import seed_pool
-from webapp.arena_service import (
+from arena.seed import seed_pool
+from arena.service import (
     EMPTY_POOL_MESSAGE, ArenaSettings, next_battle, reveal_battle, skip_battle, submit_vote, my_counts,
 )
 
@@ -120,7 +120,7 @@ def test_fast_vote_is_stored_and_flagged(engine):
     with session_scope(engine) as session:
         vote = session.exec(sa.select(Vote)).scalars().one()
         assert vote.flags == ["too_fast"] and vote.reading_seconds < 60
-        from storage.arena import votes_table
+        from storage.votes import votes_table
         assert len(votes_table(session)) == 0 and len(votes_table(session, include_flagged=True)) == 1
 
 
@@ -147,7 +147,7 @@ def test_own_writing_never_shown(engine):
 
 def test_only_complete_pooled_generations_enter_battles(engine):
     from storage.generations import finish_generation
-    from webapp.pool import form_battles
+    from arena.pool import form_battles
 
     pool = seed_pool(engine, models=["m1", "m2", "m3"], prompts=1, words=20)
     assert len(pool.battle_ids) == 3
@@ -164,7 +164,7 @@ def test_only_complete_pooled_generations_enter_battles(engine):
 
 def test_battle_naming_a_model_is_marked(engine):
     from storage.generations import finish_generation
-    from webapp.pool import form_battles
+    from arena.pool import form_battles
 
     pool = seed_pool(engine, models=["m1", "m2"], prompts=1, words=20)
     with session_scope(engine) as session:

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from storage.engine import session_scope
 from storage.models import Assignment, Battle, Vote
-from tests.webapp.conftest import gradio_config, http_session, raw_call, start_live_app
-from webapp.arena_seed import seed_pool
+from tests.live_app import gradio_config, http_session, raw_call, start_live_app
+from arena.seed import seed_pool
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 from sqlmodel import Session
 
-from storage.errors import UserError
+from core.errors import UserError
 
 DEFAULT_NAME_WORDS: tuple[str, ...] = (
     "ChatGPT", "GPT-3", "GPT-3.5", "GPT-4", "GPT-4o", "GPT", "OpenAI", "Claude", "Anthropic", "Gemini",
@@ -81,7 +81,7 @@ def form_battles(
     from storage.arena import battle_pairs, create_battle_with_extra, pool_entries
     from storage.catalog import list_models
     from storage.models import Generation
-    from webapp.pairing import PoolEntry, plan_battles
+    from arena.pairing import PoolEntry, plan_battles
 
     entries = [PoolEntry(g, p, m) for g, p, m in pool_entries(session)]
     rng = random.Random(seed)

@@ -79,7 +79,7 @@ def _add_filter_flags(p: argparse.ArgumentParser) -> None:
 def _filters(args: argparse.Namespace):
     from datetime import datetime
 
-    from storage.errors import UserError
+    from core.errors import UserError
     from training.preferences import PreferenceFilters
 
     def when(value, flag):

@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from storage.arena import (
+from storage.votes import (
     VALID_WINNERS, add_vote, assign_battle, bulk_insert_votes, create_battle, get_assignment, get_vote, votes_table,
 )
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Battle, Generation, Vote, utcnow
 from tests.storage.helpers import seed_arena
 

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from webapp.pairing import (
+from arena.pairing import (
     Candidate, PlannedBattle, PoolEntry, battle_weight, choose_battle, plan_battles, uncertainty_from_counts,
 )
-from webapp.pool import name_pattern, names_found
+from arena.pool import name_pattern, names_found
 
 
 def test_plan_pairs_only_different_models_on_the_same_prompt():

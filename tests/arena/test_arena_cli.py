@@ -11,7 +11,7 @@ from lwz_cli.main import main
 from storage.catalog import add_model
 from storage.engine import make_engine, session_scope, upgrade
 from storage.models import Battle, Generation
-from tests.webapp.test_arena_live import in_thread
+from tests.arena.test_arena_live import in_thread
 
 
 def lwz(capsys, *argv) -> tuple[int, str, str]:

@@ -1,7 +1,6 @@
 """``lwz battles``: fill the battle pool, form battles, list them.
 
-Registered from ``webapp/cli.py`` (CLI discovery imports only ``<package>.cli``). Imports only
-argparse at the top; handlers import what they need.
+Imports only argparse at the top; handlers import what they need.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 
-def register_battles(subparsers) -> None:
+def register(subparsers) -> None:
     from lwz_cli.common import add_json_flag
 
     battles = subparsers.add_parser("battles", help="the arena's battle pool: fill, form, list")
@@ -45,7 +44,7 @@ def register_battles(subparsers) -> None:
 
 def cmd_fill(args: argparse.Namespace) -> int:
     from lwz_cli.common import open_engine, print_json
-    from webapp.fill import FillOptions, fill_pool
+    from arena.fill import FillOptions, fill_pool
 
     options = FillOptions(
         models=[m.strip() for m in args.models.split(",") if m.strip()], per_prompt=args.per_prompt,
@@ -66,7 +65,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
 def cmd_form(args: argparse.Namespace) -> int:
     from lwz_cli.common import open_engine, print_json
     from storage.engine import session_scope
-    from webapp.pool import form_battles, load_name_words
+    from arena.pool import form_battles, load_name_words
 
     words = load_name_words(args.name_words)
     engine = open_engine(args, upgrade=True)

@@ -10,10 +10,10 @@ import sqlalchemy as sa
 
 from storage.catalog import add_model
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import Assignment, Battle, Generation
 from storage.users import add_user
-from webapp.live import finish_live_battle, live_battle, merge_streams, pick_models
+from arena.live import finish_live_battle, live_battle, merge_streams, pick_models
 
 
 def in_thread(fn, *args, **kwargs):

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 
 
 @dataclass
@@ -163,7 +163,7 @@ def fill_pool(engine: Engine, *, options: FillOptions, progress: bool = True) ->
     """Generate what is missing, then form battles. Returns counts for the summary line / JSON."""
     from storage.arena import list_battles
     from storage.models import Battle
-    from webapp.pool import form_battles, load_name_words
+    from arena.pool import form_battles, load_name_words
 
     words = load_name_words(options.name_words)
     jobs, done = plan_jobs(engine, options=options)

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
-from storage.errors import UserError
+from core.errors import UserError
 from storage.models import utcnow
 
 _END = object()
@@ -111,10 +111,11 @@ def finish_live_battle(
     The assignment is dated ``started_at`` (when streaming began): the annotator reads while
     the texts stream, so reading time runs from there.
     """
-    from storage.arena import assign_battle, create_battle_with_extra
+    from storage.votes import assign_battle
+    from storage.arena import create_battle_with_extra
     from storage.generations import get_generation, set_in_pool
     from storage.engine import write_scope
-    from webapp.pool import DEFAULT_NAME_WORDS, names_found
+    from arena.pool import DEFAULT_NAME_WORDS, names_found
 
     with write_scope(engine) as session:
         gens = [get_generation(session, generation_id=g) if g is not None else None for g in (left_id, right_id)]

@@ -53,7 +53,7 @@ def seed_pool(
     """Add ``prompts`` prompts and one complete pooled answer per (model, prompt); form battles."""
     from storage.catalog import add_model, get_model, get_or_add_prompt
     from storage.generations import create_generation, finish_generation, set_in_pool
-    from webapp.pool import form_battles
+    from arena.pool import form_battles
 
     rng = random.Random(seed)
     model_ids: dict[str, int] = {}

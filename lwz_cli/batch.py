@@ -13,7 +13,7 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Callable
 
-from storage.errors import UserError
+from core.errors import UserError
 
 
 def done_prompts(out: Path) -> set[str]:
@@ -39,7 +39,7 @@ def run_batch(engine, *, args: argparse.Namespace, make_request: Callable) -> in
     (1 when some generation failed)."""
     from tqdm import tqdm
 
-    from generation.cli import row_summary
+    from lwz_cli.generate import row_summary
     from generation.events import Started
     from generation.recording import lookup_model
     from generation.service import generate_and_store

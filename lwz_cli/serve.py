@@ -20,9 +20,6 @@ def register(subparsers) -> None:
     p.add_argument("--concurrency", type=int, default=16,
                    help="how many generations stream at once through the app (default 16)")
     p.set_defaults(handler=cmd_serve)
-    from webapp.arena_cli import register_battles  # the arena's `lwz battles` group
-
-    register_battles(subparsers)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

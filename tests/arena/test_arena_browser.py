@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from storage.engine import session_scope
 from storage.models import Vote
-from tests.webapp.conftest import login
-from webapp.arena_seed import seed_pool
+from tests.live_app import login
+from arena.seed import seed_pool
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ resolved it from ``request.username``; nothing per user is kept in memory.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -18,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope, write_scope
-from storage.errors import UserError
+from arena.rules import ArenaSettings, cast_vote
+from core.errors import UserError
 
 EMPTY_POOL_MESSAGE = (
     "The battle pool is empty. Fill it with "
@@ -26,36 +26,6 @@ EMPTY_POOL_MESSAGE = (
     "or send texts from the Write tab."
 )
 DONE_MESSAGE = "You have read every battle available to you. Thank you! Come back when the pool grows."
-
-
-@dataclass(frozen=True)
-class ArenaSettings:
-    """Arena rules of one server process.
-
-    ``words_per_minute``: reading speed used to flag votes cast faster than both answers can be
-    read (``LWZ_ARENA_WPM``, default 1,000). ``name_words_file``: a word list of model and vendor
-    names (``LWZ_ARENA_NAME_WORDS``, default: the built-in list). ``seed``: base seed for side
-    order and pair selection (``LWZ_ARENA_SEED``). ``refresh_s``: how often at most new pool
-    texts are formed into battles while serving.
-    """
-
-    words_per_minute: float = 1000.0
-    name_words_file: str | None = None
-    seed: int = 0
-    refresh_s: float = 10.0
-
-    def __post_init__(self):
-        if not self.words_per_minute > 0:
-            raise UserError(f"reading speed must be positive words per minute, got {self.words_per_minute}")
-
-    @classmethod
-    def from_env(cls) -> "ArenaSettings":
-        try:
-            wpm = float(os.environ.get("LWZ_ARENA_WPM", "1000"))
-            seed = int(os.environ.get("LWZ_ARENA_SEED", "0"))
-        except ValueError as exc:
-            raise UserError(f"bad arena setting in the environment: {exc}") from None
-        return cls(words_per_minute=wpm, name_words_file=os.environ.get("LWZ_ARENA_NAME_WORDS") or None, seed=seed)
 
 
 @dataclass
@@ -82,7 +52,7 @@ class PoolRefresher:
 def refresh_pool(engine: Engine, *, settings: ArenaSettings) -> int:
     """Form battles for pool texts that have none yet; returns how many battles were created."""
     from storage.arena import unpaired_pool_count
-    from webapp.pool import form_battles, load_name_words
+    from arena.pool import form_battles, load_name_words
 
     with session_scope(engine) as session:
         if unpaired_pool_count(session) == 0:
@@ -104,10 +74,11 @@ def next_battle(
     when the pool is empty or the annotator has read everything. A battle whose generation was
     deleted is skipped (its assignment marked skipped) and the next one is tried.
     """
+    from storage.votes import assign_battle
     from storage.arena import (
-        assign_battle, battle_candidates, battle_view, given_battle_ids, open_assignment, skip_assignment,
+        battle_candidates, battle_view, given_battle_ids, open_assignment, skip_assignment,
     )
-    from webapp.pairing import Candidate, choose_battle, uncertainty_from_counts, votes_per_model
+    from arena.pairing import Candidate, choose_battle, uncertainty_from_counts, votes_per_model
 
     for _ in range(50):
         with session_scope(engine) as session:
@@ -143,13 +114,13 @@ def submit_vote(
     engine: Engine, *, annotator_id: int, battle_id: int, winner: str,
     criteria: dict[str, str] | None = None, reason: str | None = None, settings: ArenaSettings,
 ) -> dict[str, Any]:
-    """Store a vote (see :func:`storage.arena.cast_vote`); returns an acknowledgement without names.
+    """Store a vote (see :func:`arena.rules.cast_vote`); returns an acknowledgement without names.
 
     ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts"}``: ``created`` is False
     when this repeats an earlier vote, in which case the first vote is what is returned;
     ``counts`` are the annotator's tallies (see :func:`my_counts`) including this vote.
     """
-    from storage.arena import annotator_counts, cast_vote
+    from storage.arena import annotator_counts
 
     with write_scope(engine) as session:
         vote, created = cast_vote(

@@ -1,0 +1,128 @@
+"""The arena's rules: its settings, what a vote may hold, who may cast it, and when it is too fast.
+
+Every vote, from the Arena tab, the CLI or a raw POST, goes through :func:`cast_vote`, so these
+rules hold wherever a vote comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.errors import UserError
+from storage.arena import reading_words
+from storage.models import Battle, Vote, utcnow
+from storage.votes import VALID_WINNERS, add_vote, get_assignment, get_vote
+
+CRITERIA = ("length_fit", "coherence", "structure", "style")
+"""The optional per-criterion choices a vote may carry (each left, right or tie)."""
+MAX_REASON_CHARS = 5000
+"""The longest free-text reason a vote may carry."""
+
+
+@dataclass(frozen=True)
+class ArenaSettings:
+    """Arena rules of one server process.
+
+    ``words_per_minute``: reading speed used to flag votes cast faster than both answers can be
+    read (``LWZ_ARENA_WPM``, default 1,000). ``name_words_file``: a word list of model and vendor
+    names (``LWZ_ARENA_NAME_WORDS``, default: the built-in list). ``seed``: base seed for side
+    order and pair selection (``LWZ_ARENA_SEED``). ``refresh_s``: how often at most new pool
+    texts are formed into battles while serving.
+    """
+
+    words_per_minute: float = 1000.0
+    name_words_file: str | None = None
+    seed: int = 0
+    refresh_s: float = 10.0
+
+    def __post_init__(self):
+        if not self.words_per_minute > 0:
+            raise UserError(f"reading speed must be positive words per minute, got {self.words_per_minute}")
+
+    @classmethod
+    def from_env(cls) -> "ArenaSettings":
+        try:
+            wpm = float(os.environ.get("LWZ_ARENA_WPM", "1000"))
+            seed = int(os.environ.get("LWZ_ARENA_SEED", "0"))
+        except ValueError as exc:
+            raise UserError(f"bad arena setting in the environment: {exc}") from None
+        return cls(words_per_minute=wpm, name_words_file=os.environ.get("LWZ_ARENA_NAME_WORDS") or None, seed=seed)
+
+
+def too_fast(*, seconds: float, words: int, words_per_minute: float) -> bool:
+    """True when ``seconds`` is less than reading ``words`` at ``words_per_minute`` takes."""
+    return seconds < words / max(words_per_minute, 1e-9) * 60.0
+
+
+def validate_vote_input(
+    *, winner: str, criteria: dict[str, str] | None, reason: str | None
+) -> tuple[dict[str, str], str | None]:
+    """Check a vote's fields; return cleaned ``(criteria, reason)``. UserError says what is wrong."""
+    if winner not in VALID_WINNERS:
+        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
+    cleaned: dict[str, str] = {}
+    for key, value in (criteria or {}).items():
+        if key not in CRITERIA:
+            raise UserError(f"unknown criterion {key!r}: use {', '.join(CRITERIA)}")
+        if value in (None, ""):
+            continue
+        if value not in ("left", "right", "tie"):
+            raise UserError(f"invalid choice {value!r} for {key}: choose left, right or tie")
+        cleaned[key] = value
+    if reason is not None:
+        reason = reason.strip() or None
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise UserError(f"the reason has {len(reason):,} characters; the limit is {MAX_REASON_CHARS:,}")
+    return cleaned, reason
+
+
+def cast_vote(
+    session: Session,
+    *,
+    battle_id: int,
+    annotator_id: int,
+    winner: str,
+    criteria: dict[str, str] | None = None,
+    reason: str | None = None,
+    words_per_minute: float = 1000.0,
+) -> tuple[Vote, bool]:
+    """Store an annotator's vote on a battle assigned to them; returns ``(vote, created)``.
+
+    Refused (UserError) for a battle not assigned to this annotator, a skipped one, or one whose
+    generation was deleted. A repeated vote (double click, replayed POST, a race between two
+    requests) returns the first vote unchanged with ``created=False``: the database's unique
+    constraint decides, inside a savepoint, so the caller's transaction stays usable.
+    Reading time runs from assignment to now; a vote faster than reading both answers at
+    ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
+    """
+    criteria, reason = validate_vote_input(winner=winner, criteria=criteria, reason=reason)
+    existing = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
+    if existing is not None:
+        return existing, False
+    assignment = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
+    if assignment is None:
+        raise UserError(f"battle {battle_id} is not assigned to you: load a battle in the Arena tab first")
+    if assignment.skipped:
+        raise UserError(f"battle {battle_id} was skipped; it can no longer be voted on")
+    battle = session.get(Battle, battle_id)
+    if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
+        raise UserError(f"battle {battle_id} is no longer available (a text was deleted); press Next")
+    seconds = max(0.0, (utcnow() - assignment.assigned_at).total_seconds())
+    words = reading_words(session, battle_id=battle_id)
+    flags = ["too_fast"] if too_fast(seconds=seconds, words=words, words_per_minute=words_per_minute) else []
+    try:
+        with session.begin_nested():
+            vote = add_vote(
+                session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
+                criteria=criteria, reason=reason, reading_seconds=round(seconds, 3), flags=flags,
+            )
+    except sa.exc.IntegrityError:
+        first = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
+        if first is None:
+            raise
+        return first, False
+    return vote, True

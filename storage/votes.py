@@ -1,0 +1,159 @@
+"""Battles, assignments and votes, and the battles table that ratings are computed from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, select
+
+from core.errors import UserError
+from storage.models import Assignment, Battle, Generation, ModelEntry, Prompt, User, Vote, Winner, utcnow
+
+VALID_WINNERS = tuple(w.value for w in Winner)
+
+
+def create_battle(
+    session: Session, *, prompt_id: int, left_generation_id: int, right_generation_id: int, mode: str = "pool"
+) -> Battle:
+    battle = Battle(
+        prompt_id=prompt_id,
+        left_generation_id=left_generation_id,
+        right_generation_id=right_generation_id,
+        mode=mode,
+    )
+    session.add(battle)
+    session.flush()
+    return battle
+
+
+def assign_battle(session: Session, *, battle_id: int, annotator_id: int) -> Assignment:
+    """Record that ``battle_id`` was shown to ``annotator_id`` now (idempotent: keeps the first time)."""
+    existing = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
+    if existing is not None:
+        return existing
+    assignment = Assignment(battle_id=battle_id, annotator_id=annotator_id)
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def get_assignment(session: Session, *, battle_id: int, annotator_id: int) -> Assignment | None:
+    return session.exec(
+        select(Assignment).where(Assignment.battle_id == battle_id, Assignment.annotator_id == annotator_id)
+    ).first()
+
+
+def get_vote(session: Session, *, battle_id: int, annotator_id: int) -> Vote | None:
+    return session.exec(select(Vote).where(Vote.battle_id == battle_id, Vote.annotator_id == annotator_id)).first()
+
+
+def add_vote(
+    session: Session,
+    *,
+    battle_id: int,
+    annotator_id: int,
+    winner: str,
+    criteria: dict[str, str] | None = None,
+    reason: str | None = None,
+    reading_seconds: float | None = None,
+    flags: list[str] | None = None,
+) -> Vote:
+    """Insert one vote. A second vote by the same annotator on the same battle raises IntegrityError."""
+    if winner not in VALID_WINNERS:
+        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
+    vote = Vote(
+        battle_id=battle_id,
+        annotator_id=annotator_id,
+        winner=winner,
+        criteria=dict(criteria or {}),
+        reason=reason,
+        reading_seconds=reading_seconds,
+        flags=list(flags or []),
+        flagged=bool(flags),
+    )
+    session.add(vote)
+    session.flush()
+    return vote
+
+
+def bulk_insert_votes(session: Session, *, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert many votes in one statement per chunk (imports, benchmarks, simulations)."""
+    now = utcnow()
+    payload = [
+        {
+            "battle_id": r["battle_id"],
+            "annotator_id": r["annotator_id"],
+            "winner": r["winner"],
+            "criteria": r.get("criteria", {}),
+            "reason": r.get("reason"),
+            "reading_seconds": r.get("reading_seconds"),
+            "flags": r.get("flags", []),
+            "flagged": bool(r.get("flags")),
+            "created_at": r.get("created_at", now),
+        }
+        for r in rows
+    ]
+    for start in range(0, len(payload), 5000):
+        session.execute(sa.insert(Vote), payload[start : start + 5000])
+    return len(payload)
+
+
+def votes_table(
+    session: Session,
+    *,
+    include_flagged: bool = False,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+):
+    """All votes joined to their battle as a pandas DataFrame, one row per vote.
+
+    Columns: vote_id, battle_id, annotator, model_a, model_b, winner (model_a/model_b/tie/both_bad),
+    category, words_a, words_b, reading_seconds, flagged, created_at. ``model_a`` is the model shown
+    on the left. Battles with a deleted side are left out.
+    """
+    import pandas as pd
+
+    left_gen, right_gen = aliased(Generation), aliased(Generation)
+    left_model, right_model = aliased(ModelEntry), aliased(ModelEntry)
+    query = (
+        sa.select(
+            Vote.id.label("vote_id"),
+            Vote.battle_id,
+            User.name.label("annotator"),
+            left_model.name.label("model_a"),
+            right_model.name.label("model_b"),
+            Vote.winner,
+            Prompt.category,
+            left_gen.answer_words.label("words_a"),
+            right_gen.answer_words.label("words_b"),
+            Vote.reading_seconds,
+            Vote.flagged,
+            Vote.created_at,
+        )
+        .join(Battle, Battle.id == Vote.battle_id)
+        .join(User, User.id == Vote.annotator_id)
+        .join(Prompt, Prompt.id == Battle.prompt_id)
+        .join(left_gen, left_gen.id == Battle.left_generation_id)
+        .join(right_gen, right_gen.id == Battle.right_generation_id)
+        .join(left_model, left_model.id == left_gen.model_id)
+        .join(right_model, right_model.id == right_gen.model_id)
+        .order_by(Vote.id)
+    )
+    if not include_flagged:
+        query = query.where(Vote.flagged.is_(False))
+    if category is not None:
+        query = query.where(Prompt.category == category)
+    if since is not None:
+        query = query.where(Vote.created_at >= since)
+    if until is not None:
+        query = query.where(Vote.created_at < until)
+    frame = pd.DataFrame(session.execute(query).all(), columns=[
+        "vote_id", "battle_id", "annotator", "model_a", "model_b", "winner", "category",
+        "words_a", "words_b", "reading_seconds", "flagged", "created_at",
+    ])
+    frame["winner"] = frame["winner"].map({"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "both_bad"})
+    return frame
