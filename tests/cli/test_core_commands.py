@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.storage.helpers import head_revision
 
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 LONGBENCH = TEST_DATA / "longbench_write_en.jsonl"
@@ -61,9 +62,9 @@ def test_db_upgrade_twice_and_default_url(tmp_path):
     for _ in range(2):
         done = lwz("db", "upgrade", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-        assert "revision 0001" in done.stderr
+        assert f"revision {head_revision()}" in done.stderr
     assert (tmp_path / "lwz.db").is_file()
-    assert one_json(lwz("db", "upgrade", "--json", cwd=tmp_path)) == {"revision": "0001"}
+    assert one_json(lwz("db", "upgrade", "--json", cwd=tmp_path)) == {"revision": head_revision()}
 
 
 def test_database_url_from_environment(tmp_path):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from storage.votes import create_battle
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope
 from storage.generations import create_generation, finish_generation
 from storage.users import add_user
+from storage.votes import create_battle
 
 
 @dataclass
@@ -51,3 +52,11 @@ def seed_arena(engine: Engine, *, battles: int = 2, annotators: int = 2) -> Seed
                                    right_generation_id=sides[1])
             seeded.battle_ids.append(battle.id)
     return seeded
+
+
+def head_revision() -> str:
+    """The newest migration's revision: migration files are numbered in order."""
+    import storage
+
+    versions = sorted((Path(storage.__file__).parent / "migrations" / "versions").glob("[0-9]*.py"))
+    return versions[-1].name.split("_", 1)[0]

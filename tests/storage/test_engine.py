@@ -9,12 +9,20 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from storage.engine import (
-    DEFAULT_URL, check_connection, current_revision, database_url, make_engine, session_scope, upgrade, write_scope,
-)
 from core.errors import DatabaseUnavailable, UserError
+from storage.engine import (
+    DEFAULT_URL,
+    check_connection,
+    current_revision,
+    database_url,
+    make_engine,
+    session_scope,
+    upgrade,
+    write_scope,
+)
 from storage.models import TABLES, Prompt, User
 from tests.conftest import REPO_ROOT
+from tests.storage.helpers import head_revision
 
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 EXPECTED_TABLES = {model.__tablename__ for model in TABLES}
@@ -72,12 +80,12 @@ def test_upgrade_from_empty_twice(db_url):
     engine = make_engine(db_url)
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision()
     assert EXPECTED_TABLES <= set(sa.inspect(engine).get_table_names())
     with session_scope(engine) as session:
         session.add(User(name="kept", role="admin"))
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision()
     with session_scope(engine) as session:
         assert session.execute(sa.select(User.name)).scalars().all() == ["kept"]
     engine.dispose()
@@ -88,10 +96,10 @@ def test_lwz_db_upgrade_twice_in_subprocesses(db_url):
         done = subprocess.run([str(LWZ), "--db", db_url, "db", "upgrade"], capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stderr
-        assert "revision 0001" in done.stderr
+        assert f"revision {head_revision()}" in done.stderr
         assert done.stdout == ""
     engine = make_engine(db_url)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision()
     assert EXPECTED_TABLES <= set(sa.inspect(engine).get_table_names())
     engine.dispose()
 
