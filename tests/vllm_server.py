@@ -27,6 +27,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 SERVED_NAME = "smollm2-135m"
+MAX_MODEL_LEN = 24576
+"""The context the tests serve: LongWriter-Zero's scale (its card asks for ``max_tokens=15500``), past
+the bundled model's trained 8,192 tokens, which ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` permits."""
 READY_TIMEOUT_S = float(os.environ.get("LWZ_TEST_VLLM_READY_S", "420"))
 """How long a starting server may take to answer (a loaded 2-core machine needs the most)."""
 
@@ -109,11 +112,12 @@ def start_vllm_server(*, timeout_s: float = READY_TIMEOUT_S, kv_cache_gib: int =
     model_dir = ensure_bundled_model()
     port = free_port()
     log_path = Path(tempfile.mkdtemp(prefix="lwz-vllm-")) / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}
     command = [
         str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
         "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", "8192", "--dtype", "bfloat16", *(["--optimization-level", "0"] if quick_start else []),
+        "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16", *(["--optimization-level", "0"] if quick_start else []),
     ]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
