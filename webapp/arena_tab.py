@@ -7,8 +7,13 @@ Handlers are thin adapters over :mod:`arena.service`. Identity comes from
 page holds is only a claim that the server checks against the annotator's assignments.
 Model names reach the page only in the answer to a vote, sent once the vote is stored (and
 from the API-only reveal event, which is refused until then).
+
+Everything stored that the tab shows (the request, both plans, both answers, model names,
+live streams too) goes through :func:`webapp.rendering.safe_markdown`, the Write tab's
+renderer: a writer's text never reaches an annotator's page as HTML.
 """
 
+import logging
 import random
 import time
 from pathlib import Path
@@ -17,12 +22,15 @@ from core.errors import UserError
 from arena.service import (
     ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, submit_vote,
 )
+from webapp.rendering import safe_markdown
 
 GUIDELINES = Path(__file__).with_name("guidelines.md")
 VOTE_LABELS = {"A is better": "left", "B is better": "right", "Tie": "tie", "Both bad": "both_bad"}
 CRITERION_LABELS = {"length_fit": "Length fit", "coherence": "Coherence", "structure": "Structure", "style": "Style"}
 SIDE_CHOICES = {"A": "left", "B": "right", "Tie": "tie"}
 CONCURRENCY = 64
+LIVE_SIDE_FAILED = "this side stopped: its model server failed (the details are in the server log)"
+log = logging.getLogger(__name__)
 
 
 def arena_settings(ctx) -> ArenaSettings:
@@ -58,8 +66,23 @@ def battle_id_of(value) -> int:
 
 def reveal_text(shown: dict) -> str:
     """Who wrote A and B, with their word counts (from :func:`arena.service.reveal_battle`)."""
-    return (f"**A** was written by **{shown['left']['model']}** ({shown['left']['words']:,} words) · "
-            f"**B** by **{shown['right']['model']}** ({shown['right']['words']:,} words). Press Next battle.")
+    left, right = safe_markdown(shown["left"]["model"]), safe_markdown(shown["right"]["model"])
+    return (f"**A** was written by **{left}** ({shown['left']['words']:,} words) · "
+            f"**B** by **{right}** ({shown['right']['words']:,} words). Press Next battle.")
+
+
+def request_text(prompt: str, target_words=None) -> str:
+    """The request as the tab shows it above both texts (escaped)."""
+    target = f" (target: {target_words:,} words)" if target_words else ""
+    return f"**Request{target}:**\n\n{safe_markdown(prompt)}"
+
+
+def vote_status(ack: dict) -> str:
+    """What the page says once a vote went through: stored now, or the earlier vote kept."""
+    note = " It was cast faster than the texts can be read, so it is flagged." if ack["flagged"] else ""
+    if ack["created"]:
+        return f"Vote stored.{note}"
+    return f"You had already voted on this battle; your first vote stands and this one was not stored.{note}"
 
 
 def counts_text(counts: dict) -> str:
@@ -125,15 +148,14 @@ def build_arena_tab(gr, ctx) -> None:
         if "message" in result:
             return cleared(result["message"], tally)
         view = result["battle"]
-        target = f" (target: {view['target_words']:,} words)" if view.get("target_words") else ""
         return {
             **cleared("Read both texts, then vote.", tally),
             battle_id: view["battle_id"],
-            request_md: f"**Request{target}:**\n\n{view['prompt']}",
-            think_a: view["left"]["think"] or "_(no plan)_",
-            think_b: view["right"]["think"] or "_(no plan)_",
-            text_a: view["left"]["answer"],
-            text_b: view["right"]["answer"],
+            request_md: request_text(view["prompt"], view.get("target_words")),
+            think_a: safe_markdown(view["left"]["think"]) or "_(no plan)_",
+            think_b: safe_markdown(view["right"]["think"]) or "_(no plan)_",
+            text_a: safe_markdown(view["left"]["answer"]),
+            text_b: safe_markdown(view["right"]["answer"]),
             vote_row: gr.update(visible=True),
         }
 
@@ -149,10 +171,8 @@ def build_arena_tab(gr, ctx) -> None:
             shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=ack["battle_id"])
         except UserError as exc:
             fail(exc)
-        note = " It was cast faster than the texts can be read, so it is flagged." if ack["flagged"] else ""
-        first = "" if ack["created"] else " (you had already voted on this battle; your first vote stands)"
         return {
-            status: f"Vote stored{first}.{note}",
+            status: vote_status(ack),
             counts: counts_text(ack["counts"]),
             vote_row: gr.update(visible=False),
             reveal_md: reveal_text(shown),
@@ -195,17 +215,20 @@ def build_arena_tab(gr, ctx) -> None:
                                                  seed=seed, target_words=target_words, name_words=words):
                 if side == "battle":
                     if "battle_id" not in event:
-                        yield {status: event["message"]}
+                        yield {status: safe_markdown(event["message"])}
                         return
                     yield {status: "Both finished. Read both texts, then vote.", battle_id: event["battle_id"],
-                           request_md: f"**Request:**\n\n{prompt}", vote_row: gr.update(visible=True)}
+                           request_md: request_text(prompt or "", target_words), vote_row: gr.update(visible=True)}
                     return
                 if isinstance(event, (Think, Answer)):
-                    texts[side][0 if isinstance(event, Think) else 1] += event.text
+                    # Escaping is per character, so escaped chunks add up to the escaped whole.
+                    texts[side][0 if isinstance(event, Think) else 1] += safe_markdown(event.text)
                 elif isinstance(event, Error):
-                    texts[side][1] += f"\n\n_(stopped: {event.message})_"
+                    # The backend's message may name its host and port: the log keeps it, the page does not.
+                    log.warning("live battle side %s failed: %s", side, event.message)
+                    texts[side][1] += f"\n\n_({LIVE_SIDE_FAILED})_"
                 now = time.monotonic()
-                if now - last >= 0.2:
+                if now - last >= 0.2 or isinstance(event, Error):
                     last = now
                     yield {pane: texts[s][i] for s, pair in panes.items() for i, pane in enumerate(pair)}
         except UserError as exc:
