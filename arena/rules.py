@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from arena.reading import ReadingReport, clamp_reading, parse_reading, words_read
 from core.errors import UserError
-from storage.arena import reading_words
-from storage.models import Battle, Vote, utcnow
+from storage.models import Battle, Generation, Vote, utcnow
 from storage.votes import VALID_WINNERS, add_vote, get_assignment, get_vote
 
 CRITERIA = ("length_fit", "coherence", "structure", "style")
@@ -53,8 +53,12 @@ class ArenaSettings:
         return cls(words_per_minute=wpm, name_words_file=os.environ.get("LWZ_ARENA_NAME_WORDS") or None, seed=seed)
 
 
-def too_fast(*, seconds: float, words: int, words_per_minute: float) -> bool:
-    """True when ``seconds`` is less than reading ``words`` at ``words_per_minute`` takes."""
+def too_fast(*, seconds: float, words: float, words_per_minute: float) -> bool:
+    """True when ``seconds`` is less than reading ``words`` at ``words_per_minute`` takes.
+
+    ``words`` are the words scrolled past (see :func:`arena.reading.words_read`), not the texts'
+    total: an annotator who reads half of two long texts and votes is judged on that half.
+    """
     return seconds < words / max(words_per_minute, 1e-9) * 60.0
 
 
@@ -89,6 +93,7 @@ def cast_vote(
     criteria: dict[str, str] | None = None,
     reason: str | None = None,
     words_per_minute: float = 1000.0,
+    reading: ReadingReport | dict | str | None = None,
 ) -> tuple[Vote, bool]:
     """Store an annotator's vote on a battle assigned to them; returns ``(vote, created)``.
 
@@ -96,10 +101,13 @@ def cast_vote(
     generation was deleted. A repeated vote (double click, replayed POST, a race between two
     requests) returns the first vote unchanged with ``created=False``: the database's unique
     constraint decides, inside a savepoint, so the caller's transaction stays usable.
-    Reading time runs from assignment to now; a vote faster than reading both answers at
+    Reading time runs from assignment to now (the server's clock). ``reading`` is the page's
+    report (see :mod:`arena.reading`): each side's read fraction and the active reading time,
+    clamped here and stored with the vote. A vote faster than reading the words scrolled past at
     ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
     """
     criteria, reason = validate_vote_input(winner=winner, criteria=criteria, reason=reason)
+    report = reading if isinstance(reading, ReadingReport) else parse_reading(reading)
     existing = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
     if existing is not None:
         return existing, False
@@ -112,13 +120,17 @@ def cast_vote(
     if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
         raise UserError(f"battle {battle_id} is no longer available (a text was deleted); press Next")
     seconds = max(0.0, (utcnow() - assignment.assigned_at).total_seconds())
-    words = reading_words(session, battle_id=battle_id)
+    report = clamp_reading(report, wall_seconds=seconds)
+    sides = [session.get(Generation, gid) for gid in (battle.left_generation_id, battle.right_generation_id)]
+    left_words, right_words = (gen.answer_words if gen is not None else 0 for gen in sides)
+    words = words_read(words_left=left_words, words_right=right_words, report=report)
     flags = ["too_fast"] if too_fast(seconds=seconds, words=words, words_per_minute=words_per_minute) else []
     try:
         with session.begin_nested():
             vote = add_vote(
                 session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
                 criteria=criteria, reason=reason, reading_seconds=round(seconds, 3), flags=flags,
+                read_left=report.read_left, read_right=report.read_right, active_seconds=report.active_seconds,
             )
     except sa.exc.IntegrityError:
         first = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)

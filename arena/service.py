@@ -113,8 +113,11 @@ def next_battle(
 def submit_vote(
     engine: Engine, *, annotator_id: int, battle_id: int, winner: str,
     criteria: dict[str, str] | None = None, reason: str | None = None, settings: ArenaSettings,
+    reading: Any = None,
 ) -> dict[str, Any]:
     """Store a vote (see :func:`arena.rules.cast_vote`); returns an acknowledgement without names.
+
+    ``reading``: the page's reading report (see :mod:`arena.reading`), or None.
 
     ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts"}``: ``created`` is False
     when this repeats an earlier vote, in which case the first vote is what is returned;
@@ -125,7 +128,7 @@ def submit_vote(
     with write_scope(engine) as session:
         vote, created = cast_vote(
             session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
-            criteria=criteria, reason=reason, words_per_minute=settings.words_per_minute,
+            criteria=criteria, reason=reason, words_per_minute=settings.words_per_minute, reading=reading,
         )
         return {"vote_id": vote.id, "battle_id": battle_id, "winner": vote.winner,
                 "created": created, "flagged": bool(vote.flagged),

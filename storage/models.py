@@ -201,6 +201,11 @@ class Vote(SQLModel, table=True):
     criteria: dict = _json()
     reason: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     reading_seconds: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    # What the page reported about reading (see arena/reading.py), clamped by the server:
+    # the deepest share of each side reached, and the seconds of active reading.
+    read_left: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    read_right: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    active_seconds: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
     flags: list = _json(list)
     flagged: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False, index=True))
     created_at: datetime = _ts(index=True)

@@ -60,8 +60,15 @@ def add_vote(
     reason: str | None = None,
     reading_seconds: float | None = None,
     flags: list[str] | None = None,
+    read_left: float | None = None,
+    read_right: float | None = None,
+    active_seconds: float | None = None,
 ) -> Vote:
-    """Insert one vote. A second vote by the same annotator on the same battle raises IntegrityError."""
+    """Insert one vote. A second vote by the same annotator on the same battle raises IntegrityError.
+
+    ``read_left``/``read_right``/``active_seconds``: the page's reading report, already clamped
+    (see :mod:`arena.reading`); None when the vote came without one.
+    """
     if winner not in VALID_WINNERS:
         raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
     vote = Vote(
@@ -73,6 +80,9 @@ def add_vote(
         reading_seconds=reading_seconds,
         flags=list(flags or []),
         flagged=bool(flags),
+        read_left=read_left,
+        read_right=read_right,
+        active_seconds=active_seconds,
     )
     session.add(vote)
     session.flush()

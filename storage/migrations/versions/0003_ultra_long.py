@@ -14,8 +14,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Votes: what the Arena page reported about reading (read fraction per side, active seconds).
+    with op.batch_alter_table('votes') as batch:
+        batch.add_column(sa.Column('read_left', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('read_right', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('active_seconds', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('votes') as batch:
+        batch.drop_column('active_seconds')
+        batch.drop_column('read_right')
+        batch.drop_column('read_left')
