@@ -28,7 +28,7 @@ from typing import Iterator
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 START_TIMEOUT_S = 120.0
 
