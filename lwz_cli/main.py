@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = ("lwz_cli.core", "lwz_cli.generate", "lwz_cli.serve", "lwz_cli.battles", "lwz_cli.evaluate", "lwz_cli.train")
@@ -44,12 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lwz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_left()
     except Exception as exc:
         reason = _database_failure(exc)
         if reason is None:
             raise
         print(f"lwz: error: database failed: {reason}", file=sys.stderr)
         return 2
+
+
+def _reader_left() -> int:
+    """The reader of stdout went away (``lwz prompts list | head``): stop quietly, as a pipe tool does.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what the shell reports for a C tool stopped the same way
 
 
 def _database_failure(exc: BaseException) -> str | None:
@@ -59,7 +73,11 @@ def _database_failure(exc: BaseException) -> str | None:
     sqlalchemy is imported here, only once something failed, to keep ``--help`` instant.
     """
     from sqlalchemy.exc import InterfaceError, OperationalError
+    from storage.engine import refused_value
 
+    refused = refused_value(exc)
+    if refused is not None:
+        return refused
     if not isinstance(exc, (OperationalError, InterfaceError)):
         return None
     text = str(getattr(exc, "orig", None) or exc).strip()

@@ -3,6 +3,10 @@
 ``make_engine(url)`` is the only way the project builds an engine, so every test can point
 it at its own database. SQLite gets WAL, foreign keys and a busy timeout, so that the web
 app, the CLI and batch jobs can write to one file at once; PostgreSQL goes through psycopg.
+
+A value the database refuses (a NUL character in PostgreSQL text, a number out of a column's
+range) becomes one :class:`UserError` line in :func:`session_scope`, never SQL with its
+parameters or a traceback; :func:`row_id` refuses ids no table can hold before any query.
 """
 
 from __future__ import annotations
@@ -18,16 +22,40 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from core.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable, UserError
 
 DEFAULT_URL = "sqlite:///lwz.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
+MAX_ROW_ID = 2**31 - 1
+"""The largest id a table's key holds on every backend (PostgreSQL's INTEGER is 32 bits)."""
 
 
 def database_url(explicit: str | None = None) -> str:
-    """The URL to use: an explicit one, else ``LWZ_DATABASE_URL``, else ``sqlite:///lwz.db``."""
-    return explicit or os.environ.get("LWZ_DATABASE_URL") or DEFAULT_URL
+    """The URL to use: an explicit one, else ``LWZ_DATABASE_URL``, else ``sqlite:///lwz.db``.
+
+    An explicit empty URL (``--db ""``) is refused rather than read as "the default".
+    """
+    if explicit is not None:
+        if not explicit.strip():
+            raise DatabaseUnavailable("the database URL is empty: give one (sqlite:///lwz.db or postgresql://HOST/DB)")
+        return explicit
+    return os.environ.get("LWZ_DATABASE_URL") or DEFAULT_URL
+
+
+def row_id(value, *, what: str) -> int:
+    """``value`` as a row id (a whole number from 1 to :data:`MAX_ROW_ID`); UserError otherwise."""
+    if isinstance(value, bool):
+        raise UserError(f"not a {what} number: {value!r}")
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"not a {what} number: {str(value)[:40]!r}") from None
+    if isinstance(value, float) and number != value:
+        raise UserError(f"not a {what} number: {value!r}")
+    if not 1 <= number <= MAX_ROW_ID:
+        raise UserError(f"there is no {what} #{str(number)[:40]}")
+    return number
 
 
 def make_engine(url: str | None = None, *, pool_size: int = 20) -> Engine:
@@ -53,10 +81,8 @@ def make_engine(url: str | None = None, *, pool_size: int = 20) -> Engine:
 def _sqlite_engine(parsed) -> Engine:
     if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
         folder = Path(parsed.database).expanduser().parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DatabaseUnavailable(f"cannot create the folder {folder} for {_safe(parsed)}: {exc.strerror}") from None
+        if not folder.is_dir():  # a typo in the path must not create folders somewhere
+            raise DatabaseUnavailable(f"the folder {folder} for {_safe(parsed)} does not exist: create it first")
     engine = sa.create_engine(
         parsed,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -106,14 +132,33 @@ def check_connection(engine: Engine) -> None:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+    """A session that commits on success and rolls back on any error.
+
+    A value the database refuses becomes a one-line UserError (see :func:`refused_value`).
+    """
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
+            reason = refused_value(exc)
+            if reason is not None:
+                raise UserError(reason) from None
             raise
+
+
+def refused_value(exc: BaseException) -> str | None:
+    """One line for a value the database refused (no SQL, no parameters), else None.
+
+    PostgreSQL raises a DataError (NUL in text, an integer out of range, a malformed number);
+    SQLite's driver raises OverflowError for an integer over 64 bits before any SQL runs.
+    """
+    if isinstance(exc, sa.exc.DataError):
+        return f"the database refused a value: {_first_line(exc)}"
+    if isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc):
+        return "the database refused a value: a number too large to store"
+    return None
 
 
 _WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.Lock]" = weakref.WeakKeyDictionary()

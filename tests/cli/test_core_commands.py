@@ -183,7 +183,7 @@ def test_empty_listings_print_json_arrays(sqlite_url):
         ("mysql://u@h/d", ["unsupported database 'mysql'"]),
         ("postgresql://postgres:hunter2@127.0.0.1:1/none", ["cannot reach database", "127.0.0.1:1"]),
         ("postgresql://postgres@127.0.0.1:5432/lwz_no_such_database", ["does not exist"]),
-        ("sqlite:////proc/lwz-missing/lwz.db", ["cannot create the folder"]),
+        ("sqlite:////proc/lwz-missing/lwz.db", ["does not exist: create it first"]),
     ],
 )
 def test_bad_or_unreachable_database_is_one_line_exit_2(url, fragments):
@@ -204,3 +204,44 @@ def test_read_only_database_fails_in_one_line(tmp_path):
     read_only = f"sqlite:///file:{path}?mode=ro&uri=true"
     assert one_json(lwz("models", "list", "--json", db=read_only)) == []
     assert_one_line_error(lwz("models", "add", "m", "--backend", "local", db=read_only), "readonly database")
+
+
+def test_empty_db_url_is_refused(tmp_path):
+    """``--db ""`` used to fall back to ./lwz.db silently."""
+    env = {k: v for k, v in os.environ.items() if k != "LWZ_DATABASE_URL"}
+    done = subprocess.run([str(LWZ), "--db", "", "models", "list"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, env=env)
+    assert_one_line_error(done, "the database URL is empty")
+    assert not (tmp_path / "lwz.db").exists()
+
+
+def test_missing_sqlite_folder_is_refused_not_created(tmp_path):
+    url = f"sqlite:///{tmp_path / 'typo' / 'deeper' / 'lwz.db'}"
+    assert_one_line_error(lwz("db", "upgrade", db=url), "does not exist: create it first")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_closed_pipe_is_no_traceback(sqlite_url):
+    """``lwz prompts list | head``: the reader left before the rows were written."""
+    assert lwz("prompts", "import", str(LONGBENCH), db=sqlite_url).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before lwz writes a byte
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "LWZ_DATABASE_URL"}
+        done = subprocess.run([str(LWZ), "--db", sqlite_url, "prompts", "list"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 141
+
+
+@pytest.mark.postgres
+def test_nul_byte_in_a_prompt_on_postgresql_is_one_line(pg_url, tmp_path):
+    """PostgreSQL refuses NUL in text; the CLI used to print the INSERT with its parameters."""
+    assert lwz("db", "upgrade", db=pg_url).returncode == 0
+    bad = tmp_path / "nul.jsonl"
+    bad.write_text(json.dumps({"prompt": "Write about a\u0000b.", "length": 100}) + "\n", encoding="utf-8")
+    done = lwz("prompts", "import", str(bad), db=pg_url)
+    assert_one_line_error(done, "NUL")
+    assert "INSERT" not in done.stderr and "[SQL" not in done.stderr

@@ -41,7 +41,7 @@ def test_database_url_precedence(monkeypatch):
         ("not a url", "not a database URL"),
         ("mysql://user@host/db", "unsupported database 'mysql'"),
         ("postgresql+psycopg2://postgres@127.0.0.1/test", "psycopg2"),
-        ("sqlite:////proc/no-such-folder/x.db", "cannot create the folder"),
+        ("sqlite:////proc/no-such-folder/x.db", "does not exist: create it first"),
     ],
 )
 def test_make_engine_rejects_bad_urls(url, fragment):
