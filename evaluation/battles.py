@@ -88,8 +88,9 @@ class CountTable:
     """Identical battles collapsed into counts, one row per pair of models (and covariate value).
 
     Row k holds the battles between ``models[a[k]]`` and ``models[b[k]]`` (always ``a < b``, the
-    battle flipped if needed: a's win stays a's win, and the covariate changes sign) with length
-    covariate ``covariate[k]`` (0 without length control). ``counts[k]`` holds how many of them
+    battle flipped if needed: a's win stays a's win, and the covariates change sign) with
+    covariates ``covariate[k]`` (shape rows x K; K is 0 without length or style control).
+    ``counts[k]`` holds how many of them
     ``a`` won, ``b`` won, and were ties (columns OUTCOME_A, OUTCOME_B, OUTCOME_TIE); ``both_bad``
     is a tie unless dropped. Which side a model was shown on does not enter the fit.
     """
@@ -140,17 +141,24 @@ def outcomes(frame) -> np.ndarray:
     return outcome
 
 
-def collapse(frame, *, length_control: bool = False, both_bad: str = "tie") -> CountTable:
+def collapse(frame, *, length_control: bool = False, covariates=None, both_bad: str = "tie") -> CountTable:
     """Collapse a validated battles table into a :class:`CountTable`.
 
-    ``both_bad`` is ``"tie"`` (count it as a tie) or ``"drop"`` (leave such rows out).
+    ``covariates`` (rows x K, one row per battle of ``frame``, a's side minus b's side) are the
+    style-control columns; ``length_control`` uses the one length covariate instead. Each is
+    rounded to 0.01 so that similar battles collapse into one row (a 1% difference is far below
+    what annotators notice). ``both_bad`` is ``"tie"`` (count it as a tie) or ``"drop"``.
     """
     import pandas as pd
 
     if both_bad not in ("tie", "drop"):
         raise UserError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}")
+    if length_control:
+        covariates = length_covariate(frame["words_a"], frame["words_b"])[:, None]
+    z = np.zeros((len(frame), 0)) if covariates is None else np.asarray(covariates, dtype=float).reshape(len(frame), -1)
     if both_bad == "drop":
-        frame = frame[frame["winner"] != "both_bad"]
+        keep = (frame["winner"] != "both_bad").to_numpy()
+        frame, z = frame[keep], z[keep]
     a, b, models = model_codes(frame)
     outcome = outcomes(frame)
     flip = a > b
@@ -158,21 +166,20 @@ def collapse(frame, *, length_control: bool = False, both_bad: str = "tie") -> C
     outcome = np.where(flip & (outcome != OUTCOME_TIE), 1 - outcome, outcome)
     m = max(len(models), 1)
     pair = a * m + b
-    if length_control:
-        # Rounded to 0.01 so that battles of similar lengths collapse into one row (a 1% length
-        # difference is far below what annotators notice).
-        z = np.round(length_covariate(frame["words_a"], frame["words_b"]), 2)
-        z = np.where(flip, -z, z)
-        grouped = pd.DataFrame({"k": pair, "z": z, "o": outcome}).groupby(["k", "z", "o"], sort=True).size()
+    k = z.shape[1]
+    if k:
+        z = np.round(np.where(flip[:, None], -z, z), 2) + 0.0  # + 0.0 turns -0.0 into 0.0
+        keys = pd.DataFrame({"k": pair, **{f"z{j}": z[:, j] for j in range(k)}, "o": outcome})
+        grouped = keys.groupby(list(keys.columns), sort=True).size()
         table = grouped.unstack("o", fill_value=0).reindex(columns=[0, 1, 2], fill_value=0)
         key = table.index.get_level_values(0).to_numpy(dtype=np.int64)
-        cov = table.index.get_level_values(1).to_numpy(dtype=float)
+        cov = np.stack([table.index.get_level_values(j + 1).to_numpy(dtype=float) for j in range(k)], axis=1)
         counts = table.to_numpy(dtype=np.int64)
     else:
         cells = np.bincount(pair * 3 + outcome, minlength=m * m * 3).reshape(m * m, 3)
         key = np.nonzero(cells.sum(axis=1))[0]
         counts = cells[key]
-        cov = np.zeros(len(key))
+        cov = np.zeros((len(key), 0))
     return CountTable(models=list(models), a=key // m, b=key % m, covariate=cov, counts=counts.astype(np.int64))
 
 

@@ -56,6 +56,7 @@ def leaderboard_from_db(
     *,
     category: str | None = None,
     length_control: bool = False,
+    style_control: bool = False,
     include_flagged: bool = False,
     include_named: bool = False,
     **options: Any,
@@ -63,13 +64,48 @@ def leaderboard_from_db(
     """Ratings from the stored votes; returns ``(result, battles_frame)``.
 
     ``options`` go to :func:`evaluation.ratings.compute_ratings` (method, ties, bootstrap, seed,
-    anchor, min_battles, ...). Every registered model is listed; those without votes unrated.
+    anchor, min_battles, style_features, ...). Every registered model is listed; those without
+    votes unrated. Style control reads its features from the stored answers.
     """
     with session_scope(engine) as session:
         frame = battles_frame(session, category=category, include_flagged=include_flagged, include_named=include_named)
         models = registered_models(session)
-    result = compute_ratings(frame, length_control=length_control, models=models, **options)
+        if style_control:
+            frame = with_style_features(session, frame)
+    result = compute_ratings(frame, length_control=length_control, style_control=style_control, models=models, **options)
     return result, frame
+
+
+def with_style_features(session, frame):
+    """``frame`` with the style feature columns (:mod:`evaluation.style`) of each battle's stored answers.
+
+    Features are computed once per generation (a battle's texts are shared by all its votes).
+    """
+    from storage.models import Battle, Generation
+
+    from evaluation.style import STYLE_FEATURES, answer_features, column_names
+
+    frame = frame.copy()
+    ids = sorted({int(b) for b in frame["battle_id"]}) if len(frame) else []
+    sides: dict[int, tuple[int, int]] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(sa.select(Battle.id, Battle.left_generation_id, Battle.right_generation_id)
+                               .where(Battle.id.in_(ids[start : start + 500]))).all()
+        sides.update({int(r[0]): (r[1], r[2]) for r in rows})
+    generation_ids = sorted({g for pair in sides.values() for g in pair if g is not None})
+    features: dict[int, dict[str, float]] = {}
+    for start in range(0, len(generation_ids), 200):
+        rows = session.execute(sa.select(Generation.id, Generation.answer)
+                               .where(Generation.id.in_(generation_ids[start : start + 200]))).all()
+        features.update({int(g): answer_features(text or "") for g, text in rows})
+    empty = dict.fromkeys(STYLE_FEATURES, 0.0)
+    for side, position in (("a", 0), ("b", 1)):
+        per_vote = [features.get(sides.get(int(b), (None, None))[position], empty) for b in frame["battle_id"]]
+        for feature in STYLE_FEATURES:
+            column = column_names(feature)[position]
+            if feature != "length":  # words_a/b already come from the stored word counts
+                frame[column] = [f[feature] for f in per_vote]
+    return frame
 
 
 def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_named: bool = True) -> dict[str, Any]:

@@ -16,13 +16,24 @@ def _figure(width: float, height: float):
 
 
 def ratings_figure(result, *, title: str = "Ratings with 95% intervals"):
-    """Horizontal points with interval bars, best at the top; unreliable intervals drawn grey and dashed."""
-    rated = result.table[result.table["n"] > 0]
-    fig = _figure(7.0, max(2.0, 0.45 * len(rated) + 1.2))
+    """Horizontal points with interval bars, best at the top; unreliable intervals drawn grey and dashed.
+
+    Models without a rating (fewer than ``min_battles`` battles) are left out, and a note under
+    the plot names them with the votes they still need.
+    """
+    table = result.table
+    rated = table[table["needs"] == 0]
+    waiting = table[(table["needs"] > 0) & (table["n"] > 0)]
+    fig = _figure(7.0, max(2.0, 0.45 * len(rated) + 1.2 + (0.3 if len(waiting) else 0.0)))
     ax = fig.add_subplot()
+    if len(waiting):
+        names = ", ".join(f"{m} ({n} more)" for m, n in zip(waiting["model"], waiting["needs"]))
+        ax.set_xlabel(f"rating (Elo points)\nnot shown, too few votes: {names}")
     if rated.empty:
-        ax.text(0.5, 0.5, "no votes yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no votes yet" if waiting.empty else "no model has enough votes yet",
+                ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+        ax.set_xticks([])
         return fig
     y = np.arange(len(rated))[::-1]
     for yi, (_, row) in zip(y, rated.iterrows()):
@@ -34,7 +45,8 @@ def ratings_figure(result, *, title: str = "Ratings with 95% intervals"):
         ax.plot([row["rating"]], [yi], "o", color=color)
     ax.set_yticks(y, [f"{m}" + ("" if r else " (unreliable)") for m, r in zip(rated["model"], rated["reliable"])])
     ax.axvline(result.anchor_rating, color="0.85", linewidth=1, zorder=0)
-    ax.set_xlabel("rating (Elo points)")
+    if waiting.empty:
+        ax.set_xlabel("rating (Elo points)")
     ax.set_title(title)
     return fig
 

@@ -15,8 +15,14 @@ Conventions:
   vector from Multinomial(N, counts / N), which is what is done (exactly equivalent, far cheaper).
 * Rank = 1 + the number of models (in the same connected part) whose interval's lower bound is
   above this model's upper bound.
-* A model's interval is *unreliable* when it has fewer than ``min_battles`` battles, or a perfect
-  record (no loss or no win, ties aside) for which the maximum-likelihood strength is infinite.
+* A model with fewer than ``min_battles`` battles gets no rating, interval or rank (NaN; ``needs``
+  says how many more battles it needs): with a handful of votes the maximum-likelihood rating is
+  noise with a deceptively narrow interval. Its battles still inform the other models' ratings.
+* A rated model's interval is *unreliable* when its record is perfect (no loss or no win, ties
+  aside): the maximum-likelihood strength is then infinite.
+* Style control (``style_control=True``) adds one covariate per style feature
+  (:mod:`evaluation.style`); the table then also holds each model's rating and rank without
+  control and the rank change (``rank_uncontrolled - rank``: positive = higher under control).
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from evaluation import bt
-from evaluation.battles import OUTCOME_A, OUTCOME_B, OUTCOME_TIE, CountTable, collapse, components, record, subset, validate_battles
+from evaluation.battles import (
+    OUTCOME_A, OUTCOME_B, OUTCOME_TIE, CountTable, collapse, components, record, subset, validate_battles,
+)
 from evaluation.elo import online_elo
 from core.errors import UserError
 
@@ -38,8 +46,9 @@ INTERVALS = ("bootstrap", "sandwich")
 Z95 = 1.959963984540054
 COLUMNS = [
     "model", "rating", "ci_low", "ci_high", "rank", "n", "wins", "losses", "ties",
-    "component", "reliable", "sandwich_low", "sandwich_high", "theta",
+    "component", "reliable", "needs", "sandwich_low", "sandwich_high", "theta",
 ]
+STYLE_COLUMNS = ["rating_uncontrolled", "rank_uncontrolled", "rank_change"]
 
 
 @dataclass
@@ -47,8 +56,10 @@ class RatingResult:
     """A leaderboard: one row per model in ``table`` (columns ``COLUMNS``), best first, plus context.
 
     ``theta`` is the natural-log strength, comparable only within one ``component``. Models with
-    no battles have NaN ratings, no rank and ``n == 0``. ``length_coef`` is gamma in Elo points per
-    unit of the length covariate; ``tie_nu`` is Davidson's tie parameter.
+    fewer than ``min_battles`` battles have NaN ratings, no rank and ``needs > 0``. ``length_coef``
+    is gamma in Elo points per unit of the length covariate; ``style_coefs`` maps each style feature
+    to its coefficient in Elo points per standard deviation of its normalised difference;
+    ``tie_nu`` is Davidson's tie parameter.
     """
 
     table: Any
@@ -65,6 +76,9 @@ class RatingResult:
     length_coef: float | None = None
     tie_nu: float | None = None
     counts: CountTable | None = None
+    min_battles: int = 20
+    style_control: bool = False
+    style_coefs: dict[str, float] | None = None
 
     def records(self) -> list[dict[str, Any]]:
         """The table as JSON-ready dicts (NaN becomes None)."""
@@ -100,13 +114,16 @@ def compute_ratings(
     min_battles: int = 20,
     both_bad: str = "tie",
     elo_k: float = 4.0,
+    style_control: bool = False,
+    style_features: list[str] | None = None,
 ) -> RatingResult:
     """Rate the models of a battles table.
 
     ``method`` is ``bt`` (Bradley–Terry MLE) or ``elo`` (online Elo, order-dependent); ``ties`` is
     ``half`` (a tie is half a win) or ``davidson``; ``interval`` is ``bootstrap`` (default when
     ``bootstrap > 0``) or ``sandwich`` (BT only). ``models`` lists every known model, so those
-    without battles are listed unrated. Raises UserError on bad input (naming the row).
+    without battles are listed unrated. ``style_control`` adds the covariates of
+    :mod:`evaluation.style` (``style_features``, default all). Raises UserError on bad input.
     """
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: choose {' or '.join(METHODS)}")
@@ -116,9 +133,14 @@ def compute_ratings(
         raise UserError(f"--bootstrap must be 0 or more, got {bootstrap}")
     if interval is not None and interval not in INTERVALS:
         raise UserError(f"unknown interval {interval!r}: choose {' or '.join(INTERVALS)}")
+    if min_battles < 0:
+        raise UserError(f"--min-battles must be 0 or more, got {min_battles}")
+    if style_control and length_control:
+        raise UserError("style control already includes length: choose --style-control or --length-control")
     if method == "elo":
-        if ties == "davidson" or length_control or interval == "sandwich":
-            raise UserError("online Elo supports neither Davidson ties, length control nor sandwich intervals: use --method bt")
+        if ties == "davidson" or length_control or style_control or interval == "sandwich":
+            raise UserError("online Elo supports neither Davidson ties, length or style control nor sandwich "
+                            "intervals: use --method bt")
         interval = "bootstrap"  # with --bootstrap 0, Elo has no intervals
     interval = interval or ("bootstrap" if bootstrap > 0 else "sandwich")
     if method == "bt" and interval == "bootstrap" and bootstrap == 0:
@@ -126,13 +148,22 @@ def compute_ratings(
     if interval == "sandwich":
         bootstrap = 0  # nothing to resample for
     frame = validate_battles(battles, need_lengths=length_control)
-    table = collapse(frame, length_control=length_control, both_bad=both_bad)
+    covariates, kept, dropped = None, [], []
+    if style_control:
+        from evaluation.style import check_features, feature_columns, style_covariates
+
+        frame = feature_columns(frame, check_features(style_features))
+        covariates, kept, _, dropped = style_covariates(frame, check_features(style_features))
+    table = collapse(frame, length_control=length_control, covariates=covariates, both_bad=both_bad)
     if anchor is not None and anchor not in table.models:
         raise UserError(f"anchor model {anchor!r} has no battles in this table")
     result = RatingResult(
         table=None, method=method, ties=ties, interval=interval, bootstrap=bootstrap, seed=seed,
         length_control=length_control, anchor=anchor, anchor_rating=anchor_rating, scale=scale, counts=table,
+        min_battles=min_battles, style_control=style_control,
     )
+    if dropped:
+        result.warnings.append(f"style feature(s) that never differ, left out of the control: {', '.join(dropped)}")
     rng = np.random.default_rng(seed)
     parts = components(table)
     if len(parts) > 1:
@@ -147,12 +178,14 @@ def compute_ratings(
         part = subset(table, members)
         core = _core(part, min_battles)
         if method == "bt":
-            ratings, theta, low, high, s_low, s_high, extras = _rate_bt(
-                part, ties=ties, length_control=length_control, bootstrap=bootstrap, rng=rng,
+            ratings, theta, low, high, s_low, s_high, (gammas, nu) = _rate_bt(
+                part, ties=ties, bootstrap=bootstrap, rng=rng,
                 anchor=anchor, anchor_rating=anchor_rating, scale=scale, core=core,
             )
             if number == 1:
-                result.length_coef, result.tie_nu = extras
+                result.tie_nu = nu
+                result.length_coef = float(gammas[0]) if length_control else None
+                result.style_coefs = dict(zip(kept, map(float, gammas))) if style_control else None
         else:
             ratings, theta, low, high = _rate_elo(
                 frame, part, bootstrap=bootstrap, rng=rng, anchor=anchor, anchor_rating=anchor_rating,
@@ -164,28 +197,45 @@ def compute_ratings(
         for local, index in enumerate(members):
             n, wins, losses, draws = (int(stats[key][index]) for key in ("n", "wins", "losses", "ties"))
             perfect = (wins + draws == 0) or (losses + draws == 0)
-            rows.append({
+            row = {
                 "model": table.models[index], "rating": ratings[local], "ci_low": low[local], "ci_high": high[local],
                 "n": n, "wins": wins, "losses": losses, "ties": draws, "component": number,
-                "reliable": bool(n >= min_battles and not perfect and np.isfinite(low[local]) and np.isfinite(high[local])),
-                "sandwich_low": s_low[local], "sandwich_high": s_high[local], "theta": theta[local],
-            })
+                "reliable": bool(not perfect and np.isfinite(low[local]) and np.isfinite(high[local])),
+                "needs": 0, "sandwich_low": s_low[local], "sandwich_high": s_high[local], "theta": theta[local],
+            }
+            rows.append(row if n >= min_battles else _unrated(row, min_battles))
     for name in sorted(set(models or []) - set(table.models)):
-        rows.append({
-            "model": name, "rating": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": 0, "wins": 0, "losses": 0,
-            "ties": 0, "component": None, "reliable": False, "sandwich_low": np.nan, "sandwich_high": np.nan,
-            "theta": np.nan,
-        })
+        rows.append(_unrated({"model": name, "n": 0, "wins": 0, "losses": 0, "ties": 0, "component": None}, min_battles))
     result.table = _finish_table(rows)
     unrated = [r["model"] for r in rows if r["n"] == 0]
     if unrated:
         result.warnings.append(f"no battles, not rated: {', '.join(unrated)}")
-    shaky = [r["model"] for r in rows if r["n"] > 0 and not r["reliable"]]
+    few = [f"{r['model']} needs {r['needs']} more" for r in rows if 0 < r["n"] and r["needs"] > 0]
+    if few:
+        result.warnings.append(f"fewer than {min_battles} battles, not rated: {', '.join(few)}")
+    shaky = [r["model"] for r in rows if r["needs"] == 0 and r["n"] > 0 and not r["reliable"]]
     if shaky:
-        result.warnings.append(
-            f"unreliable intervals (fewer than {min_battles} battles, or a perfect record): {', '.join(shaky)}"
-        )
+        result.warnings.append(f"unreliable intervals (a perfect record): {', '.join(shaky)}")
+    if style_control:
+        _add_uncontrolled(result, battles, models=models, method=method, ties=ties, bootstrap=bootstrap, seed=seed,
+                          interval=interval, anchor=anchor, anchor_rating=anchor_rating, scale=scale,
+                          min_battles=min_battles, both_bad=both_bad)
     return result
+
+
+def _unrated(row: dict[str, Any], min_battles: int) -> dict[str, Any]:
+    """A row with no rating: too few battles (``needs`` says how many more; at least 1)."""
+    blank = dict.fromkeys(("rating", "ci_low", "ci_high", "sandwich_low", "sandwich_high", "theta"), np.nan)
+    return {**row, **blank, "reliable": False, "needs": max(1, min_battles - row["n"])}
+
+
+def _add_uncontrolled(result: RatingResult, battles, *, models, **options) -> None:
+    """Put each model's rating and rank without style control beside the controlled ones."""
+    plain = compute_ratings(battles, models=models, **options).table.set_index("model")
+    table = result.table
+    table["rating_uncontrolled"] = table["model"].map(plain["rating"]).astype(float)
+    table["rank_uncontrolled"] = table["model"].map(plain["rank"]).astype("Int64")
+    table["rank_change"] = (table["rank_uncontrolled"] - table["rank"]).astype("Int64")
 
 
 def _finish_table(rows: list[dict[str, Any]]):
@@ -193,8 +243,8 @@ def _finish_table(rows: list[dict[str, Any]]):
 
     frame = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "rank"])
     ranks: list[int | None] = [None] * len(rows)
-    for part in {r["component"] for r in rows if r["n"] > 0}:
-        members = [i for i, r in enumerate(rows) if r["component"] == part and r["n"] > 0]
+    for part in {r["component"] for r in rows if r["needs"] == 0}:
+        members = [i for i, r in enumerate(rows) if r["component"] == part and r["needs"] == 0]
         low = np.array([rows[i]["ci_low"] for i in members], dtype=float)
         high = np.array([rows[i]["ci_high"] for i in members], dtype=float)
         point = np.array([rows[i]["rating"] for i in members], dtype=float)
@@ -204,8 +254,9 @@ def _finish_table(rows: list[dict[str, Any]]):
             ranks[i] = rank
     frame.insert(4, "rank", pd.array(ranks, dtype="Int64"))
     frame["component"] = frame["component"].astype("Int64")
-    frame["_rated"] = frame["n"] > 0
-    frame = frame.sort_values(["_rated", "component", "rating"], ascending=[False, True, False], na_position="last")
+    frame["_rated"] = frame["needs"] == 0
+    frame = frame.sort_values(["_rated", "component", "rating", "n"], ascending=[False, True, False, False],
+                              na_position="last", kind="stable")
     return frame.drop(columns="_rated").reset_index(drop=True)
 
 
@@ -237,9 +288,9 @@ def _core(part: CountTable, min_battles: int) -> np.ndarray:
     return core if core.any() else np.ones(len(part.models), dtype=bool)
 
 
-def _rate_bt(part: CountTable, *, ties, length_control, bootstrap, rng, anchor, anchor_rating, scale, core):
+def _rate_bt(part: CountTable, *, ties, bootstrap, rng, anchor, anchor_rating, scale, core):
     davidson = ties == "davidson"
-    result = bt.fit(part, length_control=length_control, davidson=davidson)
+    result = bt.fit(part, davidson=davidson)
     m = len(part.models)
     ratings = _to_points(result.theta, part.models, anchor=anchor, anchor_rating=anchor_rating, scale=scale, core=core)
     # Sandwich: the anchoring is a linear map of theta, applied to the theta block of the covariance.
@@ -250,23 +301,21 @@ def _rate_bt(part: CountTable, *, ties, length_control, bootstrap, rng, anchor, 
     s_low, s_high = ratings - Z95 * sd, ratings + Z95 * sd
     low = high = np.full(m, np.nan)
     if bootstrap > 0:
-        samples = bootstrap_thetas(part, result, bootstrap=bootstrap, rng=rng, length_control=length_control, davidson=davidson)
+        samples = bootstrap_thetas(part, result, bootstrap=bootstrap, rng=rng, davidson=davidson)
         points = _to_points(samples, part.models, anchor=anchor, anchor_rating=anchor_rating, scale=scale, core=core)
         low, high = np.percentile(points, 2.5, axis=0), np.percentile(points, 97.5, axis=0)
-    gamma = None if result.gamma is None else result.gamma * scale / math.log(10.0)
-    return ratings, result.theta, low, high, s_low, s_high, (gamma, result.nu)
+    return ratings, result.theta, low, high, s_low, s_high, (result.gammas * scale / math.log(10.0), result.nu)
 
 
-def bootstrap_thetas(part: CountTable, start: bt.Fit, *, bootstrap: int, rng, length_control=False, davidson=False) -> np.ndarray:
-    """``bootstrap`` refits on battle resamples drawn as Multinomial(N, counts/N); one theta row each."""
+def bootstrap_thetas(part: CountTable, start: bt.Fit, *, bootstrap: int, rng, davidson=False) -> np.ndarray:
+    """``bootstrap`` refits on battle resamples drawn as Multinomial(N, counts/N); one theta row each.
+
+    All refits run at once (:func:`evaluation.bt.fit_many`), each started from ``start``.
+    """
     total = part.total
     probabilities = (part.counts / total).ravel()
-    samples = np.empty((bootstrap, len(part.models)))
-    for i in range(bootstrap):
-        counts = rng.multinomial(total, probabilities).reshape(part.counts.shape)
-        refit = bt.fit(part.with_counts(counts), length_control=length_control, davidson=davidson, start=start.params)
-        samples[i] = refit.theta
-    return samples
+    counts = rng.multinomial(total, probabilities, size=bootstrap).reshape((bootstrap,) + part.counts.shape)
+    return bt.fit_many(part, counts, davidson=davidson, start=start.params)[:, : len(part.models)]
 
 
 def _rate_elo(frame, part: CountTable, *, bootstrap, rng, anchor, anchor_rating, scale, k, core):
@@ -328,7 +377,7 @@ def predicted_matrix(result: RatingResult):
     """Predicted P(row beats column), a tie counting half, at equal lengths; NaN across separate parts."""
     import pandas as pd
 
-    rated = result.table[result.table["n"] > 0]
+    rated = result.table[result.table["needs"] == 0]
     names = list(rated["model"])
     theta = rated["theta"].to_numpy(dtype=float)
     part = rated["component"].to_numpy()

@@ -8,7 +8,8 @@ import sys
 from lwz_cli.common import add_json_flag, open_engine, print_json, print_table
 
 TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable", "component"]
-JSON_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "n", "reliable", "component")
+JSON_KEYS = ("model", "rating", "ci_low", "ci_high", "rank", "n", "needs", "reliable", "component")
+STYLE_KEYS = ("rating_uncontrolled", "rank_uncontrolled", "rank_change")
 
 
 def _add_rating_flags(p: argparse.ArgumentParser) -> None:
@@ -19,13 +20,22 @@ def _add_rating_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.add_argument("--anchor", metavar="MODEL", help="put this model at --anchor-rating (default: the mean is)")
     p.add_argument("--anchor-rating", type=float, default=1000.0, help="rating of the anchor (default 1000)")
-    p.add_argument("--min-battles", type=int, default=20, help="fewer battles than this: interval marked unreliable (default 20)")
-    p.add_argument("--length-control", action="store_true", help="Bradley–Terry with the answer-length difference as a covariate")
+    p.add_argument("--min-battles", type=int, default=20,
+                   help="a model with fewer battles gets no rating, only 'needs N more votes' (default 20)")
+    control = p.add_mutually_exclusive_group()
+    control.add_argument("--length-control", action="store_true", help="Bradley–Terry with the answer-length difference as a covariate")
+    control.add_argument("--style-control", action="store_true",
+                         help="Bradley–Terry with style covariates (length, headers, lists, bold, repetition), "
+                              "shown beside the uncontrolled ratings")
+    p.add_argument("--style-features", metavar="LIST",
+                   help="comma-separated style features for --style-control (default: all five)")
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("rate", help="ratings with 95%% intervals from a battles file (CSV, JSON lines or parquet)")
-    p.add_argument("file", help="columns model_a, model_b, winner (model_a/model_b/tie/both_bad); words_a, words_b for --length-control")
+    p.add_argument("file", help="columns model_a, model_b, winner (model_a/model_b/tie/both_bad); words_a, words_b for "
+                                "--length-control; for --style-control words_/headers_/lists_/bold_/repetition_ a and b, "
+                                "or text_a, text_b")
     p.add_argument("--by-category", action="store_true", help="one table per value of the category column")
     _add_rating_flags(p)
     add_json_flag(p)
@@ -71,21 +81,31 @@ def register(subparsers) -> None:
 
 
 def _rating_options(args) -> dict:
+    features = None
+    if args.style_features is not None:
+        features = [f.strip() for f in args.style_features.split(",") if f.strip()]
     return dict(
         method=args.method, ties=args.ties, bootstrap=args.bootstrap, interval=args.interval, seed=args.seed,
         anchor=args.anchor, anchor_rating=args.anchor_rating, min_battles=args.min_battles,
+        length_control=args.length_control, style_control=args.style_control, style_features=features,
     )
 
 
 def _print_result(result, *, title: str | None = None) -> None:
     if title:
         print(f"== {title}")
-    rows = [{**r, "rating": _fmt(r["rating"]), "ci_low": _fmt(r["ci_low"]), "ci_high": _fmt(r["ci_high"]),
+    rows = [{**r, "rating": _fmt(r["rating"]) if not r["needs"] else needs_text(r["needs"]),
+             "ci_low": _fmt(r["ci_low"]), "ci_high": _fmt(r["ci_high"]),
+             "rating_uncontrolled": _fmt(r.get("rating_uncontrolled")),
              "reliable": "yes" if r["reliable"] else "NO"} for r in result.records()]
-    print_table(rows, TABLE_COLUMNS)
+    columns = TABLE_COLUMNS + (list(STYLE_KEYS) if result.style_control else [])
+    print_table(rows, columns)
     extras = []
     if result.length_coef is not None:
         extras.append(f"length coefficient {result.length_coef:+.1f} points per unit of (a-b)/(a+b)")
+    if result.style_coefs is not None:
+        extras.append("style coefficients (points per s.d. of (a-b)/(a+b)): "
+                      + ", ".join(f"{k} {v:+.1f}" for k, v in result.style_coefs.items()))
     if result.tie_nu is not None:
         extras.append(f"Davidson tie parameter nu {result.tie_nu:.3f}")
     print(f"{result.method}, ties {result.ties}, {result.interval} 95% intervals"
@@ -99,8 +119,17 @@ def _fmt(value) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def _json_rows(result) -> list[dict]:
-    return [{k: r[k] for k in JSON_KEYS} for r in result.records()]
+def needs_text(needs: int) -> str:
+    return f"needs {needs} more vote{'s' if needs != 1 else ''}"
+
+
+def _json_rows(result):
+    """The rows as JSON; with style control ``{"ratings": rows, "style_coefficients": {...}}``."""
+    keys = JSON_KEYS + (STYLE_KEYS if result.style_control else ())
+    rows = [{k: r[k] for k in keys} for r in result.records()]
+    if not result.style_control:
+        return rows
+    return {"ratings": rows, "style_coefficients": {k: round(v, 4) for k, v in (result.style_coefs or {}).items()}}
 
 
 def cmd_rate(args: argparse.Namespace) -> int:
@@ -108,7 +137,7 @@ def cmd_rate(args: argparse.Namespace) -> int:
     from evaluation.ratings import compute_ratings, ratings_by_category
 
     frame = read_battles(args.file)
-    options = dict(_rating_options(args), length_control=args.length_control)
+    options = _rating_options(args)
     if args.by_category:
         results = ratings_by_category(frame, **options)
         if args.json:
@@ -136,8 +165,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from evaluation.leaderboard import leaderboard_from_db
 
     result, _ = leaderboard_from_db(
-        open_engine(args, upgrade=True), category=args.category, length_control=args.length_control,
-        include_flagged=args.include_flagged, **_rating_options(args),
+        open_engine(args, upgrade=True), category=args.category, include_flagged=args.include_flagged,
+        **_rating_options(args),
     )
     _emit(result, as_json=args.json)
     return 0

@@ -27,7 +27,10 @@ def test_leaderboard_view_filters_and_figures(engine):
     view = leaderboard_view(engine, bootstrap=20)
     assert list(view["table"]["model"]) == ["alpha", "beta"]
     assert view["table"]["n"].tolist() == [4, 4]  # flagged votes left out by default
-    assert "4 votes" in view["summary"] and "unreliable" in view["summary"]
+    assert "4 votes" in view["summary"] and "alpha needs 16 more" in view["summary"]
+    assert view["table"]["rating"].tolist() == ["needs 16 more votes"] * 2 and view["table"]["rank"].isna().all()
+    rated = leaderboard_view(engine, bootstrap=20, min_battles=4)
+    assert rated["table"]["rating"].map(float).gt(0).all() and rated["table"]["rank"].notna().all()
     assert all(isinstance(view[k], Figure) for k in ("ratings", "heatmap", "votes"))
     assert view["categories"] == [ALL, "cat0", "cat1"]
     flagged = leaderboard_view(engine, include_flagged=True, bootstrap=20)
@@ -36,6 +39,9 @@ def test_leaderboard_view_filters_and_figures(engine):
     assert cat["table"]["n"].tolist() == [2, 2]
     lc = leaderboard_view(engine, length_control=True, heatmap="predicted", bootstrap=20)
     assert "Length control" in lc["summary"]
+    style = leaderboard_view(engine, style_control=True, bootstrap=0, min_battles=1)
+    assert "Style control" in style["summary"] and "length" in style["summary"]
+    assert {"rating_uncontrolled", "rank_uncontrolled", "rank_change"} <= set(style["table"].columns)
     panel = annotators_view(engine)
     assert panel["annotators"]["votes"].tolist() == [4, 4] and len(panel["pairs"]) == 1
 
@@ -67,5 +73,5 @@ def test_leaderboard_tab_refreshes_without_restart(live_app, page):  # noqa: F81
     page.locator("#lwz-leaderboard-refresh").click()
     page.wait_for_function("document.querySelector('#lwz-leaderboard-summary')?.innerText.includes('6 votes')",
                            timeout=60_000)
-    assert page.locator("#lwz-leaderboard-summary").inner_text().count("unreliable") >= 1
+    assert "needs 14 more votes" in page.locator("#lwz-leaderboard-table").inner_text()
     assert page.locator(".js-plotly-plot, canvas, img, svg").count() > 0

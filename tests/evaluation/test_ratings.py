@@ -242,11 +242,23 @@ def test_disconnected_graph_warns_and_rates_each_part():
     assert np.isnan(predicted_matrix(result).loc["a1", "b1"])
 
 
-def test_too_few_votes_are_marked_unreliable():
-    frame = battles([("x", "y", "model_a"), ("x", "y", "model_b"), ("x", "y", "tie")])
-    result = compute_ratings(frame, bootstrap=20)
-    assert not result.table["reliable"].any()
-    assert any("unreliable" in w for w in result.warnings)
+def test_too_few_votes_get_no_rating():
+    # One vote used to show 2044 against -44 with zero-width intervals: now no number at all.
+    one = compute_ratings(battles([("x", "y", "model_a")]), bootstrap=20)
+    assert one.table["rating"].isna().all() and one.table["ci_low"].isna().all() and one.table["rank"].isna().all()
+    assert one.table["needs"].tolist() == [19, 19] and not one.table["reliable"].any()
+    assert [r["rating"] for r in one.records()] == [None, None]
+    assert any("fewer than 20 battles, not rated: x needs 19 more, y needs 19 more" in w for w in one.warnings)
+    # With the threshold met, the same models are rated; in a mixed table only the short one is blank.
+    rng = np.random.default_rng(4)
+    mixed = pd.concat([synthetic([0.4, 0.0, -0.4], 300, rng), battles([("m0", "rare", "model_a")] * 3)])
+    t = by_model(compute_ratings(mixed, bootstrap=20, min_battles=10))
+    assert np.isnan(t.loc["rare", "rating"]) and t.loc["rare", "needs"] == 7 and pd.isna(t.loc["rare", "rank"])
+    assert t.loc[["m0", "m1", "m2"], "needs"].eq(0).all() and t.loc[["m0", "m1", "m2"], "rating"].notna().all()
+    assert list(compute_ratings(mixed, bootstrap=0, min_battles=10).table["model"])[-1] == "rare"
+    assert by_model(compute_ratings(mixed, bootstrap=0, min_battles=3)).loc["rare", "needs"] == 0
+    with pytest.raises(UserError, match="min-battles"):
+        compute_ratings(mixed, min_battles=-1)
     # A perfect record has no finite maximum-likelihood strength: unreliable however many votes.
     sweep = compute_ratings(battles([("x", "y", "model_a")] * 40 + [("y", "z", "model_a"), ("z", "y", "model_a")] * 20),
                             bootstrap=20)
