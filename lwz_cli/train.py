@@ -1,4 +1,5 @@
-"""``lwz export preferences|prompts`` and ``lwz train reward|dpo|grpo``. Only argparse at import."""
+"""``lwz export preferences|prompts`` and ``lwz train reward|dpo|kto|grpo``. Only argparse (and the
+plain ``TrainOptions`` dataclass, whose field metadata *is* the train flags and their help) at import."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from lwz_cli.common import add_json_flag, open_engine, print_json
 def register(subparsers) -> None:
     export = subparsers.add_parser("export", help="datasets for training, from the votes and prompts")
     sub = export.add_subparsers(dest="export_command", required=True)
-    p = sub.add_parser("preferences", help="one row per battle with a decisive majority verdict")
+    p = sub.add_parser("preferences", help="one row per battle with a decisive verdict (kto: both-bad rows too)")
     p.add_argument("--format", default="dpo", choices=["dpo", "reward", "kto"], help="row shape (default dpo)")
     p.add_argument("--layout", default="trl", choices=["trl", "openrlhf", "verl"],
-                   help="column layout: trl (plain strings), openrlhf (conversations), verl (chat prompt)")
+                   help="column layout: trl (plain strings, tokenised raw by TRL), openrlhf (conversations), "
+                        "verl (chat prompt)")
     p.add_argument("--out", required=True, help="output file, .parquet or .jsonl")
     _add_filter_flags(p)
     add_json_flag(p)
@@ -28,47 +30,82 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_export_prompts)
 
-    train = subparsers.add_parser("train", help="train a reward model, DPO or GRPO with TRL")
+    train = subparsers.add_parser("train", help="train a reward model, DPO, KTO or GRPO with TRL")
     kinds = train.add_subparsers(dest="train_kind", required=True)
     for kind, text in (("reward", "a reward model from preference pairs"), ("dpo", "DPO from preference pairs"),
+                       ("kto", "KTO from desirable/undesirable rows (both-bad battles included)"),
                        ("grpo", "GRPO on a prompt set with the LongWriter-Zero rewards")):
         p = kinds.add_parser(kind, help=text)
-        p.add_argument("--base", required=True, metavar="MODEL", help="registered model name or model folder")
-        source = p.add_mutually_exclusive_group(required=True)
-        source.add_argument("--data", metavar="FILE", help="dataset from lwz export (.parquet/.jsonl)")
-        source.add_argument("--from-db", action="store_true", help="build the dataset from the database")
-        p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or empty)")
-        p.add_argument("--max-steps", type=int, help="optimiser steps (default: one epoch)")
-        p.add_argument("--config", metavar="YAML", help="extra TRL config fields")
-        p.add_argument("--register", metavar="NAME", help="register the checkpoint as a local model (dpo/grpo)")
-        p.add_argument("--learning-rate", type=float)
-        p.add_argument("--batch-size", type=int)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--template", default="auto", choices=["auto", "think", "direct", "none"],
-                       help="prompt rendering (default: the base model entry's template)")
+        add_option_flags(p, kind)
         if kind != "grpo":
-            p.add_argument("--max-length", type=int, help="token limit per sequence (default 1024 on CPU)")
-        if kind == "grpo":
-            p.add_argument("--rewards", default="length,format,anti_hacking",
-                           help="comma list of length, format, anti_hacking, quality")
-            p.add_argument("--combine", default="paper", choices=["paper", "sum"],
-                           help="paper: normalise each reward per group then average; sum: TRL's weighted sum")
-            p.add_argument("--reward-model", metavar="DIR", help="reward model folder for the quality reward")
-            p.add_argument("--vllm-server", metavar="URL", help="a `trl vllm-serve` server for rollouts (GPU hosts)")
-            p.add_argument("--num-generations", type=int)
-            p.add_argument("--max-completion-length", type=int)
-            p.add_argument("--tolerance", type=float, default=0.2, help="target range for --from-db prompts")
-            p.add_argument("--default-words", type=int, help="target for --from-db prompts without one")
-        else:
             _add_filter_flags(p)
         add_json_flag(p)
         p.set_defaults(handler=cmd_train)
 
 
+def _option_fields(kind: str):
+    """TrainOptions fields that are flags of ``lwz train KIND`` (those with help, for this kind)."""
+    import dataclasses
+
+    from training.options import TrainOptions
+
+    for f in dataclasses.fields(TrainOptions):
+        meta = f.metadata
+        if meta.get("help") and kind in meta.get("kinds", (kind,)):
+            yield f
+
+
+def add_option_flags(p: argparse.ArgumentParser, kind: str) -> None:
+    """One flag per TrainOptions field, its help, type, choices and default taken from the field."""
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for f in _option_fields(kind):
+        meta = f.metadata
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        target = p
+        if meta.get("group"):
+            if meta["group"] not in groups:
+                groups[meta["group"]] = p.add_mutually_exclusive_group(required=True)
+            target = groups[meta["group"]]
+        kwargs: dict = {"dest": f.name, "help": meta["help"]}
+        if f.default is False:
+            kwargs["action"] = "store_true"
+        else:
+            if meta.get("parse") == "comma":
+                kwargs["default"] = ",".join(f.default)
+            else:
+                kwargs["type"] = float if "float" in str(f.type) else int if "int" in str(f.type) else str
+                if kwargs["type"] is not str:
+                    kwargs["metavar"] = "X" if kwargs["type"] is float else "N"
+                if f.default is not None and not callable(f.default):
+                    kwargs["default"] = f.default
+            for key in ("metavar", "choices"):
+                if key in meta:
+                    kwargs[key] = meta[key]
+            if meta.get("required") and not meta.get("group"):
+                kwargs["required"] = True
+            if "default" in kwargs and kwargs["default"] is not None:
+                kwargs["help"] += f" (default {kwargs['default']})" if "(default" not in kwargs["help"] else ""
+        target.add_argument(flag, **kwargs)
+
+
+def options_from_args(args: argparse.Namespace):
+    """The TrainOptions for parsed ``lwz train KIND`` arguments (flags named by the fields)."""
+    from training.options import TrainOptions, load_yaml_config
+
+    kind = args.train_kind
+    values = {}
+    for f in _option_fields(kind):
+        value = getattr(args, f.name)
+        if f.metadata.get("parse") == "comma":
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        values[f.name] = value
+    return TrainOptions(kind=kind, config=load_yaml_config(values.get("config_path")),
+                        filters=None if kind == "grpo" else _filters(args), **values)
+
+
 def _add_filter_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-agreement", type=float, default=0.0, help="keep battles whose verdict has this vote share")
     p.add_argument("--min-votes", type=int, default=1, help="keep battles with at least this many valid votes")
-    p.add_argument("--ties", default="drop", choices=["drop", "margin"], help="margin: keep ties with zero margin")
     p.add_argument("--include-flagged-votes", action="store_true")
     p.add_argument("--include-flagged-annotators", action="store_true")
     p.add_argument("--since", metavar="ISO", help="votes at or after this time (e.g. 2026-11-01T00:00+00:00)")
@@ -91,7 +128,7 @@ def _filters(args: argparse.Namespace):
             raise UserError(f"--{flag} {value!r} is not an ISO time (e.g. 2026-11-01T00:00+00:00)") from None
 
     return PreferenceFilters(
-        min_agreement=args.min_agreement, min_votes=args.min_votes, ties=args.ties, text=args.text,
+        min_agreement=args.min_agreement, min_votes=args.min_votes, text=args.text,
         include_flagged_votes=args.include_flagged_votes, include_flagged_annotators=args.include_flagged_annotators,
         since=when(args.since, "since"), until=when(args.until, "until"),
     )
@@ -131,22 +168,9 @@ def _report(args: argparse.Namespace, result: dict, line: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.options import TrainOptions, load_yaml_config
     from training.runner import run_training
 
-    grpo = args.train_kind == "grpo"
-    options = TrainOptions(
-        kind=args.train_kind, base=args.base, out=args.out, data=args.data, from_db=args.from_db,
-        max_steps=args.max_steps, learning_rate=args.learning_rate, batch_size=args.batch_size, seed=args.seed,
-        max_length=None if grpo else args.max_length, register=args.register, template=args.template,
-        config=load_yaml_config(args.config), config_path=args.config,
-        rewards=tuple(r.strip() for r in args.rewards.split(",") if r.strip()) if grpo else ("length",),
-        combine=args.combine if grpo else "paper", reward_model=args.reward_model if grpo else None,
-        vllm_server=args.vllm_server if grpo else None, num_generations=args.num_generations if grpo else None,
-        max_completion_length=args.max_completion_length if grpo else None,
-        prompts_tolerance=args.tolerance if grpo else 0.2, default_words=args.default_words if grpo else None,
-        filters=None if grpo else _filters(args),
-    )
+    options = options_from_args(args)
     options.check()
     summary = run_training(open_engine(args, upgrade=True), options)
     if args.json:

@@ -224,6 +224,29 @@ class TrainingRun(SQLModel, table=True):
     model_id: Optional[int] = _fk("models.id", nullable=True, ondelete="SET NULL")
     created_at: datetime = _ts()
     finished_at: Optional[datetime] = _optional_ts()
+    last_saved_step: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
 
 
 TABLES = (User, ModelEntry, Prompt, Generation, Battle, Assignment, Vote, TrainingRun)
+
+
+class SigninFailure(SQLModel, table=True):
+    """One refused sign-in: the name tried and the client address, for throttling across processes."""
+
+    __tablename__ = "signin_failures"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
+    address: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, index=True))
+    created_at: datetime = _ts(index=True)
+
+
+class UserSession(SQLModel, table=True):
+    """A sign-in, honoured by every process on the database. Only a hash of the token is stored."""
+
+    __tablename__ = "user_sessions"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
+    user_id: int = _fk("users.id", ondelete="CASCADE")
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
+    revoked_at: Optional[datetime] = _optional_ts()

@@ -78,3 +78,34 @@ def vllm_serve_command(folder: str, *, name: str, port: int = 8000) -> str:
             f"--port {port} --max-model-len 32768\n"
             f"lwz models add {shlex.quote(name)}-vllm --backend openai --base-url http://HOST:{port}/v1 "
             f"--model-id {shlex.quote(name)}")
+
+
+def model_config(folder) -> dict:
+    """The model folder's ``config.json`` as a dict (a UserError when missing or unreadable)."""
+    import json
+
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{folder} is not a model folder ({path.name}: {type(exc).__name__})") from None
+
+
+def model_context(folder) -> int:
+    """The model's context in tokens: ``max_position_embeddings`` (of the text config, for multimodal ones)."""
+    config = model_config(folder)
+    text = config.get("text_config") or {}
+    context = config.get("max_position_embeddings") or text.get("max_position_embeddings")
+    if not isinstance(context, int) or context < 1:
+        raise UserError(f"{folder}: config.json names no max_position_embeddings; give --max-length")
+    return context
+
+
+def check_reward_model(folder) -> None:
+    """Refuse a reward-model folder that is not a sequence-classification model, before training starts."""
+    config = model_config(folder)
+    architectures = config.get("architectures") or []
+    if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
+        names = ", ".join(architectures) or "none recorded"
+        raise UserError(f"--reward-model {folder} is not a sequence-classification model (architectures: {names}); "
+                        "give a folder from lwz train reward")

@@ -77,34 +77,86 @@ def preference_dataset(frame, *, template: str):
     return rows, report
 
 
-def prompt_dataset(frame, *, template: str, tolerance: float):
-    """Rows with a prompt and a target (min/max words, target_words, or verl's reward_model) -> GRPO rows."""
-    from training.rewards import word_range
+def kto_dataset(frame, *, template: str):
+    """Rows with prompt/completion/label (``lwz export preferences --format kto``) -> (TRL rows, report)."""
+    missing = [c for c in ("prompt", "completion", "label") if c not in frame.columns]
+    if missing:
+        raise UserError(f"kto needs prompt, completion and label columns (no {', '.join(missing)}): "
+                        "export it with lwz export preferences --format kto")
+    report = {"rows": int(len(frame)), "dropped_empty": 0}
+    rows = []
+    for record in frame.to_dict("records"):
+        prompt, completion = _plain(record["prompt"], "user"), _plain(record["completion"], "assistant")
+        if not prompt or not completion or not completion.strip():
+            report["dropped_empty"] += 1
+            continue
+        rows.append({"prompt": messages_for(prompt, template=template),
+                     "completion": [{"role": "assistant", "content": completion}], "label": bool(record["label"])})
+    report["kept"] = len(rows)
+    report["undesirable"] = sum(not row["label"] for row in rows)
+    return rows, report
+
+
+def prompt_dataset(frame, *, template: str, tolerance: float, l_max: int | None = None):
+    """Rows with a prompt and a target -> (GRPO rows, report).
+
+    The length reward's range is the row's ``min_words``/``max_words`` (or verl's
+    ``reward_model.ground_truth``), else ``target_words * (1 ± tolerance)``. Checked here, before
+    any model loads: a ``[0, 0]`` range (the paper's mark for a request that cannot be met) is left
+    out and counted; an inverted or negative range, or an ``l_max`` not above a row's upper bound,
+    is a UserError naming the rows. Rows with neither a range nor a target are left out, and the
+    report lists them (``rows_no_target``, 1-based row numbers).
+    """
+    from training.rewards import range_problem, word_range
 
     if "chosen" in frame.columns or "prompt" not in frame.columns:
         raise UserError("grpo needs a prompt set with target lengths (lwz export prompts), not a preference file")
-    report = {"rows": int(len(frame)), "dropped_empty": 0, "dropped_no_target": 0}
-    rows = []
-    for record in frame.to_dict("records"):
+    report: dict[str, Any] = {"rows": int(len(frame)), "dropped_empty": 0, "dropped_no_target": 0,
+                              "dropped_unmeetable_range": 0}
+    rows, no_target, unmeetable, bad = [], [], [], []
+    for number, record in enumerate(frame.to_dict("records"), start=1):
         prompt = _plain(record.get("prompt"), "user")
         low, high = record.get("min_words"), record.get("max_words")
         truth = (record.get("reward_model") or {}).get("ground_truth") if isinstance(record.get("reward_model"), dict) else None
-        if truth and (low is None or high is None):
+        if truth and not (_number(low) and _number(high)):
             low, high = truth.get("min_words"), truth.get("max_words")
         target = record.get("target_words")
         if not prompt or not prompt.strip():
             report["dropped_empty"] += 1
             continue
-        if not _number(low) or not _number(high):
+        if _number(low) != _number(high):
+            bad.append(f"row {number}: only one of min_words/max_words")
+            continue
+        if not _number(low):
             bounds = word_range(target=int(target), tolerance=tolerance) if _number(target) else None
             if bounds is None:
-                report["dropped_no_target"] += 1
+                no_target.append(number)
                 continue
             low, high = bounds
+        problem = range_problem(low, high, l_max=l_max)
+        if problem is not None and problem.startswith("[0, 0]"):
+            unmeetable.append(number)
+            continue
+        if problem is not None:
+            bad.append(f"row {number}: {problem}")
+            continue
         rows.append({"prompt": messages_for(prompt, template=template), "min_words": int(low),
                      "max_words": int(high), "target_words": int(target) if _number(target) else int((low + high) / 2)})
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise UserError(f"bad word ranges in the prompt set: {'; '.join(bad[:5])}{more}")
+    report["dropped_no_target"], report["dropped_unmeetable_range"] = len(no_target), len(unmeetable)
+    if no_target:
+        report["rows_no_target"] = _numbers(no_target)
+    if unmeetable:
+        report["rows_unmeetable_range"] = _numbers(unmeetable)
     report["kept"] = len(rows)
     return rows, report
+
+
+def _numbers(numbers: list[int], limit: int = 20) -> str:
+    shown = ", ".join(map(str, numbers[:limit]))
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
 
 
 def _number(value: Any) -> bool:
@@ -133,9 +185,15 @@ def load_training_rows(options, session_factory, *, template: str):
                                                default_words=options.default_words)
         source = "database prompts"
     else:
+        from training.preferences import shape_rows
+
         filters = options.filters or PreferenceFilters()
         with session_factory() as session:
-            frame, source_report = preference_pairs(session, filters=filters)
+            frame, source_report = preference_pairs(session, filters=filters, both_bad=options.kind == "kto")
+        if options.kind == "kto":
+            fingerprint_attr = frame.attrs.get("fingerprint")
+            frame = shape_rows(frame, fmt="kto", layout="trl")
+            frame.attrs["fingerprint"] = fingerprint_attr
         source = "database votes"
     if frame.empty:
         raise UserError(f"the dataset {source} has no rows")
@@ -144,14 +202,17 @@ def load_training_rows(options, session_factory, *, template: str):
     else:
         fingerprint = frame.attrs.get("fingerprint") or frame_fingerprint(frame)
     if options.kind == "grpo":
-        rows, report = prompt_dataset(frame, template=template, tolerance=options.prompts_tolerance)
+        rows, report = prompt_dataset(frame, template=template, tolerance=options.prompts_tolerance,
+                                      l_max=options.l_max)
+    elif options.kind == "kto":
+        rows, report = kto_dataset(frame, template=template)
     else:
         rows, report = preference_dataset(frame, template=template)
     merged = dict(source_report)
     for key, value in report.items():
-        merged[key] = merged.get(key, 0) + value if key.startswith("dropped") else value
+        merged[key] = merged.get(key, 0) + value if key.startswith("dropped") and key in merged else value
     report = {**merged, "source": source}
     if not rows:
-        reasons = ", ".join(f"{k}={v}" for k, v in report.items() if k.startswith("dropped") and v)
+        reasons = ", ".join(f"{k}={v}" for k, v in report.items() if k.startswith(("dropped", "rows_")) and v)
         raise UserError(f"no usable training row in {source}: {reasons or 'all rows were empty'}")
     return rows, fingerprint, report

@@ -14,53 +14,86 @@ from typing import Any
 
 from core.errors import UserError
 
-KINDS = ("reward", "dpo", "grpo")
+KINDS = ("reward", "dpo", "kto", "grpo")
+PAIR_KINDS = ("reward", "dpo", "kto")
 GRPO_REWARDS = ("length", "format", "anti_hacking", "quality")
 COMBINES = ("paper", "sum")
-TEMPLATES = ("think", "direct", "none", "auto")
+TEMPLATES = ("auto", "think", "direct", "none")
+DEFAULT_SAVE_STEPS = 50
 
 # Flags that map onto TRL config fields: a YAML key naming one of them must agree with the flag.
 FLAG_FIELDS = {"max_steps": "max_steps", "learning_rate": "learning_rate", "seed": "seed",
-               "batch_size": "per_device_train_batch_size", "max_length": "max_length"}
+               "batch_size": "per_device_train_batch_size", "max_length": "max_length", "save_steps": "save_steps"}
+
+
+def _opt(default: Any = None, help: str = "", **cli: Any) -> Any:
+    """A field whose metadata is its command-line flag: ``help`` plus argparse extras
+    (``kinds`` it applies to, ``flag``, ``metavar``, ``choices``, ``required``, ``group``, ``parse``).
+    ``lwz_cli.train`` builds every ``lwz train KIND`` flag from these; nothing is retyped there."""
+    metadata = {"help": help, **cli}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class TrainOptions:
-    """One ``lwz train`` invocation. Defaults are sized for a CPU and the bundled 135M model."""
+    """One ``lwz train`` invocation. Defaults are sized for a CPU and the bundled 135M model.
+
+    Each field's metadata is the flag's help (``field(metadata={"help": ...})``, as TRL's
+    ``HfArgumentParser`` reads its configs); fields without ``help`` are not flags.
+    """
 
     kind: str
-    base: str = field(metadata={"help": "registered model name or a Hugging Face model folder"})
-    out: str = field(metadata={"help": "output folder (must be new or empty)"})
-    data: str | None = field(default=None, metadata={"help": "dataset file from lwz export (.parquet/.jsonl)"})
-    from_db: bool = field(default=False, metadata={"help": "build the dataset from the database instead"})
-    max_steps: int | None = field(default=None, metadata={"help": "stop after N optimiser steps (default: 1 epoch)"})
-    learning_rate: float | None = field(default=None, metadata={"help": "optimiser learning rate (TRL default)"})
-    batch_size: int | None = field(default=None, metadata={"help": "per-device batch size"})
-    max_length: int | None = field(default=None, metadata={"help": "token limit per sequence (reward/dpo)"})
-    seed: int = field(default=0, metadata={"help": "seed for data order, dropout and sampling"})
-    register: str | None = field(default=None, metadata={"help": "register the checkpoint under this model name"})
-    template: str = field(default="auto", metadata={"help": "prompt rendering: the base entry's template by default"})
-    config: dict[str, Any] = field(default_factory=dict, metadata={"help": "extra TRL config fields (YAML)"})
-    config_path: str | None = None
-    rewards: tuple[str, ...] = ("length", "format", "anti_hacking")
-    combine: str = "paper"
-    reward_model: str | None = None
-    vllm_server: str | None = None
-    num_generations: int | None = None
-    max_completion_length: int | None = None
-    prompts_tolerance: float = 0.2
-    default_words: int | None = None
+    base: str = _opt(help="registered model name or a Hugging Face model folder", metavar="MODEL", required=True)
+    out: str = _opt(help="output folder (new or empty; with --resume, the run's folder)", metavar="DIR",
+                    required=True)
+    data: str | None = _opt(help="dataset file from lwz export (.parquet/.jsonl)", metavar="FILE", group="source")
+    from_db: bool = _opt(False, help="build the dataset from the database instead", group="source")
+    max_steps: int | None = _opt(help="stop after N optimiser steps (default: one epoch)")
+    config_path: str | None = _opt(help="extra TRL config fields (YAML)", flag="--config", metavar="YAML")
+    register: str | None = _opt(help="register the checkpoint as a local model under this name (dpo/kto/grpo)",
+                                metavar="NAME")
+    learning_rate: float | None = _opt(help="optimiser learning rate (default: a CPU-sized one per kind)")
+    batch_size: int | None = _opt(help="per-device batch size")
+    seed: int = _opt(0, help="seed for data order, dropout and sampling")
+    template: str = _opt("auto", help="prompt rendering (default: the base model entry's template)",
+                         choices=TEMPLATES)
+    save_steps: int | None = _opt(help=f"save a TRL checkpoint every N steps (default {DEFAULT_SAVE_STEPS})")
+    resume: bool = _opt(False, help="resume from the latest checkpoint in --out (TRL's own checkpointing)")
+    max_length: int | None = _opt(help="token limit per sequence (default: the base model's context); "
+                                       "longer examples are counted, never silently", kinds=PAIR_KINDS)
+    rewards: tuple[str, ...] = _opt(("length", "format", "anti_hacking"), kinds=("grpo",), parse="comma",
+                                    help=f"comma list of {', '.join(GRPO_REWARDS)}")
+    combine: str = _opt("paper", kinds=("grpo",), choices=COMBINES,
+                        help="paper: normalise each reward within its group, then sum (TRL's normalize_then_sum); "
+                             "sum: TRL's weighted sum, then normalise")
+    reward_model: str | None = _opt(help="reward model folder (from lwz train reward) for the quality reward",
+                                    kinds=("grpo",), metavar="DIR")
+    vllm_server: str | None = _opt(help="a `trl vllm-serve` server for rollouts (GPU hosts)", kinds=("grpo",),
+                                   metavar="URL")
+    num_generations: int | None = _opt(help="completions per prompt (a group)", kinds=("grpo",))
+    max_completion_length: int | None = _opt(help="token limit per completion", kinds=("grpo",))
+    prompts_tolerance: float = _opt(0.2, help="range target*(1±tolerance) for prompts without min/max_words",
+                                    kinds=("grpo",), flag="--tolerance")
+    default_words: int | None = _opt(help="target for --from-db prompts without one", kinds=("grpo",))
+    l_max: int | None = _opt(help="L_max in words: the length reward reaches 0 there (default: twice each "
+                                  "prompt's max_words)", kinds=("grpo",), flag="--l-max", metavar="WORDS")
+    config: dict[str, Any] = _opt({})
     filters: Any = None  # training.preferences.PreferenceFilters, for --from-db
 
     def check(self) -> None:
         """Reject contradictory or impossible options with a message saying what to change."""
         if self.kind not in KINDS:
             raise UserError(f"unknown training kind {self.kind!r}: choose {', '.join(KINDS)}")
+        if not self.base or not self.out:
+            raise UserError("--base MODEL and --out DIR are required")
         if bool(self.data) == bool(self.from_db):
             raise UserError("give exactly one of --data FILE or --from-db")
         if self.data and not Path(self.data).is_file():
             raise UserError(f"no such dataset file: {self.data}")
-        for name in ("max_steps", "batch_size", "max_length", "num_generations", "max_completion_length"):
+        for name in ("max_steps", "batch_size", "max_length", "num_generations", "max_completion_length",
+                     "save_steps", "l_max"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -69,12 +102,16 @@ class TrainOptions:
         if self.template not in TEMPLATES:
             raise UserError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
         out = Path(self.out)
-        if is_main_process() and out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise UserError(f"output folder {out} is not empty: choose a new --out")
+        if self.resume:
+            if not latest_checkpoint(out):
+                raise UserError(f"--resume: no checkpoint-N folder in {out} to resume from")
+        elif is_main_process() and out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UserError(f"output folder {out} is not empty: choose a new --out, or --resume a run")
         if self.kind == "reward" and self.register:
-            raise UserError("a reward model scores texts and cannot write: --register is for dpo and grpo runs")
+            raise UserError("a reward model scores texts and cannot write: --register is for dpo, kto and grpo runs")
         grpo_only = {"--vllm-server": self.vllm_server, "--reward-model": self.reward_model,
-                     "--num-generations": self.num_generations, "--max-completion-length": self.max_completion_length}
+                     "--num-generations": self.num_generations, "--max-completion-length": self.max_completion_length,
+                     "--l-max": self.l_max}
         if self.kind != "grpo":
             given = [flag for flag, value in grpo_only.items() if value is not None]
             if given:
@@ -91,6 +128,10 @@ class TrainOptions:
                 raise UserError("--reward-model is given but 'quality' is not in --rewards")
             if self.reward_model and not (Path(self.reward_model) / "config.json").is_file():
                 raise UserError(f"--reward-model {self.reward_model} is not a model folder (no config.json)")
+            if self.reward_model:
+                from training.checkpoints import check_reward_model
+
+                check_reward_model(self.reward_model)
             if self.combine not in COMBINES:
                 raise UserError(f"--combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
             if self.vllm_server and not self.vllm_server.startswith(("http://", "https://")):
@@ -108,6 +149,16 @@ class TrainOptions:
         if self.filters is not None:
             record["filters"] = self.filters.as_record()
         return record
+
+
+def latest_checkpoint(out) -> str | None:
+    """The ``checkpoint-N`` folder with the highest N in ``out`` (TRL's layout), or None."""
+    folder = Path(out)
+    if not folder.is_dir():
+        return None
+    found = [(int(p.name.split("-", 1)[1]), p) for p in folder.glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-", 1)[1].isdigit()]
+    return str(max(found)[1]) if found else None
 
 
 def is_main_process() -> bool:

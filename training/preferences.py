@@ -5,9 +5,16 @@ and in vectorised pandas (majority, agreement, margin, filters), so a million vo
 seconds; no ORM object is built per vote. Texts are joined once per kept battle.
 
 A *valid* vote is one that is not flagged, by an annotator who is not flagged, inside the
-date range; each filter can be relaxed. The verdict of a battle is the option with the most
-valid votes (left, right, tie, both_bad); a shared plurality counts as a tie. Agreement is the
-share of valid votes for the verdict; margin is ``(votes for chosen - votes for rejected) / votes``.
+date range; each filter can be relaxed. The verdict of a battle (see :func:`verdict_of`):
+
+- ``both_bad`` when both-bad votes outnumber each other option: no chosen/rejected pair; in the
+  KTO format both texts become "undesirable" rows (the absolute-quality signal);
+- otherwise the plurality over the *decisive* votes (left vs right): ``[right, tie]`` and
+  ``[right, both_bad]`` choose right, whatever the position;
+- otherwise ``tie`` (no decisive vote, or as many for each side): a tie never yields a pair.
+
+Agreement is the share of valid votes for the verdict; margin is
+``(votes for chosen - votes for rejected) / votes``.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ from core.errors import UserError
 
 FORMATS = ("dpo", "reward", "kto")
 LAYOUTS = ("trl", "openrlhf", "verl")
-TIE_POLICIES = ("drop", "margin")
 TEXT_MODES = ("full", "answer")
 _VERDICTS = ("left", "right", "tie", "both_bad")
 
@@ -35,7 +41,6 @@ class PreferenceFilters:
     include_flagged_annotators: bool = False
     since: datetime | None = None
     until: datetime | None = None
-    ties: str = "drop"
     text: str = "full"
 
     def __post_init__(self) -> None:
@@ -43,8 +48,6 @@ class PreferenceFilters:
             raise UserError(f"--min-agreement must be between 0 and 1, got {self.min_agreement}")
         if self.min_votes < 1:
             raise UserError(f"--min-votes must be at least 1, got {self.min_votes}")
-        if self.ties not in TIE_POLICIES:
-            raise UserError(f"--ties must be one of {', '.join(TIE_POLICIES)}, got {self.ties!r}")
         if self.text not in TEXT_MODES:
             raise UserError(f"--text must be one of {', '.join(TEXT_MODES)}, got {self.text!r}")
         for name in ("since", "until"):
@@ -69,8 +72,8 @@ class PreferenceFilters:
             parts.append(f"min votes {self.min_votes}")
         if self.min_agreement > 0:
             parts.append(f"min agreement {self.min_agreement}")
-        parts.append("ties dropped" if self.ties == "drop" else "ties kept with zero margin")
-        parts.append("both-bad dropped")
+        parts.append("ties never paired")
+        parts.append("both-bad battles only as KTO undesirable rows")
         return ", ".join(parts)
 
     def as_record(self) -> dict[str, Any]:
@@ -104,20 +107,35 @@ def battle_verdicts(session, *, filters: PreferenceFilters):
     wide = counts.pivot_table(index="battle_id", columns="winner", values="n", aggfunc="sum", fill_value=0)
     wide = wide.reindex(columns=list(_VERDICTS), fill_value=0).astype("int64").reset_index()
     wide.columns.name = None
-    matrix = wide[list(_VERDICTS)].to_numpy()
-    total = matrix.sum(axis=1)
-    top = matrix.max(axis=1) if len(matrix) else np.zeros(0, dtype="int64")
-    shared = (matrix == top[:, None]).sum(axis=1) > 1
-    verdict = np.array(_VERDICTS, dtype=object)[matrix.argmax(axis=1)] if len(matrix) else np.array([], dtype=object)
-    verdict = np.where(shared, "tie", verdict)
+    left, right, tie, bad = (wide[name].to_numpy() for name in _VERDICTS)
+    verdict = verdict_of(left, right, tie, bad)
+    total = left + right + tie + bad
+    top = np.select([verdict == "left", verdict == "right", verdict == "both_bad"], [left, right, bad], tie)
     wide["annotators"] = total
     wide["verdict"] = verdict
     wide["agreement"] = np.where(total > 0, top / np.maximum(total, 1), 0.0)
     return wide
 
 
-def preference_pairs(session, *, filters: PreferenceFilters):
+def verdict_of(left, right, tie, both_bad):
+    """The verdicts of battles from their valid-vote counts (numpy arrays or ints), vectorised.
+
+    ``both_bad`` when both-bad votes outnumber left, right and tie each; else ``left``/``right``
+    by the plurality of decisive votes; else ``tie``. Ties and both-bad never pick a side.
+    """
+    import numpy as np
+
+    left, right, tie, bad = (np.asarray(x) for x in (left, right, tie, both_bad))
+    all_bad = (bad > left) & (bad > right) & (bad > tie)
+    return np.select([all_bad, left > right, right > left], ["both_bad", "left", "right"], "tie").astype(object)
+
+
+def preference_pairs(session, *, filters: PreferenceFilters, both_bad: bool = False):
     """Decisive battles as (prompt, chosen, rejected) rows, plus the counts of what was left out.
+
+    With ``both_bad`` the battles whose verdict is both-bad are kept too (``verdict`` column
+    ``both_bad``, left text as ``chosen``, margin 0): only the KTO format uses them, as two
+    undesirable rows.
 
     Returns ``(frame, report)``. ``frame`` columns: battle_id, prompt, chosen, rejected, margin,
     agreement, annotators, chosen_model, rejected_model, category, target_words, language,
@@ -134,13 +152,15 @@ def preference_pairs(session, *, filters: PreferenceFilters):
     report: dict[str, int] = {"battles_with_valid_votes": int(len(verdicts))}
     keep = verdicts["annotators"] >= filters.min_votes
     report["dropped_min_votes"] = int((~keep).sum())
-    bad = verdicts["verdict"] == "both_bad"
-    report["dropped_both_bad"] = int((keep & bad).sum())
-    keep &= ~bad
+    bad = (verdicts["verdict"] == "both_bad").to_numpy()
+    if both_bad:
+        report["both_bad"] = int((keep & bad).sum())
+    else:
+        report["dropped_both_bad"] = int((keep & bad).sum())
+        keep &= ~bad
     tie = verdicts["verdict"] == "tie"
-    if filters.ties == "drop":
-        report["dropped_ties"] = int((keep & tie).sum())
-        keep &= ~tie
+    report["dropped_ties"] = int((keep & tie).sum())
+    keep &= ~tie
     low = verdicts["agreement"] < filters.min_agreement
     report["dropped_min_agreement"] = int((keep & low).sum())
     keep &= ~low
@@ -172,14 +192,14 @@ def preference_pairs(session, *, filters: PreferenceFilters):
     rejected_ids = np.where(right_wins, left_ids, right_ids)
     n_chosen = np.where(right_wins, kept["right"], kept["left"])
     n_rejected = np.where(right_wins, kept["left"], kept["right"])
-    is_tie = (kept["verdict"] == "tie").to_numpy()
+    all_bad = (kept["verdict"] == "both_bad").to_numpy()
     prompt_rows = prompts.loc[kept["prompt_id"].to_numpy()]
     frame = pd.DataFrame({
         "battle_id": kept["battle_id"].to_numpy(),
         "prompt": prompt_rows["prompt"].to_numpy(),
         "chosen": gens["text"].loc[chosen_ids].to_numpy(),
         "rejected": gens["text"].loc[rejected_ids].to_numpy(),
-        "margin": np.where(is_tie, 0.0, (n_chosen - n_rejected) / kept["annotators"].to_numpy()),
+        "margin": np.where(all_bad, 0.0, (n_chosen - n_rejected) / kept["annotators"].to_numpy()),
         "agreement": kept["agreement"].to_numpy(),
         "annotators": kept["annotators"].to_numpy(),
         "chosen_model": gens["model"].loc[chosen_ids].to_numpy(),
@@ -189,9 +209,9 @@ def preference_pairs(session, *, filters: PreferenceFilters):
         "language": prompt_rows["language"].to_numpy(),
         "chosen_generation_id": chosen_ids,
         "rejected_generation_id": rejected_ids,
+        "verdict": kept["verdict"].to_numpy(),
     }).sort_values("battle_id", kind="stable").reset_index(drop=True)
     report["pairs"] = int(len(frame))
-    report["ties_kept"] = int(is_tie.sum())
     frame.attrs["fingerprint"] = _pairs_fingerprint(frame, gens["text"])
     return frame, report
 
@@ -248,8 +268,10 @@ def shape_rows(frame, *, fmt: str, layout: str):
     """The pairs in the requested format and column layout (see FORMATS and LAYOUTS).
 
     - ``dpo``/``reward``: prompt, chosen, rejected (+ margin, agreement, battle_id, annotators, ...).
-    - ``kto``: prompt, completion, label (True for chosen), two rows per battle.
-    - layout ``trl``: plain strings (TRL applies the chat template at training time).
+    - ``kto``: prompt, completion, label (True for chosen), two rows per battle; a both-bad battle
+      (``verdict`` column) gives two rows labelled False.
+    - layout ``trl``: plain strings, which TRL tokenises *raw* (no chat template); ``lwz train``
+      renders them as conversations with the base model's template.
     - layout ``openrlhf``: chosen/rejected as whole conversations (user + assistant messages), prompt
       as a message list: ``--apply_chat_template --chosen_key chosen --rejected_key rejected``.
     - layout ``verl``: prompt as a message list, chosen/rejected as response strings (verl's
@@ -265,10 +287,14 @@ def shape_rows(frame, *, fmt: str, layout: str):
         raise UserError("--format kto has no openrlhf layout: use --layout trl or verl")
     extra = ["margin", "agreement", "battle_id", "annotators", "chosen_model", "rejected_model",
              "category", "target_words", "language", "chosen_generation_id", "rejected_generation_id"]
+    all_bad = (frame["verdict"] == "both_bad").to_numpy() if "verdict" in frame.columns else None
+    if all_bad is not None and all_bad.any() and fmt != "kto":
+        frame = frame[~all_bad]
     out = frame[["prompt", "chosen", "rejected", *extra]].copy()
     if fmt == "kto":
         base = out.drop(columns=["chosen", "rejected"])
-        good = base.assign(completion=out["chosen"].to_numpy(), label=True, model=out["chosen_model"].to_numpy(),
+        first_label = ~all_bad if all_bad is not None else True
+        good = base.assign(completion=out["chosen"].to_numpy(), label=first_label, model=out["chosen_model"].to_numpy(),
                            generation_id=out["chosen_generation_id"].to_numpy())
         bad = base.assign(completion=out["rejected"].to_numpy(), label=False, model=out["rejected_model"].to_numpy(),
                           generation_id=out["rejected_generation_id"].to_numpy())
@@ -314,7 +340,7 @@ def export_preferences(session, *, out, fmt: str = "dpo", layout: str = "trl",
     """
     filters = filters or PreferenceFilters()
     shape_rows_check(fmt=fmt, layout=layout)
-    frame, report = preference_pairs(session, filters=filters)
+    frame, report = preference_pairs(session, filters=filters, both_bad=fmt == "kto")
     rows = shape_rows(frame, fmt=fmt, layout=layout)
     kind = write_table(rows, out)
     return {"path": str(out), "file_format": kind, "format": fmt, "layout": layout, "rows": int(len(rows)),
@@ -328,7 +354,7 @@ def shape_rows_check(*, fmt: str, layout: str) -> None:
     shape_rows(pd.DataFrame(columns=["prompt", "chosen", "rejected", "margin", "agreement", "battle_id",
                                      "annotators", "chosen_model", "rejected_model", "category",
                                      "target_words", "language", "chosen_generation_id",
-                                     "rejected_generation_id"]), fmt=fmt, layout=layout)
+                                     "rejected_generation_id", "verdict"]), fmt=fmt, layout=layout)
 
 
 def file_sha256(path) -> str:

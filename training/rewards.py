@@ -4,14 +4,16 @@ Rewards with parameters are small classes that pickle (TRL may copy them to work
 anything heavy (the embedding model, the reward model) loads lazily on first call and is not
 pickled. The metrics themselves live in ``evaluation.metrics`` and are shared, not copied.
 
-- :class:`LengthReward`: the paper's length reward, 1 inside the prompt's target word range,
-  decaying linearly to 0 outside it.
+- :class:`LengthReward`: the paper's length reward, 1 inside ``[L_lower, L_upper]``, ``len / L_lower``
+  below, ``(L_max - len) / (L_max - L_upper)`` above.
 - :class:`FormatReward`: 1 for exactly one think part followed by one answer, minus a repetition
   penalty (the longest repeated n-gram span and embedding near-duplicate paragraphs).
-- :class:`QualityReward`: a trained reward model, batched, with truncation counted.
+- :class:`QualityReward`: a trained reward model scoring exactly the token sequence it was trained
+  on, batched, up to the model's context, with truncation counted.
 - :class:`AntiHackingPenalty`: 0 for honest text, negative for keyword stuffing and padding.
-- :class:`GroupAveragedReward`: the paper's combination — each reward normalised within its
-  generation group, then the advantages averaged (not TRL's weighted sum before normalisation).
+
+The paper's combination (each reward normalised within its generation group, then combined) is
+TRL's own ``GRPOConfig(multi_objective_aggregation="normalize_then_sum")``; see ``training.trainers``.
 """
 
 from __future__ import annotations
@@ -55,13 +57,35 @@ def word_range(*, target: int | None, tolerance: float) -> tuple[int, int] | Non
     return max(1, round(target * (1 - tolerance))), max(1, round(target * (1 + tolerance)))
 
 
-def range_score(words: int, low: int, high: int) -> float:
-    """1 inside ``[low, high]``; below, ``words / low``; above, ``1 - (words - high) / high`` clipped at 0."""
-    if low <= words <= high:
+def range_problem(low: Any, high: Any, *, l_max: Any = None) -> str | None:
+    """Why ``[low, high]`` (with ``l_max``) cannot define the length reward, or None when it can.
+
+    ``[0, 0]`` is how the paper's range predictor marks a request that cannot be met.
+    """
+    if not (_present(low) and _present(high)):
+        return "no range"
+    if float(low) == 0 and float(high) == 0:
+        return "[0, 0] (a request that cannot be met)"
+    if float(low) <= 0 or float(high) <= 0:
+        return f"[{low}, {high}] has a bound at or below zero"
+    if float(low) > float(high):
+        return f"[{low}, {high}] is inverted (min_words above max_words)"
+    if _present(l_max) and float(l_max) <= float(high):
+        return f"L_max {l_max} is not above max_words {high}"
+    return None
+
+
+def length_score(words: int, *, lower: float, upper: float, l_max: float) -> float:
+    """The paper's length reward: 1 inside ``[lower, upper]``; ``words / lower`` below;
+    ``(l_max - words) / (l_max - upper)`` above, reaching 0 at ``l_max`` (and 0 past it).
+
+    Requires ``0 < lower <= upper < l_max`` (see :func:`range_problem`).
+    """
+    if lower <= words <= upper:
         return 1.0
-    if words < low:
-        return words / low
-    return max(0.0, 1.0 - (words - high) / high)
+    if words < lower:
+        return words / lower
+    return max(0.0, (l_max - words) / (l_max - upper))
 
 
 def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any]:
@@ -70,32 +94,58 @@ def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any]:
 
 
 class LengthReward:
-    """The paper's length reward on the answer's word count (CJK-aware, ``count_words``).
+    """The paper's length reward (LongWriter-Zero, arXiv 2506.18841) on the answer's word count
+    (CJK-aware, ``count_words``), with every parameter explicit:
 
-    Reads ``min_words``/``max_words`` (the exported prompt set's range) or else ``target_words``
-    with ``tolerance``; a completion whose prompt has neither gets None (TRL ignores it).
+    - ``[L_lower, L_upper]``: the prompt's ``min_words``/``max_words`` columns (the prompt file's
+      range), or else ``target_words`` times ``1 ± tolerance``;
+    - ``L_max``: the per-prompt ``l_max_words`` column, else ``l_max`` (words, for every prompt),
+      else ``l_max_factor * L_upper``. The reward reaches 0 at ``L_max``.
+
+    A prompt without a usable range (none, ``[0, 0]``, inverted, ``L_max <= L_upper``) gets None, which
+    TRL leaves out of the combination: a neutral reward, never a crash. ``training.data.prompt_dataset``
+    rejects or counts such rows before a run starts, so in a run this only guards hand-made calls.
     """
 
-    def __init__(self, *, tolerance: float = 0.2) -> None:
+    def __init__(self, *, tolerance: float = 0.2, l_max: int | None = None, l_max_factor: float = 2.0) -> None:
         if not 0 <= tolerance < 1:
             raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
-        self.tolerance = tolerance
+        if l_max is not None and l_max < 2:
+            raise ValueError(f"l_max must be at least 2 words, got {l_max}")
+        if not l_max_factor > 1:
+            raise ValueError(f"l_max_factor must be above 1, got {l_max_factor}")
+        self.tolerance, self.l_max, self.l_max_factor = tolerance, l_max, l_max_factor
         self.__name__ = "length"
+
+    def bounds(self, low: Any, high: Any, target: Any, l_max: Any = None) -> tuple[float, float, float] | None:
+        """``(L_lower, L_upper, L_max)`` for one prompt, or None when it has no usable range."""
+        if not (_present(low) and _present(high)):
+            found = word_range(target=int(target) if _present(target) else None, tolerance=self.tolerance)
+            if found is None:
+                return None
+            low, high = found
+        ceiling = l_max if _present(l_max) else self.l_max
+        if ceiling is None and _present(high):
+            ceiling = self.l_max_factor * float(high)
+        if range_problem(low, high, l_max=ceiling) is not None:
+            return None
+        return float(low), float(high), float(ceiling)
 
     def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
         from generation.counting import count_words
 
         n = len(completions)
         lows, highs = _column(kwargs, "min_words", n), _column(kwargs, "max_words", n)
-        targets = _column(kwargs, "target_words", n)
+        targets, ceilings = _column(kwargs, "target_words", n), _column(kwargs, "l_max_words", n)
         scores: list[float | None] = []
-        for completion, low, high, target in zip(completions, lows, highs, targets):
-            bounds = (int(low), int(high)) if _present(low) and _present(high) else word_range(
-                target=int(target) if _present(target) else None, tolerance=self.tolerance)
+        for completion, low, high, target, ceiling in zip(completions, lows, highs, targets, ceilings):
+            bounds = self.bounds(low, high, target, ceiling)
             if bounds is None:
                 scores.append(None)
                 continue
-            scores.append(range_score(count_words(answer_text(completion_text(completion))), *bounds))
+            lower, upper, l_max = bounds
+            words = count_words(answer_text(completion_text(completion)))
+            scores.append(length_score(words, lower=lower, upper=upper, l_max=l_max))
         return scores
 
 
@@ -178,17 +228,25 @@ class AntiHackingPenalty:
 class QualityReward:
     """Scores from a reward model trained by ``lwz train reward`` (a sequence-classification folder).
 
-    The prompt and completion are rendered with the model's chat template as in training, scored
-    in batches of ``batch_size``. An input longer than ``max_length`` tokens is *counted* in
-    ``self.stats["truncated"]``; with ``on_truncation="none"`` it gets None (TRL then ignores it),
-    with ``"score"`` its first ``max_length`` tokens are scored.
+    Each completion is scored on exactly the token sequence the reward model was trained on:
+    the conversation ``[system: template instructions, user: request, assistant: completion]``
+    rendered with the reward model's own template (``template``, else the one its run recorded in
+    ``lwz_run.json``) and tokenised by TRL's own dataset tokeniser, as RewardTrainer does.
+
+    ``max_length`` defaults to the model's context. A longer input is counted in
+    ``self.stats["too_long"]``; with ``on_truncation="none"`` it gets None (TRL leaves it out,
+    counted in ``"dropped"``), with ``"score"`` its first ``max_length`` tokens are scored
+    (counted in ``"truncated"``).
     """
 
-    def __init__(self, path: str, *, max_length: int = 2048, batch_size: int = 8, on_truncation: str = "none") -> None:
+    def __init__(self, path: str, *, template: str | None = None, max_length: int | None = None,
+                 batch_size: int = 8, on_truncation: str = "none") -> None:
         if on_truncation not in ("none", "score"):
             raise ValueError(f"on_truncation must be 'none' or 'score', got {on_truncation!r}")
-        self.path, self.max_length, self.batch_size, self.on_truncation = str(path), max_length, batch_size, on_truncation
-        self.stats = {"scored": 0, "truncated": 0}
+        self.path, self.batch_size, self.on_truncation = str(path), batch_size, on_truncation
+        self.template = template or trained_template(path)
+        self._max_length = max_length
+        self.stats = {"scored": 0, "too_long": 0, "truncated": 0, "dropped": 0}
         self.__name__ = "quality"
         self._loaded = None
 
@@ -210,12 +268,24 @@ class QualityReward:
             self._loaded = (tokenizer, model)
         return self._loaded
 
-    def encode(self, prompt: str, completion: str) -> list[int]:
+    @property
+    def max_length(self) -> int:
+        """The token limit: the one given, else the model's context (``max_position_embeddings``)."""
+        if self._max_length is None:
+            from training.checkpoints import model_context
+
+            self._max_length = model_context(self.path)
+        return self._max_length
+
+    def encode(self, request: str, completion: str) -> list[int]:
+        """The token ids RewardTrainer would train on for this request and completion."""
+        from trl.data_utils import _tokenize
+
+        from training.data import messages_for
+
         tokenizer, _ = self._load()
-        if tokenizer.chat_template:
-            messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
-            return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
-        return tokenizer(prompt + completion)["input_ids"]
+        messages = messages_for(request, template=self.template) + [{"role": "assistant", "content": completion}]
+        return list(_tokenize(tokenizer, messages, tools=None)["input_ids"])
 
     def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
         import torch
@@ -225,12 +295,15 @@ class QualityReward:
         encoded = [self.encode(prompt_text(p or ""), completion_text(c)) for p, c in zip(prompts, completions)]
         scores: list[float | None] = [None] * len(encoded)
         todo = []
+        limit = self.max_length
         for index, ids in enumerate(encoded):
-            if len(ids) > self.max_length:
-                self.stats["truncated"] += 1
+            if len(ids) > limit:
+                self.stats["too_long"] += 1
                 if self.on_truncation == "none":
+                    self.stats["dropped"] += 1
                     continue
-                ids = ids[: self.max_length]
+                self.stats["truncated"] += 1
+                ids = ids[:limit]
             todo.append((index, ids))
         for start in range(0, len(todo), self.batch_size):
             batch = todo[start : start + self.batch_size]
@@ -243,62 +316,15 @@ class QualityReward:
         return scores
 
 
-def group_advantages(rewards_per_func: Sequence[Sequence[float | None]], *, group_size: int,
-                     eps: float = 1e-4) -> list[float]:
-    """The paper's combination: normalise each reward within each group, then average over rewards.
+def trained_template(path: str) -> str:
+    """The template a reward model was trained with, as its run recorded it (``none`` if unrecorded)."""
+    import json
+    from pathlib import Path
 
-    ``rewards_per_func[k][i]`` is reward k of completion i; completions come in consecutive groups
-    of ``group_size`` (the generations of one prompt). For each reward and group, the advantage is
-    ``(r - mean) / (std + eps)``; a None reward contributes nothing, and a completion with no
-    reward at all gets 0. A group whose rewards are all equal gives 0 for that reward.
-    """
-    import warnings
-
-    import numpy as np
-
-    values = np.array([[np.nan if r is None else float(r) for r in rewards] for rewards in rewards_per_func],
-                      dtype=np.float64)
-    if values.ndim != 2 or values.shape[1] % group_size:
-        raise ValueError(f"{values.shape[-1]} completions do not form groups of {group_size}")
-    grouped = values.reshape(values.shape[0], -1, group_size)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)  # all-None groups: nanmean of nothing
-        mean = np.nanmean(grouped, axis=2, keepdims=True)
-        std = np.nanstd(grouped, axis=2, keepdims=True)
-        advantages = (grouped - mean) / (std + eps)
-        advantages = np.where(std > 0, advantages, np.where(np.isnan(grouped), np.nan, 0.0))
-        combined = np.nanmean(advantages.reshape(values.shape[0], -1), axis=0)
-    return np.nan_to_num(combined, nan=0.0).tolist()
-
-
-class GroupAveragedReward:
-    """One TRL reward function holding several: returns :func:`group_advantages` of their scores.
-
-    Use it as the only reward function with ``scale_rewards="none"``: TRL then subtracts the group
-    mean (already 0), so the advantages are exactly the paper's. It needs whole groups in each
-    call (one process, or a generation batch that is a multiple of ``num_generations`` per
-    process) and checks that each group shares one prompt. The last raw scores of every reward
-    are kept in ``self.last`` for logging.
-    """
-
-    def __init__(self, funcs: Sequence[Callable[..., list[float | None]]], *, num_generations: int) -> None:
-        if num_generations < 2:
-            raise ValueError("num_generations must be at least 2 for a group normalisation")
-        self.funcs, self.num_generations = list(funcs), num_generations
-        self.last: dict[str, list[float | None]] = {}
-        self.__name__ = "paper_combined"
-
-    def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        prompts = kwargs.get("prompts")
-        if prompts is not None:
-            g = self.num_generations
-            for start in range(0, len(prompts), g):
-                block = [prompt_text(p) for p in prompts[start : start + g]]
-                if len(set(block)) != 1 or len(block) != g:
-                    raise ValueError("GroupAveragedReward needs whole generation groups in order; got a split group")
-        per_func = []
-        for func in self.funcs:
-            scores = func(completions, **kwargs)
-            self.last[getattr(func, "__name__", type(func).__name__)] = list(scores)
-            per_func.append(scores)
-        return group_advantages(per_func, group_size=self.num_generations)
+    record = Path(path) / "lwz_run.json"
+    if record.is_file():
+        try:
+            return str(json.loads(record.read_text(encoding="utf-8")).get("template") or "none")
+        except ValueError:
+            return "none"
+    return "none"

@@ -3,7 +3,9 @@
 Order matters: options are checked, the base model resolved, the data read and the TRL config
 built *before* any model is loaded, so every mistake a user can make costs seconds. The run is
 recorded as ``running`` just before the model loads and finished as ``complete`` or ``failed``;
-an interrupted run saves what it has as a partial checkpoint and lists it in the record.
+an interrupted run saves what it has as a partial checkpoint and lists it in the record. TRL
+saves a checkpoint every ``--save-steps``; the run's row records the last step saved, and
+``--resume`` continues from the latest checkpoint in ``--out``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     """Train as ``options`` say. Returns the run summary (run id, metrics, counts, registered model)."""
     from storage.engine import session_scope
     from storage.runs import finish_run, start_run
-    from training.checkpoints import check_register_name, register_checkpoint, resolve_base, vllm_serve_command
+    from training.checkpoints import (check_register_name, model_context, register_checkpoint, resolve_base,
+                                      vllm_serve_command)
     from training.data import load_training_rows
-    from training.options import is_main_process
-    from training.trainers import build_config, build_trainer, has_gpu, length_report, make_progress_callback
+    from training.options import PAIR_KINDS, is_main_process, latest_checkpoint
+    from training.trainers import (build_config, build_trainer, has_gpu, length_report, make_progress_callback,
+                                   make_save_callback, quiet_known_warnings)
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     options.check()
@@ -37,11 +41,14 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         template = base_entry.template if base_entry is not None else "none"
     rows, fingerprint, data_report = load_training_rows(options, lambda: session_scope(engine), template=template)
     gpu = has_gpu()
-    config = build_config(options, gpu=gpu)
+    context = model_context(folder) if options.kind in PAIR_KINDS else None
+    config = build_config(options, gpu=gpu, context=context)
+    resume_from = latest_checkpoint(options.out) if options.resume else None
     log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {len(rows)} examples, "
-        f"dataset {fingerprint[:12]}; left out: {_dropped(data_report) or 'nothing'}")
+        f"dataset {fingerprint[:12]}; left out: {_dropped(data_report) or 'nothing'}"
+        + (f"; resuming from {resume_from}" if resume_from else ""))
     record = {**options.record(), "template": template, "base_folder": str(folder), "device": "gpu" if gpu else "cpu",
-              "trl": _trl_fields(config)}
+              "trl": _trl_fields(config), "model_context": context, "resumed_from": resume_from}
     main = is_main_process()
     run_id = None
     if main:
@@ -50,16 +57,18 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
                             config=record, dataset_fingerprint=fingerprint, output_dir=str(Path(options.out).resolve()))
         run_id = run.id
     progress = make_progress_callback()
+    callbacks = [progress] + ([make_save_callback(engine, run_id)] if run_id is not None else [])
     started = time.perf_counter()
     trainer = None
+    quiet_known_warnings()
     try:
         trainer = build_trainer(options.kind, model_path=str(folder), config=config, rows=rows, options=options,
-                                callbacks=[progress])
+                                callbacks=callbacks)
         lengths = length_report(options.kind, trainer, given=len(rows), max_length=getattr(config, "max_length", None))
         log(f"[lwz train] lengths: {_dropped(lengths) or 'nothing dropped or truncated'} (max_length={lengths['max_length']})")
         if not len(trainer.train_dataset):
             raise UserError(f"every example is longer than max_length={lengths['max_length']} tokens: raise --max-length")
-        trainer.train()
+        trainer.train(resume_from_checkpoint=resume_from)
         trainer.save_model(options.out)
         trainer.processing_class.save_pretrained(options.out)
     except BaseException as exc:
@@ -81,9 +90,13 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     }
     if options.kind == "grpo":
         metrics["lengths"]["truncated_completions"] = _clipped(progress.history, config)
+        metrics.update(grpo_metrics(progress.history, trainer))
+        if metrics["zero_advantage_steps"]:
+            log(f"[lwz train] {metrics['zero_advantage_steps']} of {progress.step} steps had equal rewards within "
+                "every group: their advantages were zero, so nothing was learned from them")
     model_id = None
     summary: dict[str, Any] = {"run_id": run_id, "kind": options.kind, "output_dir": str(Path(options.out).resolve()),
-                               "dataset_fingerprint": fingerprint}
+                               "dataset_fingerprint": fingerprint, "template": template}
     if not main:
         return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
     with session_scope(engine) as session:
@@ -96,6 +109,24 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         finish_run(session, run_id=run_id, status="complete", metrics=_jsonable(metrics), model_id=model_id)
     (Path(options.out) / "lwz_run.json").write_text(json.dumps(_jsonable({**summary, "metrics": metrics}), indent=1))
     return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
+
+
+def grpo_metrics(history: list[dict[str, Any]], trainer) -> dict[str, Any]:
+    """Each reward's mean (over the logged steps, and at the last one), the steps whose groups all had
+    equal rewards (zero advantages: nothing learned), and the quality reward's length counts."""
+    steps = [entry for entry in history if "loss" in entry]
+    rewards: dict[str, dict[str, float]] = {}
+    names = sorted({k.split("/")[1] for e in steps for k in e if k.startswith("rewards/") and k.endswith("/mean")})
+    for name in names:
+        values = [e[f"rewards/{name}/mean"] for e in steps if isinstance(e.get(f"rewards/{name}/mean"), (int, float))]
+        if values:
+            rewards[name] = {"mean": round(sum(values) / len(values), 6), "last": values[-1], "steps": len(values)}
+    zero = sum(1 for e in steps if e.get("frac_reward_zero_std") == 1.0)
+    out: dict[str, Any] = {"rewards": rewards, "zero_advantage_steps": zero}
+    for func in getattr(trainer, "reward_funcs", []) or []:
+        if getattr(func, "__name__", "") == "quality" and hasattr(func, "stats"):
+            out["quality_reward"] = {**func.stats, "max_length": func.max_length}
+    return out
 
 
 def _save_partial(trainer, out: str, *, step: int) -> str | None:
@@ -119,7 +150,7 @@ def _checkpoints(out: str, partial: str | None) -> list[str]:
 
 def _dropped(report: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in report.items()
-                     if (k.startswith("dropped") or k in ("truncated", "ties_kept")) and v)
+                     if (k.startswith(("dropped", "rows_")) or k in ("truncated", "too_long")) and v)
 
 
 def _final_metrics(history: list[dict[str, Any]]) -> dict[str, Any]:

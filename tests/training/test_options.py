@@ -40,6 +40,10 @@ def _options(tmp_path, **overrides) -> TrainOptions:
     ({"from_db": True, "max_steps": 0}, "--max-steps must be at least 1"),
     ({"from_db": True, "max_steps": 5, "config": {"max_steps": 7}}, "contradicts max_steps: 7"),
     ({"data": "/no/such.parquet"}, "no such dataset file"),
+    ({"from_db": True, "save_steps": 0}, "--save-steps must be at least 1"),
+    ({"from_db": True, "l_max": 900}, "--l-max only apply to grpo"),
+    ({"from_db": True, "resume": True}, "--resume: no checkpoint-N folder"),
+    ({"from_db": True, "kind": "kto", "register": "x", "vllm_server": "http://h"}, "only apply to grpo, not to a kto"),
 ])
 def test_contradictory_options_rejected(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
@@ -68,6 +72,34 @@ def test_bad_input_fails_before_a_run_is_recorded(sqlite_engine, prefs, tmp_path
     with session_scope(sqlite_engine) as session:
         assert list_runs(session) == []
     assert not (tmp_path / "out").exists()
+
+
+def test_reward_model_that_is_not_sequence_classification_is_refused(tmp_path):
+    import json
+
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+    options = _options(tmp_path, kind="grpo", from_db=True, rewards=("length", "quality"), reward_model=str(folder))
+    with pytest.raises(UserError, match="not a sequence-classification model .architectures: LlamaForCausalLM"):
+        options.check()
+
+
+def test_train_flags_are_the_options_fields():
+    import argparse
+    import dataclasses
+
+    from lwz_cli.train import add_option_flags
+
+    for kind in ("reward", "dpo", "kto", "grpo"):
+        parser = argparse.ArgumentParser()
+        add_option_flags(parser, kind)
+        helps = {a.dest: a.help for a in parser._actions if a.dest != "help"}
+        for f in dataclasses.fields(TrainOptions):
+            applies = f.metadata.get("help") and kind in f.metadata.get("kinds", (kind,))
+            assert (f.name in helps) == bool(applies), (kind, f.name)
+            if applies:
+                assert helps[f.name].startswith(f.metadata["help"]), (kind, f.name)
 
 
 def test_empty_dataset_from_db_names_the_filters(sqlite_engine, tmp_path):

@@ -36,14 +36,66 @@ def test_majority_agreement_and_margin(engine):
     assert report["dropped_ties"] == 2 and report["dropped_both_bad"] == 1 and report["pairs"] == 3
 
 
-def test_ties_kept_with_zero_margin(sqlite_engine):
+# Every mix of up to three votes, written out by hand: the verdict, and the KTO labels (left, right).
+# Ties never pick a side; the plurality is over decisive votes; both-bad outnumbering every other
+# option makes both texts undesirable; anything else without a decisive plurality is no pair.
+MIXES = {
+    ("left",): ("left", (True, False)), ("right",): ("right", (False, True)),
+    ("tie",): ("tie", None), ("both_bad",): ("both_bad", (False, False)),
+    ("left", "left"): ("left", (True, False)), ("left", "right"): ("tie", None),
+    ("left", "tie"): ("left", (True, False)), ("left", "both_bad"): ("left", (True, False)),
+    ("right", "right"): ("right", (False, True)), ("right", "tie"): ("right", (False, True)),
+    ("both_bad", "right"): ("right", (False, True)), ("tie", "tie"): ("tie", None),
+    ("both_bad", "tie"): ("tie", None), ("both_bad", "both_bad"): ("both_bad", (False, False)),
+    ("left", "left", "left"): ("left", (True, False)), ("left", "left", "right"): ("left", (True, False)),
+    ("left", "left", "tie"): ("left", (True, False)), ("both_bad", "left", "left"): ("left", (True, False)),
+    ("left", "right", "right"): ("right", (False, True)), ("left", "right", "tie"): ("tie", None),
+    ("both_bad", "left", "right"): ("tie", None), ("left", "tie", "tie"): ("left", (True, False)),
+    ("both_bad", "left", "tie"): ("left", (True, False)), ("both_bad", "both_bad", "left"): ("both_bad", (False, False)),
+    ("right", "right", "right"): ("right", (False, True)), ("right", "right", "tie"): ("right", (False, True)),
+    ("both_bad", "right", "right"): ("right", (False, True)), ("right", "tie", "tie"): ("right", (False, True)),
+    ("both_bad", "right", "tie"): ("right", (False, True)),
+    ("both_bad", "both_bad", "right"): ("both_bad", (False, False)),
+    ("tie", "tie", "tie"): ("tie", None), ("both_bad", "tie", "tie"): ("tie", None),
+    ("both_bad", "both_bad", "tie"): ("both_bad", (False, False)),
+    ("both_bad", "both_bad", "both_bad"): ("both_bad", (False, False)),
+}
+
+
+def test_every_mix_of_up_to_three_votes(sqlite_engine):
+    import itertools
+
+    mixes = sorted({tuple(sorted(m)) for n in (1, 2, 3)
+                    for m in itertools.product(("left", "right", "tie", "both_bad"), repeat=n)})
+    table = {tuple(sorted(mix)): outcome for mix, outcome in MIXES.items()}
+    assert sorted(table) == mixes and len(MIXES) == len(mixes) == 34, "the table lists every mix exactly once"
     with session_scope(sqlite_engine) as session:
-        ids = seed_battles(session, VERDICTS)
-        frame, report = preference_pairs(session, filters=PreferenceFilters(ties="margin"))
-    tied = frame[frame["battle_id"].isin([ids[2], ids[4]])]
-    assert len(tied) == 2 and (tied["margin"] == 0.0).all()
-    assert ids[3] not in set(frame["battle_id"]), "both-bad is never a pair"
-    assert report["ties_kept"] == 2
+        ids = seed_battles(session, [list(m) for m in mixes])
+        pairs, report = preference_pairs(session, filters=PreferenceFilters())
+        with_bad, _ = preference_pairs(session, filters=PreferenceFilters(), both_bad=True)
+    kto = shape_rows(with_bad, fmt="kto", layout="trl")
+    by_battle = pairs.set_index("battle_id")
+    for battle_id, mix in zip(ids, mixes):
+        verdict, labels = table[mix]
+        if verdict in ("left", "right"):
+            row = by_battle.loc[battle_id]
+            assert row["chosen_model"] == ("a" if verdict == "left" else "b"), mix
+            assert row["margin"] > 0, mix
+        else:
+            assert battle_id not in by_battle.index, f"{mix} must not give a chosen/rejected pair"
+        rows = kto[kto["battle_id"] == battle_id]
+        got = None if rows.empty else tuple(rows.set_index("model").loc[["a", "b"], "label"])
+        assert got == labels, (mix, got)
+    assert report["dropped_ties"] == sum(v == "tie" for v, _ in MIXES.values())
+    assert report["dropped_both_bad"] == sum(v == "both_bad" for v, _ in MIXES.values())
+
+
+def test_cli_has_no_tie_margin_option(sqlite_url, tmp_path, capsys):
+    from lwz_cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--db", sqlite_url, "export", "preferences", "--out", str(tmp_path / "p.parquet"), "--ties", "margin"])
+    assert info.value.code == 2 and "unrecognized arguments: --ties" in capsys.readouterr().err
 
 
 def test_filters_flagged_votes_annotators_dates_and_agreement(engine):
@@ -83,7 +135,7 @@ def test_empty_dataset_names_the_filters(sqlite_engine):
         with pytest.raises(UserError) as info:
             preference_pairs(session, filters=PreferenceFilters(min_agreement=0.9))
     message = str(info.value)
-    assert "min agreement 0.9" in message and "ties dropped" in message and "dropped_ties=1" in message
+    assert "min agreement 0.9" in message and "ties never paired" in message and "dropped_ties=1" in message
 
 
 def test_bad_filter_values_are_user_errors():
@@ -97,13 +149,18 @@ def test_bad_filter_values_are_user_errors():
         PreferenceFilters(since=utc(1), until=utc(0))
 
 
-def test_kto_and_layouts(sqlite_engine):
+def test_kto_and_layouts(sqlite_engine, tmp_path):
     with session_scope(sqlite_engine) as session:
         seed_battles(session, VERDICTS)
         frame, _ = preference_pairs(session, filters=PreferenceFilters(text="answer"))
     assert frame.loc[0, "chosen"] == "left answer 0"
     kto = shape_rows(frame, fmt="kto", layout="trl")
     assert len(kto) == 2 * len(frame) and list(kto["label"][:2]) == [True, False]
+    with session_scope(sqlite_engine) as session:
+        result = export_preferences(session, out=tmp_path / "k.jsonl", fmt="kto", filters=PreferenceFilters())
+    rows = [json.loads(line) for line in (tmp_path / "k.jsonl").read_text().splitlines()]
+    undesirable_pairs = [r for r in rows if r["battle_id"] == 4 and not r["label"]]
+    assert len(undesirable_pairs) == 2 and result["both_bad"] == 1, "the both-bad battle: two undesirable rows"
     openrlhf = shape_rows(frame, fmt="dpo", layout="openrlhf")
     assert [m["role"] for m in openrlhf.loc[0, "chosen"]] == ["user", "assistant"]
     verl = shape_rows(frame, fmt="dpo", layout="verl")
@@ -159,7 +216,7 @@ def test_export_fingerprint_is_the_file_hash_and_stable(sqlite_engine, tmp_path)
         first = export_preferences(session, out=tmp_path / "a.parquet", filters=PreferenceFilters())
         second = export_preferences(session, out=tmp_path / "b.parquet", filters=PreferenceFilters())
         frame_a, _ = preference_pairs(session, filters=PreferenceFilters())
-        frame_b, _ = preference_pairs(session, filters=PreferenceFilters(ties="margin"))
+        frame_b, _ = preference_pairs(session, filters=PreferenceFilters(min_agreement=0.9))
     assert first["fingerprint"] == hashlib.sha256((tmp_path / "a.parquet").read_bytes()).hexdigest()
     assert first["fingerprint"] == second["fingerprint"]
     assert frame_a.attrs["fingerprint"] != frame_b.attrs["fingerprint"]

@@ -7,9 +7,7 @@ import pickle
 import pytest
 
 from generation.counting import count_words
-from training.rewards import (
-    AntiHackingPenalty, FormatReward, GroupAveragedReward, LengthReward, completion_text, group_advantages, range_score,
-)
+from training.rewards import AntiHackingPenalty, FormatReward, LengthReward, completion_text, length_score
 
 PROMPT = "Write a short essay about lighthouses and the keepers who tended them."
 HONEST = (
@@ -49,20 +47,40 @@ def test_fixtures_have_the_same_length():
     assert abs(count_words(_half_padded(HONEST)) - n) <= 2 and abs(count_words(_stuffed(HONEST)) - n) <= 2
 
 
-def test_range_score_is_one_inside_and_decays_linearly():
-    assert range_score(100, 80, 120) == 1.0 and range_score(80, 80, 120) == 1.0
-    assert range_score(40, 80, 120) == pytest.approx(0.5)
-    assert range_score(180, 80, 120) == pytest.approx(0.5)
-    assert range_score(300, 80, 120) == 0.0 and range_score(0, 80, 120) == 0.0
+def test_length_score_is_the_papers_shape():
+    # 1 inside [L_lower, L_upper]; len / L_lower below; (L_max - len) / (L_max - L_upper) above.
+    assert length_score(100, lower=80, upper=120, l_max=200) == 1.0
+    assert length_score(80, lower=80, upper=120, l_max=200) == 1.0 and length_score(120, lower=80, upper=120, l_max=200) == 1.0
+    assert length_score(40, lower=80, upper=120, l_max=200) == pytest.approx(0.5)
+    assert length_score(140, lower=80, upper=120, l_max=200) == pytest.approx(0.75)
+    assert length_score(140, lower=80, upper=120, l_max=400) == pytest.approx(260 / 280)
+    assert length_score(200, lower=80, upper=120, l_max=200) == 0.0 and length_score(999, lower=80, upper=120, l_max=200) == 0.0
+    assert length_score(0, lower=80, upper=120, l_max=200) == 0.0
 
 
-def test_length_reward_reads_ranges_targets_and_conversations():
+def test_length_reward_reads_ranges_targets_l_max_and_conversations():
     reward = LengthReward(tolerance=0.2)
     text = " ".join(["word"] * 50)
     scores = reward([text, [{"role": "assistant", "content": _think(text)}], text],
                     min_words=[40, 60, None], max_words=[60, 80, None], target_words=[None, None, None])
     assert scores == [1.0, pytest.approx(50 / 60), None]
     assert reward([text], target_words=[100]) == [pytest.approx(50 / 80)]
+    # Above the range: L_max explicit for every prompt, per prompt, or twice the upper bound by default.
+    assert reward([text], min_words=[10], max_words=[40]) == [pytest.approx((80 - 50) / (80 - 40))]
+    assert LengthReward(l_max=60)([text], min_words=[10], max_words=[40]) == [pytest.approx(10 / 20)]
+    assert reward([text], min_words=[10], max_words=[40], l_max_words=[45]) == [0.0]
+
+
+@pytest.mark.parametrize("low, high, l_max", [(0, 0, None), (60, 40, None), (-5, 40, None), (10, 40, 40)])
+def test_length_reward_is_neutral_on_a_bad_range(low, high, l_max):
+    reward = LengthReward(l_max=l_max)
+    assert reward(["some words here"], min_words=[low], max_words=[high]) == [None]
+
+
+def test_rewards_pickle():
+    for reward in (LengthReward(l_max=900), FormatReward(embeddings=False), AntiHackingPenalty()):
+        copy = pickle.loads(pickle.dumps(reward))
+        assert copy.__name__ == reward.__name__ and vars(copy).keys() == vars(reward).keys()
 
 
 def test_padded_and_stuffed_texts_score_below_honest_text():
@@ -82,32 +100,6 @@ def test_format_reward_needs_one_think_then_one_answer():
     fmt = FormatReward(embeddings=False)
     good, no_think, twice = _think("A short answer here."), "<answer>A short answer here.</answer>", _think("x") * 2
     assert fmt([good, no_think, twice, "plain text"]) == [1.0, 0.0, 0.0, 0.0]
-
-
-def test_group_advantages_normalise_each_reward_then_average():
-    # Two rewards, two groups of two. Reward 1 separates group 1; reward 2 is constant in group 1.
-    advantages = group_advantages([[1.0, 0.0, 5.0, 5.0], [3.0, 3.0, 0.0, 2.0]], group_size=2, eps=0.0)
-    assert advantages == pytest.approx([0.5, -0.5, -0.5, 0.5])
-    # A weighted sum before normalising (TRL's default) would let reward 2's scale dominate group 2 too;
-    # here each reward counts equally whatever its scale.
-    scaled = group_advantages([[1.0, 0.0, 5.0, 5.0], [300.0, 300.0, 0.0, 200.0]], group_size=2, eps=0.0)
-    assert scaled == pytest.approx(advantages)
-    assert group_advantages([[None, None], [1.0, 2.0]], group_size=2, eps=0.0) == pytest.approx([-1.0, 1.0])
-    with pytest.raises(ValueError):
-        group_advantages([[1.0, 2.0, 3.0]], group_size=2)
-
-
-def test_paper_combination_ranks_honest_first_and_pickles():
-    combined = GroupAveragedReward([LengthReward(), FormatReward(embeddings=False), AntiHackingPenalty()],
-                                   num_generations=3)
-    combined = pickle.loads(pickle.dumps(combined))
-    texts = [_think(HONEST), _think(_half_padded(HONEST)), _think(_stuffed(HONEST))]
-    n = count_words(HONEST)
-    scores = combined(texts, prompts=[PROMPT] * 3, target_words=[n] * 3)
-    assert scores[0] > scores[1] and scores[0] > scores[2] and sum(scores) == pytest.approx(0.0, abs=1e-9)
-    assert set(combined.last) == {"length", "format", "anti_hacking"}
-    with pytest.raises(ValueError, match="split group"):
-        combined(texts, prompts=[PROMPT, PROMPT, "another"], target_words=[n] * 3)
 
 
 def test_completion_text_accepts_plain_and_conversational():

@@ -4,8 +4,8 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-02
 """
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'
@@ -14,8 +14,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # The last step a training run saved as a TRL checkpoint (what --resume starts from).
+    with op.batch_alter_table('training_runs') as batch:
+        batch.add_column(sa.Column('last_saved_step', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('training_runs') as batch:
+        batch.drop_column('last_saved_step')
