@@ -65,11 +65,23 @@ def too_fast(*, seconds: float, words: float, words_per_minute: float) -> bool:
 def validate_vote_input(
     *, winner: str, criteria: dict[str, str] | None, reason: str | None
 ) -> tuple[dict[str, str], str | None]:
-    """Check a vote's fields; return cleaned ``(criteria, reason)``. UserError says what is wrong."""
-    if winner not in VALID_WINNERS:
-        raise UserError(f"invalid choice {winner!r}: choose one of {', '.join(VALID_WINNERS)}")
+    """Check a vote's fields; return cleaned ``(criteria, reason)``. UserError says what is wrong.
+
+    Values of the wrong type (a raw POST can send anything) and a NUL character in the reason
+    (PostgreSQL cannot store it) are refused here, before anything reaches the database.
+    """
+    if not isinstance(winner, str) or winner not in VALID_WINNERS:
+        raise UserError(f"invalid choice {str(winner)[:40]!r}: choose one of {', '.join(VALID_WINNERS)}")
+    if criteria is not None and not isinstance(criteria, dict):
+        raise UserError("the criteria must be a mapping of criterion to left, right or tie")
+    if reason is not None and not isinstance(reason, str):
+        raise UserError("the reason must be text")
+    if reason is not None and "\x00" in reason:
+        raise UserError("the reason contains a NUL character; remove it")
     cleaned: dict[str, str] = {}
     for key, value in (criteria or {}).items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, str)):
+            raise UserError(f"invalid criterion {str(key)[:40]!r}: use {', '.join(CRITERIA)} with left, right or tie")
         if key not in CRITERIA:
             raise UserError(f"unknown criterion {key!r}: use {', '.join(CRITERIA)}")
         if value in (None, ""):

@@ -42,7 +42,7 @@ def arena_settings(ctx) -> ArenaSettings:
 
 def winner_from_label(label: str) -> str:
     """Map a button label to a stored winner; any other string is passed on for the server to refuse."""
-    return VOTE_LABELS.get(label, label)
+    return VOTE_LABELS.get(label, label) if isinstance(label, str) else label
 
 
 def criteria_from_choices(values) -> dict:
@@ -50,18 +50,17 @@ def criteria_from_choices(values) -> dict:
     out = {}
     for key, value in zip(CRITERION_LABELS, values):
         if value:
-            out[key] = SIDE_CHOICES.get(value, value)
+            out[key] = SIDE_CHOICES.get(value, value) if isinstance(value, str) else value
     return out
 
 
 def battle_id_of(value) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise UserError("no battle loaded: press Next battle") from None
-    if number <= 0:
+    """The battle id the page holds, checked to be one a table can hold (see :func:`storage.engine.row_id`)."""
+    from storage.engine import row_id
+
+    if value in (None, "", 0):
         raise UserError("no battle loaded: press Next battle")
-    return number
+    return row_id(value, what="battle")
 
 
 def reveal_text(shown: dict) -> str:
