@@ -68,10 +68,25 @@ def get_or_create_user(session: Session, *, name: str, role: str) -> User:
     return get_user(session, name=name) or add_user(session, name=name, role=role)
 
 
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash with the same cost as a real one, checked for names that have none (made once)."""
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(hash_password(os.urandom(16).hex()))
+    return _DUMMY_HASH[0]
+
+
 def authenticate(session: Session, *, name: str, password: str) -> User | None:
-    """The user if the password matches; None otherwise (and for users without a password)."""
+    """The user if the password matches; None otherwise (and for users without a password).
+
+    An unknown name, or a user without a password, still pays for one password hash, so the
+    time taken does not tell which names exist.
+    """
     user = get_user(session, name=name)
     if user is None or not user.password_hash:
+        check_password(password, _dummy_hash())
         return None
     return user if check_password(password, user.password_hash) else None
 

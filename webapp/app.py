@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from sqlalchemy.engine import Engine
 
-from webapp.auth import Identity, ensure_local_user, identify, password_checker, require
+from webapp.auth import Identity, ensure_local_user, identify, require
 
 # (tab label, module, builder, action a user needs to see the tab)
 TABS = (
@@ -121,9 +121,25 @@ def serve(ctx: AppContext) -> None:
         ensure_local_user(ctx.engine)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=ctx.settings.concurrency)
-    demo.launch(
-        server_name=ctx.settings.host,
-        server_port=ctx.settings.port,
-        show_error=True,
-        auth=password_checker(ctx.engine) if ctx.settings.auth else None,
-    )
+    run_server(ctx, demo)
+
+
+def run_server(ctx: AppContext, demo) -> None:
+    """Serve ``demo`` inside the FastAPI layer of :mod:`webapp.server` (sessions in the database,
+    throttled sign-in, page ownership, the fast vote route) until interrupted."""
+    import logging
+    import sys
+
+    import uvicorn
+
+    from webapp.server import build_server
+
+    lwz_log = logging.getLogger("lwz")
+    if not lwz_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        lwz_log.addHandler(handler)
+        lwz_log.setLevel(logging.INFO)
+    server = build_server(ctx, demo)
+    print(f"* Running on local URL:  http://{ctx.settings.host}:{ctx.settings.port}", flush=True)
+    uvicorn.run(server, host=ctx.settings.host, port=ctx.settings.port, log_level="warning")

@@ -9,13 +9,17 @@ local admin user ``LOCAL_USER``.
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from storage.engine import session_scope
+from storage.engine import session_scope, write_scope
 from core.errors import UserError
 from storage.users import authenticate, get_or_create_user, get_user
+
+log = logging.getLogger("lwz.auth")
 
 LOCAL_USER = "local"
 
@@ -42,14 +46,72 @@ class Identity:
         return self.role in PERMISSIONS[action]
 
 
-def password_checker(engine: Engine):
-    """The callable for ``launch(auth=...)``: True when name and password match the users table."""
+class SigninThrottled(UserError):
+    """Too many failed sign-ins for this name or from this address; ``retry_after`` seconds to wait."""
 
-    def check(name: str, password: str) -> bool:
-        with session_scope(engine) as session:
-            return authenticate(session, name=name, password=password) is not None
+    def __init__(self, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(f"too many failed sign-ins: try again in {retry_after} s")
 
-    return check
+
+class SigninRefused(UserError):
+    """Wrong name or password (the message never says which)."""
+
+
+def sign_in(engine: Engine, *, name: str, password: str, address: str) -> str:
+    """A new session token for ``name`` if the password matches and no throttle holds.
+
+    Blocking (a deliberately slow password hash): call it off the event loop. Raises
+    SigninThrottled while a lockout holds (checked before the password, so the right one is
+    refused too) and SigninRefused for a wrong name or password. Both are logged with the name
+    and the client address. See :mod:`storage.signin` for the rule.
+    """
+    from storage.models import utcnow
+    from storage.sessions import create_session
+    from storage.signin import locked_until, record_failure
+
+    now = utcnow()
+    with session_scope(engine) as session:
+        until = locked_until(session, name=name, address=address, now=now)
+    if until is not None:
+        wait = max(1, math.ceil((until - now).total_seconds()))
+        log.warning("sign-in throttled: name=%r address=%s retry_after=%ds", name[:64], address, wait)
+        raise SigninThrottled(wait)
+    with session_scope(engine) as session:
+        user = authenticate(session, name=name, password=password)
+        user_id = user.id if user is not None else None
+    with write_scope(engine) as session:
+        if user_id is None:
+            record_failure(session, name=name, address=address)
+        else:
+            return create_session(session, user_id=user_id)
+    log.warning("sign-in failed: name=%r address=%s", name[:64], address)
+    raise SigninRefused("Incorrect credentials.")
+
+
+def session_user_name(engine: Engine, token: str | None) -> str | None:
+    """The name of the user whose live session ``token`` is; None for anything else."""
+    from storage.sessions import session_user
+
+    if not token:
+        return None
+    with session_scope(engine) as session:
+        user = session_user(session, token=token)
+        return user.name if user is not None else None
+
+
+def sign_out(engine: Engine, token: str | None) -> str | None:
+    """End every session of the user ``token`` belongs to, on every process; returns the name."""
+    from storage.sessions import revoke_user_sessions, session_user
+
+    if not token:
+        return None
+    with write_scope(engine) as session:
+        user = session_user(session, token=token)
+        if user is None:
+            return None
+        revoke_user_sessions(session, user_id=user.id)
+        return user.name
 
 
 def ensure_local_user(engine: Engine) -> None:

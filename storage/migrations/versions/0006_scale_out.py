@@ -14,8 +14,23 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Sign-ins kept in the database, so that any process honours them and sign-out ends them everywhere.
+    from storage.models import UTCDateTime
+
+    op.create_table(
+        'user_sessions',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('token_hash', sa.String(length=64), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
+        sa.Column('expires_at', UTCDateTime(timezone=True), nullable=False),
+        sa.Column('revoked_at', UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('token_hash'),
+    )
+    op.create_index('ix_user_sessions_user_id', 'user_sessions', ['user_id'])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('user_sessions')

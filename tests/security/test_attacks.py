@@ -1,0 +1,232 @@
+"""The attack suite: one function per attack, as raw HTTP calls against a real ``lwz serve --auth``.
+
+Every test here is something an attacker (or a curious user with a script) tried against the
+app. The next hole found becomes a new function in this file, not a new file.
+
+Structure, for whoever adds an attack:
+
+- ``target`` (module-wide) is ONE live ``lwz serve --auth`` on a fresh SQLite database, with a
+  user of every role (:data:`USERS`: name -> (role, password)) and a small arena pool seeded
+  with :data:`MODELS` (hand-made texts; no model runs).
+- ``as_user(target, name)`` is an ``httpx.Client`` signed in through ``POST /login``;
+  ``anonymous(target)`` one that is not. ``assign(target, name)`` gives that user an open
+  battle (as Next battle does) and returns its id. The helpers of ``tests/live_app.py``
+  (``raw_call``, ``gradio_config``, ``fn_index_of``) run Gradio events by hand.
+- Sign-in is throttled per name and per client address on this one server. A test that makes
+  sign-ins fail must send ``X-Forwarded-For: <an address of its own>`` (the server trusts that
+  header from 127.0.0.1, as behind a local proxy) and, if it locks a name, use a name no other
+  test signs in with; otherwise it would lock the other tests out.
+- Assert what the attacker gets back (status, body) and what the database holds afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from arena.rules import ArenaSettings
+from arena.seed import seed_pool
+from arena.service import next_battle
+from storage.engine import session_scope
+from storage.models import Vote
+from storage.users import get_user
+from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, start_live_app
+
+pytestmark = pytest.mark.slow
+
+MODELS = ["zorblax-writer-7", "quillon-prime-3"]
+USERS = {
+    "wendy": ("writer", "pw-wendy"),
+    "ann": ("annotator", "pw-ann"),
+    "amy": ("annotator", "pw-amy"),
+    "rita": ("researcher", "pw-rita"),
+    "adam": ("admin", "pw-adam"),
+    "locked": ("annotator", "pw-locked"),  # the throttle tests lock this name; nobody else signs in with it
+}
+VOTE = "/api/arena/vote"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    users = [(name, role, password) for name, (role, password) in USERS.items()]
+    with start_live_app(tmp_path_factory.mktemp("attacks"), auth=True, users=users) as live:
+        seed_pool(live.engine, models=MODELS, prompts=12, words=300, seed=5)
+        yield live
+
+
+def as_user(target, name: str, *, address: str | None = None):
+    """A client signed in as ``name`` (optionally from another client address)."""
+    client = http_session(target)
+    if address:
+        client.headers["X-Forwarded-For"] = address
+    response = client.post("/login", data={"username": name, "password": USERS[name][1]})
+    assert response.status_code == 200, response.text
+    return client
+
+
+def anonymous(target, *, address: str | None = None):
+    client = http_session(target)
+    if address:
+        client.headers["X-Forwarded-For"] = address
+    return client
+
+
+def user_id(target, name: str) -> int:
+    with session_scope(target.engine) as session:
+        return get_user(session, name=name).id
+
+
+def assign(target, name: str) -> int:
+    """Give ``name`` an open battle, exactly as Next battle does; returns its id."""
+    shown = next_battle(target.engine, annotator_id=user_id(target, name), settings=ArenaSettings())
+    return shown["battle"]["battle_id"]
+
+
+def votes_of(target, name: str, battle_id: int) -> int:
+    with session_scope(target.engine) as session:
+        return session.execute(sa.select(sa.func.count()).select_from(Vote).where(
+            Vote.annotator_id == user_id(target, name), Vote.battle_id == battle_id)).scalar_one()
+
+
+# --- sign-in ---------------------------------------------------------------------------------
+
+def test_ten_wrong_passwords_for_a_name_lock_it_even_with_the_right_one(target):
+    for i in range(10):  # from ten addresses: it is the name's count that trips
+        response = anonymous(target, address=f"10.1.0.{i}").post(
+            "/login", data={"username": "locked", "password": f"guess-{i}"})
+        assert response.status_code == 400
+    refused = anonymous(target, address="10.1.0.99").post(
+        "/login", data={"username": "locked", "password": USERS["locked"][1]})
+    assert refused.status_code == 429
+    assert 290 <= int(refused.headers["Retry-After"]) <= 300
+    assert "access-token" not in refused.headers.get("set-cookie", "")
+
+
+def test_ten_failures_from_one_address_lock_that_address_for_every_name(target):
+    for i in range(10):
+        response = anonymous(target, address="10.2.0.1").post(
+            "/login", data={"username": f"no-such-user-{i}", "password": "x"})
+        assert response.status_code == 400
+    refused = anonymous(target, address="10.2.0.1").post(
+        "/login", data={"username": "rita", "password": USERS["rita"][1]})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    elsewhere = anonymous(target, address="10.2.0.2").post(
+        "/login", data={"username": "rita", "password": USERS["rita"][1]})
+    assert elsewhere.status_code == 200
+
+
+def test_failed_and_throttled_sign_ins_are_logged_with_name_and_address(target):
+    for i in range(11):
+        anonymous(target, address="10.3.0.7").post("/login", data={"username": f"probe-{i}", "password": "x"})
+    log = target.log()
+    assert "sign-in failed: name='probe-0' address=10.3.0.7" in log
+    assert "sign-in throttled: name='probe-10' address=10.3.0.7" in log
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+def test_a_forged_session_cookie_gets_the_sign_in_page(target):
+    client = anonymous(target)
+    client.cookies.set("access-token-unsecure-lwz", "forged-token")
+    page = client.get("/")
+    assert page.status_code == 200 and '"auth_required":true' in page.text.replace(" ", "")
+    assert client.get("/config").status_code == 401
+
+
+def test_a_signed_out_session_is_refused_everywhere(target):
+    client = as_user(target, "amy")
+    stolen = dict(client.cookies)
+    assert client.get("/config").status_code == 200
+    client.get("/logout")
+    replay = anonymous(target)
+    for key, value in stolen.items():
+        replay.cookies.set(key, value)
+    assert replay.get("/config").status_code == 401
+    assert '"auth_required":true' in replay.get("/").text.replace(" ", "")
+    assert replay.post(VOTE, json={"battle_id": 1, "winner": "left"}).status_code == 401
+
+
+# --- another user's page ----------------------------------------------------------------------
+
+def test_another_users_event_stream_is_refused(target):
+    owner, intruder = as_user(target, "ann"), as_user(target, "rita")
+    page = uuid.uuid4().hex[:11]
+    fn = fn_index_of(gradio_config(owner), "arena_next")
+    done = raw_call(owner, fn, [], session_hash=page)
+    assert done[-1]["msg"] == "process_completed"
+    stream = intruder.get("/gradio_api/queue/data", params={"session_hash": page})
+    assert stream.status_code == 403
+    joined = intruder.post("/gradio_api/queue/join", json={
+        "data": [], "fn_index": fn, "session_hash": page, "event_data": None, "trigger_id": None})
+    assert joined.status_code == 403
+    assert intruder.get(f"/gradio_api/heartbeat/{page}").status_code == 403
+    assert anonymous(target).get("/gradio_api/queue/data", params={"session_hash": page}).status_code == 401
+    assert raw_call(owner, fn, [], session_hash=page)[-1]["msg"] == "process_completed"
+
+
+# --- the fast vote route ---------------------------------------------------------------------
+
+def test_vote_route_without_a_session_is_refused(target):
+    assert anonymous(target).post(VOTE, json={"battle_id": 1, "winner": "left"}).status_code == 401
+
+
+def test_vote_route_refuses_a_role_that_may_not_vote(target):
+    response = as_user(target, "wendy").post(VOTE, json={"battle_id": 1, "winner": "left"})
+    assert response.status_code == 403 and "writer may not vote" in response.json()["error"]
+
+
+def test_vote_route_refuses_another_users_battle(target):
+    battle = assign(target, "ann")
+    response = as_user(target, "amy").post(VOTE, json={"battle_id": battle, "winner": "left"})
+    assert response.status_code == 400 and "not assigned to you" in response.json()["error"]
+    assert "model" not in response.text and MODELS[0] not in response.text
+    assert votes_of(target, "amy", battle) == 0
+
+
+def test_vote_route_stores_once_flags_too_fast_and_reveals_after(target):
+    client = as_user(target, "adam")
+    battle = assign(target, "adam")
+    first = client.post(VOTE, json={"battle_id": battle, "winner": "tie", "criteria": {"style": "left"}})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["created"] is True and body["flagged"] is True  # voted at once on 600 words
+    assert {body["reveal"]["left"]["model"], body["reveal"]["right"]["model"]} <= set(MODELS)
+    again = client.post(VOTE, json={"battle_id": battle, "winner": "left"})
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["winner"] == "tie" and again.json()["vote_id"] == body["vote_id"]
+    assert votes_of(target, "adam", battle) == 1
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    ({"battle_id": "1; DROP TABLE votes", "winner": "left"}, "battle_id must be"),
+    ({"battle_id": 2**64, "winner": "left"}, "battle_id must be"),
+    ({"battle_id": True, "winner": "left"}, "battle_id must be"),
+    ({"battle_id": 1, "winner": ["left"]}, "winner must be"),
+    ({"battle_id": 1, "winner": "A"}, "invalid choice"),
+    ({"battle_id": 1, "winner": "left", "criteria": ["style"]}, "criteria must"),
+    ({"battle_id": 1, "winner": "left", "reason": {"a": 1}}, "reason must be text"),
+    ({"battle_id": 1, "winner": "left", "reason": "bad\x00byte"}, "NUL"),
+    ([1, "left"], "JSON object"),
+])
+def test_vote_route_refuses_malformed_votes_in_one_line(target, payload, fragment):
+    response = as_user(target, "rita").post(VOTE, json=payload)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert fragment in error and "\n" not in error and "Traceback" not in error and "SELECT" not in error
+
+
+def test_vote_route_caps_the_reason(target):
+    client = as_user(target, "rita")
+    battle = assign(target, "rita")
+    response = client.post(VOTE, json={"battle_id": battle, "winner": "left", "reason": "x" * 5001})
+    assert response.status_code == 400 and "limit is 5,000" in response.json()["error"]
+    assert votes_of(target, "rita", battle) == 0
+
+
+def test_vote_route_refuses_a_cross_site_form_post(target):
+    client = as_user(target, "ann")
+    response = client.post(VOTE, content="battle_id=1&winner=left",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
