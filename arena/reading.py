@@ -1,12 +1,18 @@
 """How far an annotator read before voting: the page's report, trusted only as far as it can be checked.
 
-The Arena page measures, per side, the deepest point reached in the text (a fraction of its
-length, 0 to 1) and the active reading time (seconds the page was visible and in use while a
-battle was shown). It sends them with the vote. A client can send anything, so the server
-clamps every number (fractions to 0..1, active time to the wall time since the battle was
-assigned) and keeps its own wall time beside them. A vote without a report (the CLI, an API
-caller, a page whose script did not run) counts as having read both texts whole, which is the
-rule every vote followed before the page could tell.
+The Arena page measures, per side:
+
+- ``read``: the deepest point reached in the text, as a share of its length (0 to 1);
+- ``seen``: the share of the text that was actually on screen at some moment (scrolled past).
+  An outline jump to the end reaches the end (``read`` = 1) without showing what lies between;
+
+and the active reading time (seconds the page was visible and in use while a battle was shown).
+It sends them with the vote. A client can send anything, so the server clamps every number
+(shares to 0..1, ``seen`` to at most ``read``, active time to the wall time since the battle
+was assigned) and keeps its own wall time beside them. The too-fast rule counts the words seen;
+a side reported without ``seen`` counts up to its ``read`` point, and a side not reported at
+all (the CLI, an API caller, a page whose script did not run) counts whole, which is the rule
+every vote followed before the page could tell.
 
 Nothing here touches the database, Gradio or the clock.
 """
@@ -25,7 +31,7 @@ OUTLINE_EVERY_WORDS = 400
 IDLE_AFTER_S = 120
 """The page stops counting active time this long after the last scroll, key, click or pointer move."""
 
-_FIELDS = ("read_left", "read_right", "active_seconds")
+_FIELDS = ("read_left", "read_right", "seen_left", "seen_right", "active_seconds")
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,14 @@ class ReadingReport:
 
     read_left: float | None = None
     read_right: float | None = None
+    seen_left: float | None = None
+    seen_right: float | None = None
     active_seconds: float | None = None
 
-    def fraction(self, side: str) -> float:
-        """The share of ``side`` ("left"/"right") read; a side not reported counts as read whole."""
-        value = self.read_left if side == "left" else self.read_right
-        return 1.0 if value is None else value
+    def scrolled_past(self, side: str) -> float:
+        """The share of ``side`` ("left"/"right") scrolled past: seen, else read, else the whole."""
+        seen, read = (self.seen_left, self.read_left) if side == "left" else (self.seen_right, self.read_right)
+        return seen if seen is not None else (read if read is not None else 1.0)
 
 
 def _number(name: str, value: Any) -> float | None:
@@ -74,18 +82,22 @@ def parse_reading(value: Any) -> ReadingReport:
 
 
 def clamp_reading(report: ReadingReport, *, wall_seconds: float) -> ReadingReport:
-    """The report with fractions held to 0..1 and active time to 0..``wall_seconds``."""
+    """The report with shares held to 0..1 (seen to at most read) and active time to 0..``wall_seconds``."""
 
-    def share(value: float | None) -> float | None:
-        return None if value is None else round(min(1.0, max(0.0, value)), 4)
+    def share(value: float | None, most: float | None = None) -> float | None:
+        if value is None:
+            return None
+        return round(min(1.0 if most is None else most, max(0.0, value)), 4)
 
+    read_left, read_right = share(report.read_left), share(report.read_right)
     active = report.active_seconds
     if active is not None:
         active = round(min(max(0.0, wall_seconds), max(0.0, active)), 3)
-    return ReadingReport(read_left=share(report.read_left), read_right=share(report.read_right),
+    return ReadingReport(read_left=read_left, read_right=read_right,
+                         seen_left=share(report.seen_left, read_left), seen_right=share(report.seen_right, read_right),
                          active_seconds=active)
 
 
 def words_read(*, words_left: int, words_right: int, report: ReadingReport) -> float:
-    """Words scrolled past on both sides: each side's words times the share of it reached."""
-    return words_left * report.fraction("left") + words_right * report.fraction("right")
+    """Words scrolled past on both sides: each side's words times its share scrolled past."""
+    return words_left * report.scrolled_past("left") + words_right * report.scrolled_past("right")

@@ -114,8 +114,8 @@ def cast_vote(
     requests) returns the first vote unchanged with ``created=False``: the database's unique
     constraint decides, inside a savepoint, so the caller's transaction stays usable.
     Reading time runs from assignment to now (the server's clock). ``reading`` is the page's
-    report (see :mod:`arena.reading`): each side's read fraction and the active reading time,
-    clamped here and stored with the vote. A vote faster than reading the words scrolled past at
+    report (see :mod:`arena.reading`): each side's read and seen shares and the active reading
+    time, clamped here and stored with the vote. A vote faster than reading the words scrolled past at
     ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
     """
     criteria, reason = validate_vote_input(winner=winner, criteria=criteria, reason=reason)
@@ -142,7 +142,8 @@ def cast_vote(
             vote = add_vote(
                 session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
                 criteria=criteria, reason=reason, reading_seconds=round(seconds, 3), flags=flags,
-                read_left=report.read_left, read_right=report.read_right, active_seconds=report.active_seconds,
+                read_left=report.read_left, read_right=report.read_right, seen_left=report.seen_left,
+                seen_right=report.seen_right, active_seconds=report.active_seconds,
             )
     except sa.exc.IntegrityError:
         first = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)

@@ -202,9 +202,11 @@ class Vote(SQLModel, table=True):
     reason: Optional[str] = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     reading_seconds: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
     # What the page reported about reading (see arena/reading.py), clamped by the server:
-    # the deepest share of each side reached, and the seconds of active reading.
+    # the deepest share of each side reached, the share actually on screen, and the seconds of active reading.
     read_left: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
     read_right: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    seen_left: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
+    seen_right: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
     active_seconds: Optional[float] = Field(default=None, sa_column=sa.Column(sa.Float, nullable=True))
     flags: list = _json(list)
     flagged: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False, default=False, index=True))

@@ -62,11 +62,13 @@ def add_vote(
     flags: list[str] | None = None,
     read_left: float | None = None,
     read_right: float | None = None,
+    seen_left: float | None = None,
+    seen_right: float | None = None,
     active_seconds: float | None = None,
 ) -> Vote:
     """Insert one vote. A second vote by the same annotator on the same battle raises IntegrityError.
 
-    ``read_left``/``read_right``/``active_seconds``: the page's reading report, already clamped
+    ``read_*``/``seen_*``/``active_seconds``: the page's reading report, already clamped
     (see :mod:`arena.reading`); None when the vote came without one.
     """
     if winner not in VALID_WINNERS:
@@ -82,6 +84,8 @@ def add_vote(
         flagged=bool(flags),
         read_left=read_left,
         read_right=read_right,
+        seen_left=seen_left,
+        seen_right=seen_right,
         active_seconds=active_seconds,
     )
     session.add(vote)

@@ -47,6 +47,8 @@ def test_parse_refuses_bad_reports_in_one_line(value, reason):
 def test_clamp_holds_fractions_to_0_1_and_active_time_to_the_wall_time():
     clamped = clamp_reading(ReadingReport(read_left=7.0, read_right=-0.5, active_seconds=1e9), wall_seconds=90.0)
     assert clamped == ReadingReport(read_left=1.0, read_right=0.0, active_seconds=90.0)
+    seen = clamp_reading(ReadingReport(read_left=0.5, seen_left=0.9, seen_right=3.0), wall_seconds=1.0)
+    assert (seen.seen_left, seen.seen_right) == (0.5, 1.0)  # nothing seen beyond the deepest point
     assert clamp_reading(ReadingReport(active_seconds=-3.0), wall_seconds=90.0).active_seconds == 0.0
     assert clamp_reading(ReadingReport(read_left=0.33333333), wall_seconds=1.0).read_left == 0.3333
     assert clamp_reading(ReadingReport(), wall_seconds=5.0) == ReadingReport()
@@ -57,6 +59,8 @@ def test_words_read_counts_each_side_by_its_share_and_an_unreported_side_whole()
     assert words_read(words_left=1000, words_right=400, report=report) == 450
     assert words_read(words_left=1000, words_right=400, report=ReadingReport(read_left=0.0)) == 400
     assert words_read(words_left=1000, words_right=400, report=ReadingReport()) == 1400
+    jumped = ReadingReport(read_left=1.0, seen_left=0.1, read_right=1.0, seen_right=0.5)  # an outline jump to the end
+    assert words_read(words_left=1000, words_right=400, report=jumped) == 300
 
 
 def test_too_fast_rule_on_words_scrolled_past():
@@ -94,6 +98,8 @@ def _stored_vote(engine) -> Vote:
     ({"read_left": 0.9, "read_right": 0.0}, False),  # 1,800 words: 108 s needed
     ({"read_left": 1.0, "read_right": 0.05}, True),  # 2,100 words: 126 s needed
     ('{"read_left": 9, "read_right": 9}', True),  # clamped to whole texts
+    ({"read_left": 1, "read_right": 1, "seen_left": 0.4, "seen_right": 0.4}, False),  # jumped to both ends
+    ({"read_left": 1, "read_right": 1, "seen_left": 0.6, "seen_right": 0.5}, True),  # 2,200 words seen
 ])
 def test_vote_stores_clamped_reading_and_flags_on_words_scrolled_past(engine, reading, flagged):
     uid, battle_id = _assigned_battle(engine, seconds_ago=120)
@@ -106,6 +112,7 @@ def test_vote_stores_clamped_reading_and_flags_on_words_scrolled_past(engine, re
     expected = parse_reading(reading)
     assert vote.read_left == (None if expected.read_left is None else min(1.0, expected.read_left))
     assert vote.read_right == (None if expected.read_right is None else min(1.0, expected.read_right))
+    assert (vote.seen_left, vote.seen_right) == (expected.seen_left, expected.seen_right)
 
 
 def test_vote_clamps_active_time_to_the_time_since_assignment(engine):

@@ -14,15 +14,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Votes: what the Arena page reported about reading (read fraction per side, active seconds).
+    # Votes: what the Arena page reported about reading (read and seen share per side, active seconds).
     with op.batch_alter_table('votes') as batch:
         batch.add_column(sa.Column('read_left', sa.Float(), nullable=True))
         batch.add_column(sa.Column('read_right', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('seen_left', sa.Float(), nullable=True))
+        batch.add_column(sa.Column('seen_right', sa.Float(), nullable=True))
         batch.add_column(sa.Column('active_seconds', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('votes') as batch:
         batch.drop_column('active_seconds')
+        batch.drop_column('seen_right')
+        batch.drop_column('seen_left')
         batch.drop_column('read_right')
         batch.drop_column('read_left')
