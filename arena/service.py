@@ -155,3 +155,36 @@ def my_counts(engine: Engine, *, annotator_id: int) -> dict[str, int]:
 
     with session_scope(engine) as session:
         return annotator_counts(session, annotator_id=annotator_id)
+
+
+def blinded_generation_ids(session, *, annotator_id: int) -> set[int]:
+    """Generations of battles given to this user and neither voted on nor skipped yet.
+
+    Whoever holds such an assignment must not learn which models wrote it, anywhere: the Data
+    tab hides their model, and reopening them is refused, until the vote (or a skip) is stored.
+    """
+    from storage.models import Assignment, Battle, Vote
+
+    voted = sa.select(Vote.id).where(Vote.battle_id == Assignment.battle_id, Vote.annotator_id == annotator_id)
+    rows = session.execute(
+        sa.select(Battle.left_generation_id, Battle.right_generation_id)
+        .join(Assignment, Assignment.battle_id == Battle.id)
+        .where(Assignment.annotator_id == annotator_id, Assignment.skipped.is_(False), ~sa.exists(voted))
+    ).all()
+    return {gid for row in rows for gid in row if gid is not None}
+
+
+def battles_of(engine: Engine, *, generation_id: int, settings: ArenaSettings) -> int:
+    """Form battles for the pool now, then count the battles ``generation_id`` is in.
+
+    Called right after a writer sends a text, so a second text for the same request by another
+    model makes a battle at once instead of at the next periodic refresh.
+    """
+    from storage.models import Battle
+
+    refresh_pool(engine, settings=settings)
+    with session_scope(engine) as session:
+        return session.execute(
+            sa.select(sa.func.count(Battle.id)).where(
+                sa.or_(Battle.left_generation_id == generation_id, Battle.right_generation_id == generation_id))
+        ).scalar_one()

@@ -1,5 +1,9 @@
 """The Data tab: counts and tables of what the database holds.
 
+A viewer who holds an unvoted battle does not see which models wrote its two texts: their
+``model_id`` reads :data:`HIDDEN` until the vote or a skip is stored (see
+:func:`arena.service.blinded_generation_ids`).
+
 No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotation at run time.
 """
 
@@ -18,9 +22,20 @@ def counts_markdown(engine: Engine) -> str:
     return " · ".join(f"**{name.replace('_', ' ')}**: {count:,}" for name, count in counts.items())
 
 
-def table_for(engine: Engine, table: str):
+HIDDEN = "hidden until you vote"
+
+
+def table_for(engine: Engine, table: str, *, viewer_id: int | None = None):
+    """The table's newest rows; for ``generations``, the viewer's unvoted battle texts have no model."""
+    from arena.service import blinded_generation_ids
+
     with session_scope(engine) as session:
-        return table_frame(session, table=table)
+        frame = table_frame(session, table=table)
+        blind = blinded_generation_ids(session, annotator_id=viewer_id) if viewer_id is not None else set()
+    if table == "generations" and blind and len(frame):
+        frame["model_id"] = frame["model_id"].astype(object)
+        frame.loc[frame["id"].isin(blind), "model_id"] = HIDDEN
+    return frame
 
 
 def build_data_tab(gr, ctx) -> None:
@@ -32,12 +47,12 @@ def build_data_tab(gr, ctx) -> None:
 
     def show(name: str, request: gr.Request):
         try:
-            ctx.require(request, "data")
+            who = ctx.require(request, "data")
         except UserError as exc:
             raise gr.Error(str(exc)) from None
         if name not in OVERVIEW_TABLES:
-            raise gr.Error(f"unknown table {name!r}")
-        return counts_markdown(ctx.engine), table_for(ctx.engine, name)
+            raise gr.Error(f"unknown table {str(name)[:40]!r}")
+        return counts_markdown(ctx.engine), table_for(ctx.engine, name, viewer_id=who.user_id)
 
     for event in (table_name.change, refresh.click):
         event(show, table_name, [counts, frame], concurrency_limit=8)

@@ -2,8 +2,10 @@
 
 Every function takes the caller's :class:`~webapp.auth.Identity` and decides on the server
 whether they may see or change a generation: writers only their own, researchers and admins
-any (they see every row in the Data tab anyway). A refusal is a :class:`PermissionDenied`
-that does not say whether the generation exists, so ids cannot be probed.
+any (they see every row in the Data tab anyway), except the texts of a battle they were
+given and have not voted on yet: those stay blind to them (see
+:func:`arena.service.blinded_generation_ids`). A refusal is a :class:`PermissionDenied` that
+reads the same whether or not the generation exists, so ids cannot be probed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from storage.engine import session_scope
-from core.errors import UserError
 from storage.generations import get_generation, list_generations, set_in_pool
 from storage.models import Generation, ModelEntry, Prompt
 from webapp.auth import Identity, PermissionDenied
@@ -49,13 +50,15 @@ def may_read(who: Identity, generation: Generation) -> bool:
 
 
 def _owned(session, who: Identity, generation_id: Any) -> Generation:
-    try:
-        gid = int(generation_id)
-    except (TypeError, ValueError):
-        raise UserError(f"not a generation number: {generation_id!r}") from None
+    from arena.service import blinded_generation_ids
+    from storage.engine import row_id
+
+    gid = row_id(generation_id, what="generation")
     generation = get_generation(session, generation_id=gid)
     if generation is None or not may_read(who, generation):
-        raise PermissionDenied(f"generation #{gid} is not one of yours")
+        raise PermissionDenied(f"there is no generation #{gid} that you may open")
+    if generation.author_id != who.user_id and gid in blinded_generation_ids(session, annotator_id=who.user_id):
+        raise PermissionDenied(f"generation #{gid} is in a battle you have not voted on yet: vote or skip it first")
     return generation
 
 
@@ -119,6 +122,6 @@ def offer_to_arena(engine: Engine, *, who: Identity, generation_id: Any) -> int:
     with session_scope(engine) as session:
         g = _owned(session, who, generation_id)
         if g.author_id != who.user_id and who.role != "admin":
-            raise PermissionDenied(f"generation #{g.id} is not one of yours")
+            raise PermissionDenied(f"generation #{g.id} is not yours: only its author may send it to the arena")
         set_in_pool(session, generation_id=g.id, in_pool=True)
         return g.id

@@ -64,6 +64,23 @@ def sent(component, value):
     return value.model_dump() if hasattr(value, "model_dump") else value
 
 
+def arena_battles(ctx, generation_id: int) -> int:
+    """How many battles a text just sent is in, once the pool has formed the ones it can."""
+    from arena.service import battles_of
+    from webapp.arena_tab import arena_settings
+
+    return battles_of(ctx.engine, generation_id=generation_id, settings=arena_settings(ctx))
+
+
+def sent_note(generation_id: int, battles: int) -> str:
+    """What Send to arena says: the battles formed, or exactly what a battle still needs."""
+    if battles:
+        return (f"#{generation_id} is in the arena: {battles} battle{'s' if battles != 1 else ''} "
+                "against another model's text for the same request, ready for annotators.")
+    return (f"#{generation_id} is in the arena pool, but in no battle yet: a battle needs a complete text for "
+            "the same request by another model. Write the same request with another model and send that too.")
+
+
 def build_write_tab(gr, ctx) -> dict:
     """Add the Write tab's components to the open Blocks context.
 
@@ -280,7 +297,7 @@ def build_write_tab(gr, ctx) -> dict:
             gid = offer_to_arena(ctx.engine, who=who, generation_id=generation_id)
         except UserError as exc:
             return {status: "**Not sent:** " + safe_markdown(str(exc))}
-        return {status: f"#{gid} is in the arena pool: annotators will compare it with other texts for the same request.",
+        return {status: sent_note(gid, arena_battles(ctx, gid)),
                 send_btn: gr.Button(interactive=False), history: sent(history, history_rows(ctx.engine, who=who))}
 
     form = [request_box, target, model, temperature, top_p, seed, think_budget]

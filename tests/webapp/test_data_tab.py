@@ -59,3 +59,27 @@ def test_every_table_frame(engine, seeded):
     assert all(len(r) == 200 and r.endswith("…") for r in reasons)
     assert frames["training_runs"]["config"].iloc[0] == "{'beta': 0.1}"
     assert str(frames["votes"]["created_at"].dt.tz) == "UTC"
+
+
+def test_models_of_the_viewers_unvoted_battle_are_hidden(engine):
+    """A researcher holding an open battle looks it up in the Data tab: its models stay hidden."""
+    from storage.models import Battle
+    from storage.votes import assign_battle
+    from webapp.data_tab import HIDDEN
+
+    seeded = seed_arena(engine, battles=2, annotators=0)
+    with session_scope(engine) as session:
+        rita = add_user(session, name="rita", role="researcher").id
+        other = add_user(session, name="rose", role="researcher").id
+        open_battle = session.get(Battle, seeded.battle_ids[0])
+        blind = {open_battle.left_generation_id, open_battle.right_generation_id}
+        assign_battle(session, battle_id=open_battle.id, annotator_id=rita)
+    mine = table_for(engine, "generations", viewer_id=rita)
+    hidden = set(mine.loc[mine["model_id"] == HIDDEN, "id"])
+    assert hidden == blind
+    assert all(isinstance(v, int) or hasattr(v, "__int__") for v in mine.loc[~mine["id"].isin(blind), "model_id"])
+    theirs = table_for(engine, "generations", viewer_id=other)
+    assert HIDDEN not in set(theirs["model_id"].astype(str))
+    with session_scope(engine) as session:
+        add_vote(session, battle_id=seeded.battle_ids[0], annotator_id=rita, winner="tie")
+    assert HIDDEN not in set(table_for(engine, "generations", viewer_id=rita)["model_id"].astype(str))
