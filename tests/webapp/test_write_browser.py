@@ -183,7 +183,7 @@ def test_a_writer_cannot_open_another_writers_text(app, page):
     login(page, app, "ann", "ann-pw")
     open_by_id(page, gid)
     page.wait_for_function("() => document.querySelector('#lwz-status').innerText.includes('Cannot open')")
-    assert f"#{gid} is not one of yours" in page.inner_text("#lwz-status")
+    assert f"there is no generation #{gid} that you may open" in page.inner_text("#lwz-status")
     assert secret not in page.content()
     open_history(page)
     page.wait_for_timeout(1000)

@@ -54,7 +54,7 @@ def test_a_writer_cannot_read_or_offer_another_writers_text(write_app):
 
     opened, sent = open_then_send("ann", "ann-pw", "annsession1")
     assert secret not in opened and "bob's raw request" not in opened
-    assert f"#{gid} is not one of yours" in opened and "Not sent" in sent
+    assert f"there is no generation #{gid} that you may open" in opened and "Not sent" in sent
     with session_scope(write_app.engine) as s:
         assert get_generation(s, generation_id=gid).in_pool is False
     opened, sent = open_then_send("bob", "bob-pw", "bobsession1")
