@@ -85,7 +85,8 @@ def _loglik_from(delta: np.ndarray, eta, counts: np.ndarray) -> np.ndarray:
     if eta is None:
         won = counts[..., OUTCOME_A] + 0.5 * counts[..., OUTCOME_TIE]
         lost = counts[..., OUTCOME_B] + 0.5 * counts[..., OUTCOME_TIE]
-        return -np.sum(won * np.logaddexp(0.0, -delta) + lost * np.logaddexp(0.0, delta), axis=-1)
+        # log(1 + e^-d) = log(1 + e^d) - d: one logaddexp instead of two
+        return -np.sum((won + lost) * np.logaddexp(0.0, delta) - won * delta, axis=-1)
     probs = _probabilities_from_delta(delta, eta)
     return np.sum(counts * np.log(np.maximum(probs, 1e-300)), axis=(-2, -1))
 

@@ -116,6 +116,7 @@ def compute_ratings(
     elo_k: float = 4.0,
     style_control: bool = False,
     style_features: list[str] | None = None,
+    compare_uncontrolled: bool = True,
 ) -> RatingResult:
     """Rate the models of a battles table.
 
@@ -123,7 +124,8 @@ def compute_ratings(
     ``half`` (a tie is half a win) or ``davidson``; ``interval`` is ``bootstrap`` (default when
     ``bootstrap > 0``) or ``sandwich`` (BT only). ``models`` lists every known model, so those
     without battles are listed unrated. ``style_control`` adds the covariates of
-    :mod:`evaluation.style` (``style_features``, default all). Raises UserError on bad input.
+    :mod:`evaluation.style` (``style_features``, default all) and, unless ``compare_uncontrolled``
+    is False, the uncontrolled ratings and ranks beside them. Raises UserError on bad input.
     """
     if method not in METHODS:
         raise UserError(f"unknown method {method!r}: choose {' or '.join(METHODS)}")
@@ -216,7 +218,7 @@ def compute_ratings(
     shaky = [r["model"] for r in rows if r["needs"] == 0 and r["n"] > 0 and not r["reliable"]]
     if shaky:
         result.warnings.append(f"unreliable intervals (a perfect record): {', '.join(shaky)}")
-    if style_control:
+    if style_control and compare_uncontrolled:
         _add_uncontrolled(result, battles, models=models, method=method, ties=ties, bootstrap=bootstrap, seed=seed,
                           interval=interval, anchor=anchor, anchor_rating=anchor_rating, scale=scale,
                           min_battles=min_battles, both_bad=both_bad)
