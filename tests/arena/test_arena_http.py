@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -71,7 +72,7 @@ def load_battle(client, fns) -> tuple[int, list[dict]]:
 
 
 def vote_data(label: str, battle: int, reason: str = "") -> list:
-    return [label, battle, None, None, None, None, reason]
+    return [label, battle, None, None, None, None, reason, ""]  # the last: the page's reading report
 
 
 def stored_votes(app, **where) -> list[Vote]:
@@ -134,8 +135,11 @@ def test_vote_as_another_user_is_refused(app, clients, fns):
     battle, _ = load_battle(ann, fns)
     session_of_ann = uuid.uuid4().hex[:11]
     raw_call(ann, fns["arena_next"], [], session_hash=session_of_ann)
-    # Bob replays Ann's battle id, even under Ann's session hash: identity is the cookie, not the hash.
-    refused(raw_call(bob, fns["arena_vote"], vote_data("Tie", battle), session_hash=session_of_ann), "not assigned")
+    # Bob replays Ann's battle id under Ann's session hash: the page is Ann's, refused at the door;
+    # under a page of his own, identity is the cookie, not the hash, and the battle is not his.
+    with pytest.raises(httpx.HTTPStatusError, match="403"):
+        raw_call(bob, fns["arena_vote"], vote_data("Tie", battle), session_hash=session_of_ann)
+    refused(raw_call(bob, fns["arena_vote"], vote_data("Tie", battle)), "not assigned")
     refused(raw_call(bob, fns["arena_reveal"], [battle]), "vote first")
     assert stored_votes(app, battle_id=battle, annotator_id=user_id(app, "bob")) == []
 
