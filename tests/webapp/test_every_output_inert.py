@@ -21,7 +21,8 @@ PAYLOAD = ('<div style="position:fixed;inset:0;z-index:9999">OVERLAY</div>'
            '<img src=http://evil.invalid/p.png><form action=http://evil.invalid/f><input name=x></form>'
            '[link](http://evil.invalid/l) ![pic](http://evil.invalid/i.png)')
 LIVE_FAILURE = "cannot reach the model server at http://10.9.8.7:8123/v1: connection refused"
-MARKUP = re.compile(r"<\s*(div|img|form|input)\b|\]\(http|position:fixed;inset:0;z-index:9999\">", re.I)
+# The payload's own tags and links, as markup (escaped, they read "&lt;div ..." and "\\](http...").
+MARKUP = re.compile(r'<div style="position:fixed|<img src=http://evil|<form action=|<input name=x|(?<!\\)\]\(http://evil', re.I)
 SHOWS_STORED_TEXT = {"arena-request", "arena-think-a", "arena-think-b", "arena-text-a", "arena-text-b",
                      "arena-reveal", "lwz-think", "lwz-answer"}
 
@@ -90,8 +91,8 @@ def _input_value(component, ids, gr):
         return ids["battle"]
     if elem in ("lwz-open-id",) or isinstance(component, gr.State):
         return ids["gid"]
-    if elem == "lwz-seed":
-        return ""
+    if elem == "lwz-seed" or component.visible in (False, "hidden"):  # hidden fields the page fills itself
+        return component.value
     if isinstance(component, gr.Textbox):
         return PAYLOAD
     if isinstance(component, gr.Button):
@@ -155,22 +156,25 @@ def _walk(engine, ids, monkeypatch):
     demo = build_app(ctx)
     request = gr.Request(username="root", session_hash="walker")
     evt = gr.SelectData(None, {"index": [0, 0], "value": ids["gid"], "row_value": [ids["gid"]]})
-    shown, called = {}, []
+    shown, called, failed = {}, [], []
 
     async def walk():
         for block_fn in demo.fns.values():
             if block_fn.fn is None:
                 continue
+            from sqlmodel import select
+
             from storage.engine import session_scope
             from storage.models import Assignment
 
             with session_scope(engine) as s:  # the id field holds the battle the page was last given
-                open_ids = [a.battle_id for a in s.query(Assignment).order_by(Assignment.id)]
+                open_ids = list(s.exec(select(Assignment.battle_id).order_by(Assignment.id)))
             ids["battle"] = open_ids[-1] if open_ids else 1
             args = [_input_value(c, ids, gr) for c in block_fn.inputs]
             try:
                 results = await _call(block_fn.fn, args, request, evt, gr)
-            except gr.Error:
+            except Exception as exc:  # a refusal (gr.Error) or a failure shows no stored text; the walk goes on
+                failed.append(f"{block_fn.name}: {exc}")
                 continue
             called.append(block_fn.name)
             for result in results:
@@ -182,19 +186,19 @@ def _walk(engine, ids, monkeypatch):
                         continue
                     assert not MARKUP.search(text), f"{block_fn.name} sends markup to #{component.elem_id}: {text[:300]}"
                     assert "10.9.8.7" not in text, f"{block_fn.name} shows a backend address: {text[:300]}"
-                    if "OVERLAY" in text:
+                    if "position:fixed" in text:  # the payload was shown, as text
                         shown.setdefault(component.elem_id, set()).add(block_fn.name)
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(asyncio.run, walk()).result()
-    return shown, called
+    return shown, called, failed
 
 
 def test_no_event_sends_stored_text_as_markup(sqlite_engine, monkeypatch):
     ids = _seed(sqlite_engine)
-    shown, called = _walk(sqlite_engine, ids, monkeypatch)
+    shown, called, failed = _walk(sqlite_engine, ids, monkeypatch)
     for name in ("load", "vote", "live", "generate", "reopen"):
-        assert name in called, f"the walk never ran {name}: {called}"
+        assert name in called, f"the walk never ran {name}: {called}; failures: {failed}"
     missing = SHOWS_STORED_TEXT - set(shown)
     assert not missing, f"never saw the escaped payload in {sorted(missing)}; saw {shown}"
     assert {"load", "live"} <= shown["arena-text-a"] | shown["arena-text-b"] | shown["arena-think-a"]
