@@ -187,7 +187,8 @@ def build_server(ctx, demo):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, RedirectResponse
 
-    from webapp.auth import SigninRefused, SigninThrottled, sign_in, sign_out
+    import webapp.auth as rules
+    from webapp.auth import SigninRefused, SigninThrottled
     from webapp.vote_api import add_vote_route
 
     engine, auth = ctx.engine, ctx.settings.auth
@@ -204,7 +205,7 @@ def build_server(ctx, demo):
                 limiter.append(anyio.CapacityLimiter(PASSWORD_CHECKS_AT_ONCE))
             try:
                 token = await anyio.to_thread.run_sync(
-                    lambda: sign_in(engine, name=name, password=password, address=client_address(request)),
+                    lambda: rules.sign_in(engine, name=name, password=password, address=client_address(request)),
                     limiter=limiter[0])
             except SigninThrottled as exc:
                 return JSONResponse({"detail": str(exc)}, status_code=429,
@@ -220,7 +221,7 @@ def build_server(ctx, demo):
         @server.get("/logout")
         async def logout(request: Request):
             token = request_token(request.headers)
-            name = await anyio.to_thread.run_sync(lambda: sign_out(engine, token))
+            name = await anyio.to_thread.run_sync(lambda: rules.sign_out(engine, token))
             if name is not None:
                 log.info("signed out: name=%r address=%s", name, client_address(request))
             response = RedirectResponse(url="./", status_code=302)

@@ -1,0 +1,134 @@
+"""Sign-in rules as plain functions, and the HTTP layer around Gradio in-process (no server started).
+
+The same rules are attacked over real HTTP in ``tests/security/test_attacks.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from storage.engine import session_scope
+from storage.models import SigninFailure
+from storage.sessions import create_session, purge_sessions, revoke_user_sessions, session_user
+from storage.signin import LIMIT, LOCKOUT, locked_until, record_failure
+from storage.users import add_user
+
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+
+
+def _fail(session, *, name="bob", address="10.0.0.1", at):
+    record_failure(session, name=name, address=address, now=at)
+
+
+def test_nine_failures_do_not_lock_the_tenth_does_for_five_minutes(engine):
+    with session_scope(engine) as s:
+        for i in range(LIMIT - 1):
+            _fail(s, address=f"10.0.0.{i}", at=T0 + timedelta(seconds=10 * i))
+        last = T0 + timedelta(seconds=100)
+        assert locked_until(s, name="bob", address="10.9.9.9", now=last) is None
+        _fail(s, address="10.0.0.50", at=last)
+        assert locked_until(s, name="bob", address="10.9.9.9", now=last) == last + LOCKOUT
+        assert locked_until(s, name="bob", address="10.9.9.9", now=last + LOCKOUT - timedelta(seconds=1))
+        assert locked_until(s, name="bob", address="10.9.9.9", now=last + LOCKOUT) is None
+        assert locked_until(s, name="carol", address="10.9.9.9", now=last) is None
+
+
+def test_failures_spread_wider_than_the_window_do_not_lock(engine):
+    with session_scope(engine) as s:
+        for i in range(LIMIT):
+            _fail(s, address=f"10.0.0.{i}", at=T0 + timedelta(seconds=40 * i))  # 10 over 6 minutes
+        assert locked_until(s, name="bob", address="10.9.9.9", now=T0 + timedelta(seconds=361)) is None
+
+
+def test_one_address_locks_every_name_and_old_rows_are_forgotten(engine):
+    with session_scope(engine) as s:
+        for i in range(LIMIT):
+            _fail(s, name=f"n{i}", address="10.0.0.7", at=T0 + timedelta(seconds=i))
+        assert locked_until(s, name="anyone", address="10.0.0.7", now=T0 + timedelta(seconds=20))
+        assert locked_until(s, name="anyone", address="10.0.0.8", now=T0 + timedelta(seconds=20)) is None
+        _fail(s, name="late", address="10.0.0.9", at=T0 + timedelta(hours=1))
+        assert s.execute(sa.select(sa.func.count()).select_from(SigninFailure)).scalar_one() == 1
+
+
+def test_unknown_names_and_password_less_users_cost_one_password_hash(engine, monkeypatch):
+    import storage.users as users
+
+    with session_scope(engine) as s:
+        add_user(s, name="ann", role="annotator", password="pw")
+        add_user(s, name="nopw", role="annotator")
+    calls = []
+    real = users.hashlib.scrypt
+    monkeypatch.setattr(users.hashlib, "scrypt", lambda *a, **k: calls.append(k["n"]) or real(*a, **k))
+    users._dummy_hash()  # made once per process, before the clock matters
+    for name in ("ann", "nobody", "nopw"):
+        calls.clear()
+        with session_scope(engine) as s:
+            assert users.authenticate(s, name=name, password="wrong") is None
+        assert calls == [2**14], name
+
+
+def test_sessions_live_until_revoked_or_expired(engine):
+    with session_scope(engine) as s:
+        ann = add_user(s, name="ann", role="annotator", password="pw")
+        one = create_session(s, user_id=ann.id, now=T0, ttl=timedelta(hours=1))
+        two = create_session(s, user_id=ann.id, now=T0, ttl=timedelta(hours=1))
+        assert session_user(s, token=one, now=T0).name == "ann"
+        assert session_user(s, token=one, now=T0 + timedelta(hours=1)) is None  # expired
+        assert session_user(s, token="x" * 43, now=T0) is None
+        assert revoke_user_sessions(s, user_id=ann.id, now=T0) == 2
+        assert session_user(s, token=two, now=T0) is None
+        assert purge_sessions(s, now=T0 + timedelta(days=2)) == 2
+
+
+@pytest.fixture
+def layer(sqlite_engine):
+    """The FastAPI layer around a one-button Gradio app, served in-process by Starlette's TestClient."""
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from webapp.app import AppContext, ServeSettings
+    from webapp.server import build_server
+
+    with session_scope(sqlite_engine) as s:
+        add_user(s, name="ann", role="annotator", password="pw")
+    with gr.Blocks() as demo:
+        gr.Button("nothing")
+    demo.queue()
+    server = build_server(AppContext(engine=sqlite_engine, settings=ServeSettings(auth=True)), demo)
+    with TestClient(server) as client:
+        yield client
+
+
+def test_password_check_runs_off_the_event_loop(layer, monkeypatch):
+    import webapp.auth
+
+    real = webapp.auth.sign_in
+    seen = []
+
+    def spy(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+            seen.append("on the event loop")
+        except RuntimeError:
+            seen.append("in a worker thread")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(webapp.auth, "sign_in", spy)
+    assert layer.post("/login", data={"username": "ann", "password": "pw"}).status_code == 200
+    assert seen == ["in a worker thread"]
+
+
+def test_sign_in_sets_gradios_cookie_and_sign_out_ends_it(layer):
+    assert layer.get("/config").status_code == 401
+    assert layer.post("/login", data={"username": "ann", "password": "wrong"}).status_code == 400
+    response = layer.post("/login", data={"username": "ann", "password": "pw"})
+    assert response.status_code == 200 and "access-token-lwz" in response.headers["set-cookie"]
+    assert layer.get("/config").status_code == 200
+    token = layer.cookies.get("access-token-unsecure-lwz")
+    layer.get("/logout", follow_redirects=False)
+    layer.cookies.set("access-token-unsecure-lwz", token)
+    assert layer.get("/config").status_code == 401
