@@ -80,12 +80,13 @@ def build_app(ctx: AppContext):
             if ctx.settings.auth:
                 gr.Button("Sign out", link="/logout", size="sm", scale=0, elem_id="lwz-logout")
         refused = gr.Markdown("", visible=False, elem_id="lwz-refused")
-        for label, module, builder, action in TABS:
-            with gr.Tab(label, visible=False, elem_id=f"lwz-tab-{label.lower()}") as tab:
-                built = getattr(importlib.import_module(module), builder)(gr, ctx)
-            tabs.append((tab, action))
-            if label == "Write":
-                parts = built or {}
+        with gr.Tabs(elem_id="lwz-tabs") as tabset:
+            for label, module, builder, action in TABS:
+                with gr.Tab(label, id=label.lower(), visible=False, elem_id=f"lwz-tab-{label.lower()}") as tab:
+                    built = getattr(importlib.import_module(module), builder)(gr, ctx)
+                tabs.append((tab, action))
+                if label == "Write":
+                    parts = built or {}
 
         def on_load(request: gr.Request):
             try:
@@ -94,6 +95,10 @@ def build_app(ctx: AppContext):
                 return {refused: gr.Markdown(f"**{exc}**", visible=True),
                         **{tab: gr.Tab(visible=False) for tab, _ in tabs}}
             updates = {tab: gr.Tab(visible=who.can(action)) for tab, action in tabs}
+            # Open the first tab this role may see (an annotator's first tab is the Arena, not Write).
+            first = next((label for label, _, _, action in TABS if who.can(action)), None)
+            if first is not None:
+                updates[tabset] = gr.Tabs(selected=first.lower())
             updates[whoami] = f"Signed in as **{who.name}** ({who.role})" if ctx.settings.auth else "Local mode"
             if "model" in parts:
                 names = model_names(ctx.engine)
@@ -105,7 +110,7 @@ def build_app(ctx: AppContext):
                 updates[parts["history"]] = history_rows(ctx.engine, who=who)
             return updates
 
-        outputs = [refused, whoami] + [tab for tab, _ in tabs] + list(parts.values())
+        outputs = [refused, whoami, tabset] + [tab for tab, _ in tabs] + list(parts.values())
         demo.load(on_load, None, outputs, concurrency_limit=ctx.settings.concurrency, api_name=False)
     return demo
 
