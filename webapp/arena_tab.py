@@ -188,7 +188,9 @@ def build_arena_tab(gr, ctx) -> None:
     def skip(battle, request: gr.Request):
         try:
             who = ctx.require(request, "vote")
-            skip_battle(ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle))
+            number = battle_id_of(battle)
+            if not skip_battle(ctx.engine, annotator_id=who.user_id, battle_id=number):
+                raise UserError(f"battle {number} is not an open battle of yours: nothing was skipped")
         except UserError as exc:
             fail(exc)
         return {status: "Skipped."}
