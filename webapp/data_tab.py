@@ -54,8 +54,8 @@ def build_data_tab(gr, ctx) -> None:
             raise gr.Error(f"unknown table {str(name)[:40]!r}")
         return counts_markdown(ctx.engine), table_for(ctx.engine, name, viewer_id=who.user_id)
 
-    for event in (table_name.change, refresh.click):
-        event(show, table_name, [counts, frame], concurrency_limit=8)
+    for event, api_name in ((table_name.change, False), (refresh.click, "data_table")):
+        event(show, table_name, [counts, frame], concurrency_limit=8, api_name=api_name)
 
     with gr.Accordion("Annotators", open=False):
         build_annotators_panel(gr, ctx)
