@@ -24,11 +24,13 @@ def named_battle_ids(session) -> set[int]:
     return {int(battle_id) for battle_id, extra in rows if isinstance(extra, dict) and extra.get("names_model")}
 
 
-def battles_frame(session, *, category: str | None = None, include_flagged: bool = False, include_named: bool = False):
-    """The votes as a battles table (``storage.votes.votes_table``), blind battles only unless ``include_named``."""
+def battles_frame(session, *, category: str | None = None, include_flagged: bool = False, include_named: bool = False,
+                  include_banned: bool = False):
+    """The votes as a battles table (``storage.votes.votes_table``), blind battles only unless
+    ``include_named``, banned annotators' votes left out unless ``include_banned``."""
     from storage.votes import votes_table
 
-    frame = votes_table(session, include_flagged=include_flagged, category=category)
+    frame = votes_table(session, include_flagged=include_flagged, include_banned=include_banned, category=category)
     if not include_named and len(frame):
         frame = frame[~frame["battle_id"].isin(named_battle_ids(session))].reset_index(drop=True)
     return frame
@@ -108,11 +110,23 @@ def with_style_features(session, frame):
     return frame
 
 
-def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_named: bool = True) -> dict[str, Any]:
-    """:func:`evaluation.agreement.agreement_report` over the stored votes (all of them by default:
-    reliability is about the annotators, not about blindness)."""
+def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_named: bool = True,
+                       settings=None) -> dict[str, Any]:
+    """:func:`evaluation.agreement.agreement_report` over the stored votes (all of them by default,
+    banned annotators included: reliability is about the annotators, not about blindness), its
+    per-annotator rows extended by :func:`evaluation.hygiene.hygiene_report` (skew, side bias,
+    too-fast share, flags, ban)."""
     from evaluation.agreement import agreement_report
+    from evaluation.hygiene import hygiene_report
+    from storage.models import User, Vote
+    from storage.votes import banned_annotator_ids
 
     with session_scope(engine) as session:
-        frame = battles_frame(session, include_flagged=include_flagged, include_named=include_named)
-    return agreement_report(frame)
+        frame = battles_frame(session, include_flagged=include_flagged, include_named=include_named, include_banned=True)
+        flags = {int(i): list(f or [])
+                 for i, f in session.execute(sa.select(Vote.id, Vote.flags).where(Vote.flagged.is_(True))).all()}
+        banned_ids = banned_annotator_ids(session)
+        banned = {n for (n,) in session.execute(sa.select(User.name).where(User.id.in_(banned_ids))).all()} if banned_ids else set()
+    report = agreement_report(frame)
+    report["annotators"] = hygiene_report(frame, flags_by_vote=flags, banned=banned, settings=settings)
+    return report

@@ -48,10 +48,26 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_leaderboard)
 
-    p = subparsers.add_parser("annotators", help="annotator agreement (Cohen's kappa, Krippendorff's alpha) and habits")
+    p = subparsers.add_parser("annotators", help="annotator agreement, habits and vote hygiene (skew, side bias, "
+                                                 "too-fast votes, flags); ban or unban an annotator")
     p.add_argument("--exclude-flagged", action="store_true", help="leave flagged votes out")
     add_json_flag(p)
     p.set_defaults(handler=cmd_annotators)
+    actions = p.add_subparsers(dest="annotators_command", metavar="{ban,unban,bans}")
+    q = actions.add_parser("ban", help="ban an annotator: their votes leave ratings and exports (recorded, reversible)")
+    q.add_argument("name", help="the annotator's user name")
+    q.add_argument("--reason", default="", help="why (kept with the ban)")
+    q.add_argument("--by", metavar="ADMIN", help="the admin who bans (recorded; must be an admin user)")
+    add_json_flag(q)
+    q.set_defaults(handler=cmd_ban)
+    q = actions.add_parser("unban", help="lift an annotator's ban (the record stays)")
+    q.add_argument("name", help="the annotator's user name")
+    q.add_argument("--by", metavar="ADMIN", help="the admin who lifts it (recorded)")
+    add_json_flag(q)
+    q.set_defaults(handler=cmd_unban)
+    q = actions.add_parser("bans", help="every ban, active and lifted")
+    add_json_flag(q)
+    q.set_defaults(handler=cmd_bans)
 
     ev = subparsers.add_parser("eval", help="automatic metrics and LLM-as-judge runs").add_subparsers(dest="eval_command", required=True)
     p = ev.add_parser("metrics", help="length score, format, repetition and keyword stuffing of texts")
@@ -179,11 +195,51 @@ def cmd_annotators(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
-    print_table(report["annotators"], ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "left_share", "tie_share"])
+    rows = [{**r, "flags": "; ".join(r["flags"]) or "-", "banned": "BANNED" if r["banned"] else ""}
+            for r in report["annotators"]]
+    print_table(rows, ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "agreement_z",
+                       "left_share", "side_z", "skew_model", "skew_z", "too_fast_share", "flags", "banned"])
     print()
     print_table(report["pairs"], ["annotator_1", "annotator_2", "shared", "agreement", "kappa"])
     alpha = report["alpha"]
     print(f"\nKrippendorff's alpha: {'n/a' if alpha is None else f'{alpha:.3f}'} over {report['battles_with_several_votes']} battles with 2+ votes")
+    return 0
+
+
+def _ban_action(args, action) -> int:
+    from storage.engine import session_scope
+
+    with session_scope(open_engine(args, upgrade=True)) as session:
+        result = action(session)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['annotator']}: {'ban lifted' if result.get('lifted') else 'banned'}")
+    return 0
+
+
+def cmd_ban(args: argparse.Namespace) -> int:
+    from evaluation.hygiene import ban
+
+    return _ban_action(args, lambda session: ban(session, name=args.name, reason=args.reason, by=args.by))
+
+
+def cmd_unban(args: argparse.Namespace) -> int:
+    from evaluation.hygiene import unban
+
+    return _ban_action(args, lambda session: unban(session, name=args.name, by=args.by))
+
+
+def cmd_bans(args: argparse.Namespace) -> int:
+    from evaluation.hygiene import ban_history
+    from storage.engine import session_scope
+
+    with session_scope(open_engine(args, upgrade=True)) as session:
+        rows = ban_history(session)
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["ban_id", "annotator", "reason", "by", "banned_at", "lifted_at", "lifted_by"])
     return 0
 
 

@@ -75,6 +75,8 @@ class GenerationStatus(str, enum.Enum):
     truncated = "truncated"
     interrupted = "interrupted"
     failed = "failed"
+    short = "short"
+    """Ended by the model far short of its target (it can be continued)."""
 
 
 class Winner(str, enum.Enum):
@@ -87,6 +89,7 @@ class Winner(str, enum.Enum):
 class Template(str, enum.Enum):
     think = "think"
     direct = "direct"
+    plan = "plan"
 
 
 class Backend(str, enum.Enum):
@@ -252,3 +255,46 @@ class UserSession(SQLModel, table=True):
     created_at: datetime = _ts()
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     revoked_at: Optional[datetime] = _optional_ts()
+
+
+class AnnotatorBan(SQLModel, table=True):
+    """An annotator banned by an admin: their votes leave ratings and exports until the ban is lifted.
+
+    Bans are never deleted: lifting one sets ``lifted_at``, so the record of who banned whom, why
+    and when stays. At most one ban per annotator is active (``lifted_at`` NULL).
+    """
+
+    __tablename__ = "annotator_bans"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = _fk("users.id", ondelete="CASCADE")
+    reason: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    banned_by_id: Optional[int] = _fk("users.id", nullable=True, index=False, ondelete="SET NULL")
+    created_at: datetime = _ts()
+    lifted_at: Optional[datetime] = _optional_ts()
+    lifted_by_id: Optional[int] = _fk("users.id", nullable=True, index=False, ondelete="SET NULL")
+
+
+class Rubric(SQLModel, table=True):
+    """A request's own scoring criteria (WritingBench style), from a file or written once by a judge."""
+
+    __tablename__ = "rubrics"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    prompt_id: int = Field(sa_column=sa.Column(sa.Integer, sa.ForeignKey("prompts.id", ondelete="CASCADE"),
+                                               nullable=False, unique=True))
+    criteria: list = _json(list)
+    source: str = Field(default="file", sa_column=sa.Column(sa.String(160), nullable=False, default="file"))
+    created_at: datetime = _ts()
+
+
+class RubricScore(SQLModel, table=True):
+    """One criterion of one answer scored 1-10 by a judge; ``score`` NULL when the reply had no score."""
+
+    __tablename__ = "rubric_scores"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rubric_id: int = _fk("rubrics.id", ondelete="CASCADE")
+    generation_id: int = _fk("generations.id", ondelete="CASCADE")
+    judge: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    criterion: str = Field(sa_column=sa.Column(sa.String(200), nullable=False))
+    score: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
+    justification: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    created_at: datetime = _ts()

@@ -115,15 +115,30 @@ def bulk_insert_votes(session: Session, *, rows: Iterable[dict[str, Any]]) -> in
     return len(payload)
 
 
+def banned_annotators_query():
+    """A SELECT of the user ids under an active ban (for ``Vote.annotator_id.not_in(...)`` filters)."""
+    from storage.models import AnnotatorBan
+
+    return sa.select(AnnotatorBan.user_id).where(AnnotatorBan.lifted_at.is_(None))
+
+
+def banned_annotator_ids(session: Session) -> set[int]:
+    """Ids of the annotators under an active ban: their votes count in no rating and no export."""
+    return {int(i) for i in session.execute(banned_annotators_query()).scalars()}
+
+
 def votes_table(
     session: Session,
     *,
     include_flagged: bool = False,
+    include_banned: bool = False,
     category: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ):
     """All votes joined to their battle as a pandas DataFrame, one row per vote.
+
+    Votes of annotators under an active ban are left out unless ``include_banned``.
 
     Columns: vote_id, battle_id, annotator, model_a, model_b, winner (model_a/model_b/tie/both_bad),
     category, words_a, words_b, reading_seconds, flagged, created_at. ``model_a`` is the model shown
@@ -159,6 +174,8 @@ def votes_table(
     )
     if not include_flagged:
         query = query.where(Vote.flagged.is_(False))
+    if not include_banned:
+        query = query.where(Vote.annotator_id.not_in(banned_annotators_query()))
     if category is not None:
         query = query.where(Prompt.category == category)
     if since is not None:
