@@ -230,3 +230,87 @@ def test_vote_route_refuses_a_cross_site_form_post(target):
     response = client.post(VOTE, content="battle_id=1&winner=left",
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 415
+
+
+# --- integrity: what a writer types, blind battles, bad values --------------------------------
+
+OVERLAY = ('<div style="position:fixed;inset:0;z-index:9999">covered</div><img src=http://evil.invalid/p.png>'
+           '<form action=http://evil.invalid/f><input name=x></form>')
+
+
+def payload_battle(target, name: str) -> int:
+    """A battle whose request, plans and answers carry :data:`OVERLAY`, given to ``name`` (their open battle)."""
+    from storage.arena import create_battle_with_extra
+    from storage.catalog import get_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation, set_in_pool
+    from storage.votes import assign_battle
+
+    with session_scope(target.engine) as s:
+        prompt, _ = get_or_add_prompt(s, text=f"Write about {uuid.uuid4().hex}. {OVERLAY}")
+        ids = []
+        for model in MODELS:
+            g = create_generation(s, prompt_id=prompt.id, model_id=get_model(s, name=model).id, params={})
+            finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop",
+                              think="Plan " + OVERLAY, answer="Text " + OVERLAY, answer_words=3)
+            set_in_pool(s, generation_id=g.id)
+            ids.append(g.id)
+        battle = create_battle_with_extra(s, prompt_id=prompt.id, left_generation_id=ids[0],
+                                          right_generation_id=ids[1], mode="pool", extra={})
+        assign_battle(s, battle_id=battle.id, annotator_id=get_user(s, name=name).id)
+        return battle.id
+
+
+def test_a_writers_html_reaches_the_annotator_as_text(target):
+    battle = payload_battle(target, "amy")
+    client = as_user(target, "amy")
+    shown = raw_call(client, fn_index_of(gradio_config(client), "arena_next"), [])
+    body = str(shown)
+    assert shown[-1].get("success") is True and shown[-1]["output"]["data"][1] == battle
+    assert "covered" in body  # the texts were sent ...
+    for markup in ('<div style="position:fixed', "<img src=http://evil", "<form action=", "<input name=x"):
+        assert markup not in body  # ... but never as markup
+
+
+def test_an_open_battle_stays_blind_in_open_writing_and_the_data_tab(target):
+    from storage.models import Battle
+
+    battle = assign(target, "rita")
+    with session_scope(target.engine) as s:
+        row = s.get(Battle, battle)
+        blind = [row.left_generation_id, row.right_generation_id]
+    client = as_user(target, "rita")
+    config = gradio_config(client)
+    opened = str(raw_call(client, fn_index_of(config, "open_writing"), [blind[0]]))
+    assert "not voted on yet" in opened and not any(m in opened for m in MODELS)
+    table = raw_call(client, fn_index_of(config, "data_table"), ["generations"])[-1]["output"]["data"][1]
+    columns = table["headers"]
+    rows = {r[columns.index("id")]: r[columns.index("model_id")] for r in table["data"]}
+    assert all(rows[g] == "hidden until you vote" for g in blind if g in rows) and set(blind) & set(rows)
+    assert any(isinstance(v, int) for g, v in rows.items() if g not in blind)
+
+
+@pytest.mark.parametrize("battle, reason, fragment", [
+    (None, "fine\x00then", "NUL"),
+    (2**70, "", "there is no battle #"),
+    ("1e999", "", "not a battle number"),
+])
+def test_bad_values_in_an_arena_vote_event_are_one_line(target, battle, reason, fragment):
+    client = as_user(target, "ann")
+    battle = assign(target, "ann") if battle is None else battle
+    config = gradio_config(client)
+    done = raw_call(client, fn_index_of(config, "arena_vote"), ["A is better", battle, None, None, None, None,
+                                                                  reason, ""])[-1]
+    assert done.get("success") is False
+    error = str(done["output"].get("error"))
+    assert fragment in error and "\n" not in error and "SELECT" not in error and "Traceback" not in error
+
+
+def test_skipping_someone_elses_battle_is_refused(target):
+    theirs = payload_battle(target, "ann")  # a fresh battle given to ann alone
+    client = as_user(target, "amy")
+    done = raw_call(client, fn_index_of(gradio_config(client), "arena_skip"), [theirs])[-1]
+    assert done.get("success") is False and "nothing was skipped" in str(done["output"].get("error"))
+    with session_scope(target.engine) as s:
+        from storage.votes import get_assignment
+
+        assert get_assignment(s, battle_id=theirs, annotator_id=user_id(target, "ann")).skipped is False
