@@ -26,6 +26,25 @@ TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 START, THINK, BETWEEN, ANSWER, AFTER = "start", "think", "between", "answer", "after"
 
+_OPENING = {THINK: f"{THINK_CLOSE}\n{ANSWER_OPEN}\n", START: f"{THINK_OPEN}\n{THINK_CLOSE}\n{ANSWER_OPEN}\n",
+            BETWEEN: f"{ANSWER_OPEN}\n"}
+
+
+def answer_opening(state: str) -> str:
+    """The text that closes the plan and opens the answer from parser ``state`` (what the service
+    appends to force the answer; "" once the answer is open)."""
+    return _OPENING.get(state, "")
+
+
+def tagged(think: str, answer: str) -> str:
+    """``think`` and ``answer`` as one tagged completion (the protocol's full form)."""
+    return f"{THINK_OPEN}{think}{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+
+
+def has_tags(text: str) -> bool:
+    """True when ``text`` holds an opening think or answer tag."""
+    return THINK_OPEN in text or ANSWER_OPEN in text
+
 
 def _partial_tag_at_end(text: str) -> int:
     """Index where a trailing fragment that could grow into a tag begins, or len(text)."""
@@ -63,6 +82,20 @@ class StreamParser:
         self._buffer = ""
         self.state = ANSWER
         self.saw_answer_tag = True
+
+    def resume(self, think: str, answer: str) -> None:
+        """Start from a stored text: the plan ``think`` and, when ``answer`` or no plan is given,
+        the answer open (a continuation writes on from there; nothing already written is emitted)."""
+        self._buffer, self.think, self.answer = "", think, answer
+        if answer or not think:
+            self.state, self.saw_answer_tag = ANSWER, True
+        else:
+            self.state = THINK
+
+    def reopen_answer(self) -> None:
+        """Undo a closing ``</answer>``: the text is continued (the tag is not sent back)."""
+        if self.state == AFTER:
+            self._buffer, self.state, self.closed_answer = "", ANSWER, False
 
     def feed(self, chunk: str) -> list[Event]:
         """Parse one chunk; returns the think/answer events it completes."""

@@ -16,7 +16,11 @@ from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Think
 from core.errors import UserError
 
-STATUS_BY_FINISH = {"stop": "complete", "target": "complete", "length": "truncated", "cancelled": "interrupted"}
+STATUS_BY_FINISH = {"stop": "complete", "target": "complete", "length": "truncated", "cancelled": "interrupted",
+                    "short": "short"}
+"""A finish reason's row status. ``short``: the model ended far short of its target."""
+RESULT_KEYS = ("ending", "plan", "sections", "conclude_at_words")
+"""Length-control results copied from the plan's stats into the row's params."""
 
 
 def lookup_model(engine, *, name: str):
@@ -35,11 +39,15 @@ def lookup_model(engine, *, name: str):
 class GenerationRecorder:
     """Accumulates a stream's text and writes it to one row."""
 
-    def __init__(self, engine, generation_id: int) -> None:
+    def __init__(self, engine, generation_id: int, *, think: str = "", answer: str = "",
+                 params: Optional[dict] = None, base_tokens: int = 0) -> None:
         self.engine = engine
         self.generation_id = generation_id
-        self.think = ""
-        self.answer = ""
+        self.think = think
+        self.answer = answer
+        self.params = dict(params or {})
+        self.base_tokens = base_tokens
+        """Tokens the row already held (a continuation adds its own to them)."""
         self.started = time.monotonic()
         self.ttft_ms: Optional[float] = None
         self.status: Optional[str] = None
@@ -59,7 +67,14 @@ class GenerationRecorder:
             prompt, _ = get_or_add_prompt(session, text=request.prompt, category=category,
                                           target_words=request.target_words, source="generate")
             row = create_generation(session, prompt_id=prompt.id, model_id=entry.id, params=plan_params, author_id=author_id)
-            return cls(engine, row.id)
+            return cls(engine, row.id, params=plan_params)
+
+    @classmethod
+    def resume(cls, engine, row, *, params: dict) -> "GenerationRecorder":
+        """Continue writing into an existing row (already set back to ``streaming``): its text
+        is the start of this recorder's text."""
+        return cls(engine, row.id, think=row.think, answer=row.answer, params=params,
+                   base_tokens=row.completion_tokens or 0)
 
     def observe(self, event: Event) -> None:
         if isinstance(event, (Think, Answer)):
@@ -72,7 +87,9 @@ class GenerationRecorder:
         elif isinstance(event, Done):
             self.status = STATUS_BY_FINISH.get(event.finish_reason or "", "complete")
             self.finish_reason = event.finish_reason
-            self.prompt_tokens, self.completion_tokens = event.prompt_tokens, event.completion_tokens
+            self.prompt_tokens = event.prompt_tokens
+            self.completion_tokens = self.base_tokens + (event.completion_tokens or 0) if (
+                self.base_tokens or event.completion_tokens is not None) else None
         elif isinstance(event, Error):
             self.status = "interrupted" if (self.think.strip() or self.answer.strip()) else "failed"
             self.finish_reason, self.error = "error", event.message
@@ -105,7 +122,8 @@ class GenerationRecorder:
             self.save()
 
     def finish(self, *, extra: Optional[dict] = None) -> None:
-        """Write the final state once; later calls do nothing."""
+        """Write the final state once; later calls do nothing. The length-control results in
+        ``extra`` (RESULT_KEYS) also go into the row's params."""
         from storage.engine import session_scope
         from storage.generations import finish_generation, get_generation
 
@@ -120,4 +138,5 @@ class GenerationRecorder:
                 finish_reason=self.finish_reason, error=self.error, prompt_tokens=self.prompt_tokens,
                 completion_tokens=self.completion_tokens, ttft_ms=self.ttft_ms,
                 duration_ms=(time.monotonic() - self.started) * 1000, extra=merged_extra, **self._text_fields(),
+                params={**self.params, **{k: v for k, v in (extra or {}).items() if k in RESULT_KEYS}},
             )

@@ -1,4 +1,6 @@
-"""Prompt templates: ``think`` (the LongWriter-Zero protocol) and ``direct`` (the paper's ablation).
+"""Prompt templates: ``think`` (the LongWriter-Zero protocol), ``direct`` (the paper's ablation)
+and ``plan`` (LongWriter's AgentWrite: a plan of sections, then the sections; its prompts live in
+``generation.agentwrite``, and ``render`` gives its first step, the plan).
 
 A model entry names its template (``ModelEntry.template``). Each template renders a request in
 two forms, because servers expose two paths:
@@ -21,11 +23,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from generation.counting import has_cjk
+from generation.parser import THINK_OPEN
 
-TEMPLATE_NAMES = ("think", "direct")
-THINK_PREFILL = "<think>"
-ANSWER_OPENING = "</think>\n<answer>\n"
-"""What the service appends to close a plan and force the answer to begin."""
+TEMPLATE_NAMES = ("think", "direct", "plan")
+THINK_PREFILL = THINK_OPEN
+_CONCLUDE = {
+    "en": "\n\n(The text so far is close to the requested length: continue it and bring it to a natural, "
+          "complete ending within about {words} more words.)",
+    "zh": "\n\n（正文已接近要求的篇幅：请接着写下去，并在大约{words}字之内自然、完整地收尾。）",
+}
 
 _DATA = Path(__file__).with_name("longwriter_zero.json")
 
@@ -71,9 +77,14 @@ class Rendered:
         return self.prefill.endswith(THINK_PREFILL)
 
 
-def render(template: str, prompt: str) -> Rendered:
-    """Render ``prompt`` with the named template. Raises ValueError for an unknown name."""
+def render(template: str, prompt: str, *, conclude_within: int | None = None) -> Rendered:
+    """Render ``prompt`` with the named template. Raises ValueError for an unknown name.
+
+    ``conclude_within`` (words) adds a request to end the text within that many more words: the
+    round that continues a text nearing its target is sent with it."""
     lang = language_of(prompt)
+    if conclude_within is not None:
+        prompt = prompt + _CONCLUDE[lang].format(words=max(1, conclude_within))
     if template == "think":
         proto = _protocol()
         raw_template = proto["templates"][lang]
@@ -86,6 +97,10 @@ def render(template: str, prompt: str) -> Rendered:
         system = _DIRECT[lang]
         raw = _DIRECT_RAW[lang].format(system=system, question=prompt)
         return Rendered("direct", lang, raw, system, prompt, "", [])
+    if template == "plan":
+        from generation.agentwrite import render_plan_step
+
+        return render_plan_step(prompt, lang)
     raise ValueError(f"unknown template {template!r}: use one of {', '.join(TEMPLATE_NAMES)}")
 
 

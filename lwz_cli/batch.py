@@ -39,7 +39,7 @@ def run_batch(engine, *, args: argparse.Namespace, make_request: Callable) -> in
     (1 when some generation failed)."""
     from tqdm import tqdm
 
-    from lwz_cli.generate import row_summary
+    from lwz_cli.generate import WRITTEN, row_summary
     from generation.events import Started
     from generation.recording import lookup_model
     from generation.service import generate_and_store
@@ -71,7 +71,8 @@ def run_batch(engine, *, args: argparse.Namespace, make_request: Callable) -> in
         async with limiter:
             generation_id = None
             try:
-                async with aclosing(generate_and_store(engine, model=args.model, request=request, category=row["category"])) as events:
+                async with aclosing(generate_and_store(engine, model=args.model, request=request, category=row["category"],
+                                                        template=args.template)) as events:
                     async for event in events:
                         if isinstance(event, Started):
                             generation_id = event.generation_id
@@ -81,7 +82,7 @@ def run_batch(engine, *, args: argparse.Namespace, make_request: Callable) -> in
             if generation_id is not None:
                 with session_scope(engine) as session:
                     result = get_generation(session, generation_id=generation_id)
-            if result is not None and result.status in ("complete", "truncated"):
+            if result is not None and result.status in WRITTEN:
                 line = {"prompt": row["text"], "type": row["category"], "length": row["target_words"], **row_summary(result)}
                 sink.write(json.dumps(line, ensure_ascii=False) + "\n")
                 sink.flush()

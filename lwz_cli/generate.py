@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from generation.templates import TEMPLATE_NAMES
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -12,18 +15,22 @@ def register(subparsers) -> None:
         description="Stream one generation (think part to stderr, answer to stdout), or run a batch "
         "of JSON-lines prompts (prompt, type, length) into an output file, resuming where it stopped.",
     )
-    p.add_argument("--model", required=True, help="registered model name (see lwz models list)")
+    p.add_argument("--model", help="registered model name (see lwz models list); not with --continue")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--prompt", help="the writing request")
     source.add_argument("--prompts", metavar="FILE.jsonl", help="a batch of requests, one JSON object a line")
+    source.add_argument("--continue", dest="continue_id", type=int, metavar="ID",
+                        help="continue stored generation ID (interrupted, cut, short): the same row grows")
+    p.add_argument("--template", choices=TEMPLATE_NAMES,
+                   help="prompt template instead of the model's own: think, direct, or plan (plan the sections, then write them)")
     p.add_argument("--out", metavar="FILE.jsonl", help="batch output (required with --prompts); rows already there are skipped")
     p.add_argument("--concurrency", type=int, default=1, help="batch requests in flight at once (default 1)")
     p.add_argument("--target-words", type=int, help="target length in words (batch default: each line's 'length')")
     p.add_argument("--think-budget", type=int, help="cap on planning tokens; 0 skips planning")
     p.add_argument("--max-tokens", type=int, help="cap on answer tokens when no target is given")
     p.add_argument("--seed", type=int, help="sampling seed (default: random, recorded with the row)")
-    p.add_argument("--temperature", type=float, default=0.6)
-    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P)
     p.add_argument("--category", help="prompt category to record (single prompt)")
     p.add_argument("--json", action="store_true", help="print one JSON value on stdout and nothing else")
     p.set_defaults(handler=cmd_generate)
@@ -65,13 +72,22 @@ def row_summary(row) -> dict:
     return {
         "id": row.id, "status": row.status, "finish_reason": row.finish_reason, "think": row.think,
         "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
-        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms,
+        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
+        "continuations": len((row.params or {}).get("continuations", [])),
     }
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from core.errors import UserError
 
+    if args.continue_id is not None:
+        given = [flag for flag, value in (("--model", args.model), ("--template", args.template), ("--out", args.out),
+                                          ("--target-words", args.target_words), ("--seed", args.seed)) if value is not None]
+        if given:
+            raise UserError(f"--continue takes the stored generation's own settings; drop {', '.join(given)}")
+        return _generate_one(args)
+    if not args.model:
+        raise UserError("--model is required (see lwz models list)")
     if args.prompts is not None:
         if not args.out:
             raise UserError("--prompts needs --out FILE.jsonl for the results")
@@ -97,14 +113,20 @@ def _generate_one(args: argparse.Namespace) -> int:
     from storage.engine import session_scope
     from storage.generations import get_generation
 
-    request = _request(args, args.prompt)
     engine = open_engine(args, upgrade=True)
+    if args.continue_id is not None:
+        from generation.continuation import continue_and_store
+
+        source = continue_and_store(engine, generation_id=args.continue_id)
+    else:
+        source = generate_and_store(engine, model=args.model, request=_request(args, args.prompt),
+                                    category=args.category, template=args.template)
     dim = ("\033[2m", "\033[0m") if sys.stderr.isatty() else ("", "")
     quiet = args.json
 
     async def consume() -> int:
         generation_id = None
-        async with aclosing(generate_and_store(engine, model=args.model, request=request, category=args.category)) as events:
+        async with aclosing(source) as events:
             async for event in events:
                 if isinstance(event, Started):
                     generation_id = event.generation_id
@@ -133,4 +155,12 @@ def _generate_one(args: argparse.Namespace) -> int:
         ttft = f"{row.ttft_ms:.0f} ms" if row.ttft_ms is not None else "-"
         print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words, "
               f"{row.completion_tokens or 0} tokens, first token {ttft}, {seconds:.1f} s", file=sys.stderr)
-    return 0 if row.status in ("complete", "truncated") else 1
+        if row.status in ("short", "truncated", "interrupted") and row.answer_words:
+            target = (row.params or {}).get("target_words")
+            print(f"{row.answer_words:,} words{f' of {target:,}' if target else ''} written; "
+                  f"to write on: lwz generate --continue {row.id}", file=sys.stderr)
+    return 0 if row.status in WRITTEN else 1
+
+
+WRITTEN = ("complete", "truncated", "short")
+"""Statuses of a text that was written to its end (whatever the end): exit 0, batch lines."""

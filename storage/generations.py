@@ -47,6 +47,17 @@ def finish_generation(session: Session, *, generation_id: int, status: str, **fi
     save_progress(session, generation_id=generation_id, status=status, **fields)
 
 
+def reopen_generation(session: Session, *, generation_id: int) -> bool:
+    """Set a finished row back to 'streaming' for a continuation. False when it is streaming
+    already (another writer got there first): one UPDATE, so two continuations cannot both start."""
+    result = session.exec(
+        sa.update(Generation)
+        .where(Generation.id == generation_id, Generation.status != "streaming")
+        .values(status="streaming", finish_reason=None, error=None, updated_at=utcnow())
+    )
+    return (result.rowcount or 0) == 1
+
+
 def get_generation(session: Session, *, generation_id: int) -> Generation | None:
     return session.get(Generation, generation_id)
 

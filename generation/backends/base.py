@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator, Optional, Protocol, Union
 
 from generation.events import Queued
+from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 
 class BackendError(Exception):
@@ -32,10 +33,13 @@ class BackendRequest:
     use_chat: bool
     max_tokens: int
     min_tokens: int = 0
-    temperature: float = 0.6
-    top_p: float = 0.95
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
     seed: Optional[int] = None
     stop: list[str] = field(default_factory=list)
+    bad_words: list[str] = field(default_factory=list)
+    """Strings the model may not write (a server that supports it bans them): the stop strings,
+    while an answer is held open to its minimum length."""
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,8 @@ class OpenAIBackend:
         extra_body: dict = {}
         if request.min_tokens:
             extra_body["min_tokens"] = request.min_tokens
+        if request.bad_words:
+            extra_body["bad_words"] = list(request.bad_words)
         common = dict(
             model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
             top_p=request.top_p, seed=request.seed, stream=True,

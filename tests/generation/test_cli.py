@@ -49,7 +49,7 @@ def test_generate_json_prints_one_object(sqlite_url, vllm_server):
     assert result.returncode == 0, result.stderr
     value = json.loads(result.stdout)
     assert set(value) == {"id", "status", "finish_reason", "think", "answer", "answer_words", "completion_tokens",
-                          "ttft_ms", "duration_ms"}
+                          "ttft_ms", "duration_ms", "ending", "continuations"}
     assert value["think"] and value["answer"] and value["status"] in ("complete", "truncated")
 
 
@@ -146,3 +146,58 @@ def test_process_killed_mid_stream_leaves_partial_text(sqlite_url, vllm_server, 
     assert gen.status == "interrupted" and gen.answer.startswith(partial.answer) and gen.answer_words > 0
     if how == "sigint":
         assert process.returncode == 130 and "interrupted" in stderr
+
+
+@pytest.mark.slow
+def test_continue_grows_the_same_row_in_a_fresh_process(sqlite_url, vllm_server):
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    register(engine, "vllm", base_url=vllm_server.base_url, model=vllm_server.model, template="direct")
+    first = lwz(sqlite_url, "generate", "--model", "vllm", "--prompt", "Write about the sea.", "--max-tokens", "12",
+                "--seed", "4", "--json")
+    assert first.returncode == 0, first.stderr
+    cut = json.loads(first.stdout)
+    assert cut["status"] == "truncated"
+    again = lwz(sqlite_url, "generate", "--continue", str(cut["id"]), "--json")
+    assert again.returncode == 0, again.stderr
+    grown = json.loads(again.stdout)
+    assert grown["id"] == cut["id"] and grown["answer"].startswith(cut["answer"])
+    assert grown["answer_words"] > cut["answer_words"] and grown["continuations"] == 1
+    assert grown["completion_tokens"] > cut["completion_tokens"]
+    with session_scope(engine) as session:
+        (row,) = list_generations(session)
+        (record,) = row.params["continuations"]
+        assert record["from_words"] == cut["answer_words"] and record["to_words"] == grown["answer_words"]
+
+
+def test_continue_refuses_in_one_line(sqlite_url):
+    import sqlalchemy as sa
+
+    from storage.catalog import add_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation
+    from storage.models import Generation, User
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        model = add_model(session, name="m", backend="openai", base_url="http://127.0.0.1:9/v1", model_id="m",
+                          template="direct")
+        prompt, _ = get_or_add_prompt(session, text="Write.", source="test")
+        user = User(name="ann", role="writer")
+        session.add(user)
+        session.flush()
+        ids = {}
+        for name, author, status in (("theirs", user.id, "interrupted"), ("live", None, "streaming"),
+                                     ("done", None, "complete")):
+            row = create_generation(session, prompt_id=prompt.id, model_id=model.id, params={"target_words": 50},
+                                    author_id=author)
+            if status != "streaming":
+                finish_generation(session, generation_id=row.id, status=status, answer="Some text.", answer_words=2)
+            ids[name] = row.id
+        session.exec(sa.update(Generation).where(Generation.id == ids["live"]).values(updated_at=sa.func.now()))
+    for name, words in (("theirs", "belongs to another writer"), ("live", "still being written"),
+                        ("done", "is complete"), (None, "no generation 999")):
+        result = lwz(sqlite_url, "generate", "--continue", str(ids.get(name, 999)))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
+    result = lwz(sqlite_url, "generate", "--continue", str(ids["done"]), "--model", "m")
+    assert result.returncode == 2 and "drop --model" in result.stderr

@@ -101,7 +101,7 @@ def test_hard_cap_without_sentence_end():
 
 def test_short_answer_is_continued_with_min_tokens():
     backend = ScriptedBackend([("<answer>Short.", "stop"), (" And then much more text here to reach it.", "stop")])
-    plan = plan_for(backend, target=10, think=8, answer_max=100)
+    plan = plan_for(backend, target=10, think=8, answer_max=100, answer_min=10)
     plan.rendered = render("direct", "Write.")
     events = events_of(plan)
     assert len(backend.requests) == 2 and backend.requests[1].assistant == "<answer>Short."
@@ -151,7 +151,7 @@ def prepared(monkeypatch, backend, request):
 
 
 def test_prompt_far_from_the_context_is_not_counted_and_the_server_reports_it(monkeypatch):
-    backend = SizedBackend(at_most=300, exact=120, replies=[("<think>plan</think><answer>Text.</answer>", "stop")])
+    backend = SizedBackend(at_most=300, exact=120, replies=[("<think>plan</think><answer>Text.</answer>", "stop"), ("", "stop")])
     plan = prepared(monkeypatch, backend, GenerationRequest("Write.", target_words=100, seed=3))
     assert backend.asked == ["at_most"] and plan.prompt_tokens is None
     assert plan.params()["prompt_tokens_at_most"] == 300

@@ -7,7 +7,7 @@ import pytest
 from generation.backends.base import StopFilter
 from generation.length import Budget, answer_token_range, plan_budget
 from generation.request import GenerationRequest
-from generation.service import sentence_cut
+from generation.control import sentence_cut
 from generation.templates import render
 from core.errors import UserError
 

@@ -14,7 +14,7 @@ from generation.backends.base import BackendRequest, Delta, Finish
 from generation.backends.openai_backend import OpenAIBackend
 from generation.events import Answer, Done, Started, Think
 from generation.request import GenerationRequest
-from generation.service import generate_and_store, run_generation, stream_generation
+from generation.service import generate_and_store, generate_to_row as run_generation, stream_generation
 from generation.templates import render
 from core.errors import UserError
 from storage.models import ModelEntry
