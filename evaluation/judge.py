@@ -6,6 +6,10 @@ candidate's and the baseline's answers twice, once in each order, and ends its r
 ``[[1]]``, ``[[2]]`` or ``[[tie]]``. A reply without a verdict is counted as invalid and left out.
 The verdicts become a battles table, rated with :func:`evaluation.ratings.compute_ratings`.
 
+With a prompts file in Arena-Write's layout (:mod:`evaluation.arena_write`), the baseline's
+answers are the file's ``baseline_response`` fields, rated as one model (``baseline_name``)
+anchored at 1000; only the candidate writes.
+
 The judge prompt is a file the user can replace (``--judge-prompt``); it must contain the
 placeholders ``{prompt}``, ``{answer_1}`` and ``{answer_2}``. Any registered model can judge; its
 own template applies (a think-template judge plans first, and its verdict is read from the answer).
@@ -43,8 +47,12 @@ class JudgeSettings:
     bootstrap: int = 100
     out: Optional[str] = None
     concurrency: int = 4
+    arena_write: bool = False
+    min_battles: int = 10
 
     def __post_init__(self) -> None:
+        if self.arena_write and len(self.baselines) != 1:
+            raise UserError("an Arena-Write file carries its one baseline: name it with --baseline-name, not --baselines")
         if not self.baselines:
             raise UserError("--baselines needs at least one registered model")
         if self.candidate in self.baselines:
@@ -130,6 +138,7 @@ class JudgeReport:
         return {
             "candidate": self.settings.candidate, "baselines": self.settings.baselines, "judge": self.settings.judge,
             "seed": self.settings.seed, "win_rates": self.win_rates(), "ratings": self.ratings.records(),
+            "format": "arena-write" if self.settings.arena_write else "prompts",
             "warnings": list(self.ratings.warnings), "verdicts": len(self.verdicts),
             "out": self.settings.out, "generation_ids": self.generation_ids,
         }
@@ -191,7 +200,7 @@ async def _run(engine, settings: JudgeSettings, template: str, prompts, progress
     from generation.recording import lookup_model
     from generation.request import GenerationRequest
 
-    models = [settings.candidate] + settings.baselines
+    models = [settings.candidate] + ([] if settings.arena_write else settings.baselines)
     judge_entry = lookup_model(engine, name=settings.judge)
     for name in models:
         lookup_model(engine, name=name)
@@ -212,6 +221,8 @@ async def _run(engine, settings: JudgeSettings, template: str, prompts, progress
         limited(_write_answer(engine, m, prompts[i], settings, settings.seed + i)) for m, i in jobs
     ))
     answers = {job: text for job, (_, text) in zip(jobs, written)}
+    if settings.arena_write:
+        answers.update({(settings.baselines[0], i): prompt["baseline"] for i, prompt in enumerate(prompts)})
     generation_ids: dict[str, list[int]] = {m: [] for m in models}
     for (m, _), (gid, _) in zip(jobs, written):
         generation_ids[m].append(gid)
@@ -243,15 +254,23 @@ def run_judge(engine, settings: JudgeSettings, *, progress: Optional[TextIO] = N
     from evaluation.ratings import compute_ratings
 
     template = load_judge_prompt(settings.judge_prompt)
-    prompts = load_prompts(settings.prompts, limit=settings.limit)
+    if settings.arena_write:
+        from evaluation.arena_write import read_arena_write
+
+        prompts = read_arena_write(settings.prompts, limit=settings.limit)
+    else:
+        prompts = load_prompts(settings.prompts, limit=settings.limit)
     verdicts, generation_ids = asyncio.run(_run(engine, settings, template, prompts, progress))
+    battles = battles_from_verdicts(verdicts)
+    anchor = settings.baselines[0] if settings.arena_write and len(battles) else None
     ratings = compute_ratings(
-        battles_from_verdicts(verdicts), bootstrap=settings.bootstrap, seed=settings.seed,
-        models=[settings.candidate] + settings.baselines, min_battles=10,
+        battles, bootstrap=settings.bootstrap, seed=settings.seed, anchor=anchor,
+        models=[settings.candidate] + settings.baselines, min_battles=settings.min_battles,
     )
     if settings.out:
         with Path(settings.out).open("w", encoding="utf-8") as handle:
             for v in verdicts:
-                handle.write(json.dumps({**v, "prompt": prompts[v["prompt_index"]]["text"], "judge": settings.judge},
-                                        ensure_ascii=False) + "\n")
+                extra = {"idx": prompts[v["prompt_index"]]["idx"]} if settings.arena_write else {}
+                handle.write(json.dumps({**v, **extra, "prompt": prompts[v["prompt_index"]]["text"],
+                                         "judge": settings.judge}, ensure_ascii=False) + "\n")
     return JudgeReport(settings=settings, verdicts=verdicts, ratings=ratings, generation_ids=generation_ids)

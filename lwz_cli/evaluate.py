@@ -82,9 +82,14 @@ def register(subparsers) -> None:
 
     p = ev.add_parser("judge", help="pairwise LLM-as-judge run (both orders, ties allowed): win rates and BT ratings")
     p.add_argument("--candidate", required=True, help="registered model under test")
-    p.add_argument("--baselines", required=True, help="comma-separated registered models to compare against")
+    p.add_argument("--baselines", help="comma-separated registered models to compare against (not with an Arena-Write file)")
     p.add_argument("--judge", required=True, help="registered model that judges")
-    p.add_argument("--prompts", required=True, help="JSON lines with prompt (and optional type, length)")
+    p.add_argument("--prompts", required=True,
+                   help="JSON lines with prompt (and optional type, length), or an Arena-Write file (idx, question, "
+                        "type, length, baseline_response; JSON array or lines) whose baseline answers are used")
+    p.add_argument("--baseline-name", default="arena-write-baseline",
+                   help="name of the Arena-Write file's baseline in the ratings (default arena-write-baseline)")
+    p.add_argument("--min-battles", type=int, default=10, help="fewer judged battles than this: no rating (default 10)")
     p.add_argument("--judge-prompt", help="judge prompt file with {prompt}, {answer_1}, {answer_2} (default: evaluation/prompts/judge.md)")
     p.add_argument("--limit", type=int, help="use at most this many prompts")
     p.add_argument("--max-tokens", type=int, default=None, help="token cap for each written answer (default: from the target length)")
@@ -264,13 +269,21 @@ def cmd_eval_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_judge(args: argparse.Namespace) -> int:
+    from core.errors import UserError
+    from evaluation.arena_write import is_arena_write
     from evaluation.judge import JudgeSettings, run_judge
 
+    arena_write = is_arena_write(args.prompts)
+    if arena_write and args.baselines:
+        raise UserError("an Arena-Write file carries its baseline answers: drop --baselines (--baseline-name names them)")
+    if not arena_write and not args.baselines:
+        raise UserError("--baselines is required unless --prompts is an Arena-Write file")
+    baselines = [args.baseline_name] if arena_write else [m.strip() for m in args.baselines.split(",") if m.strip()]
     settings = JudgeSettings(
-        candidate=args.candidate, baselines=[m.strip() for m in args.baselines.split(",") if m.strip()],
+        candidate=args.candidate, baselines=baselines,
         judge=args.judge, prompts=args.prompts, judge_prompt=args.judge_prompt, limit=args.limit,
         max_tokens=args.max_tokens, judge_max_tokens=args.judge_max_tokens, seed=args.seed, bootstrap=args.bootstrap,
-        out=args.out,
+        out=args.out, arena_write=arena_write, min_battles=args.min_battles,
     )
     report = run_judge(open_engine(args, upgrade=True), settings, progress=None if args.json else sys.stderr)
     if args.json:

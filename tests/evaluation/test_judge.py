@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -107,3 +108,67 @@ def test_judge_run_against_the_real_vllm_server(sqlite_engine, vllm_server, tmp_
     assert main(["--db", url, "eval", "judge", "--candidate", "cand", "--baselines", "base", "--judge", "nobody",
                  "--prompts", str(prompts)]) == 2
     assert "no model named 'nobody'" in capsys.readouterr().err
+
+
+# --- Arena-Write's layout --------------------------------------------------------------------
+
+ARENA_WRITE_SAMPLE = Path(__file__).resolve().parents[1] / "data" / "arena_write_sample.json"
+
+
+def test_arena_write_file_is_read_and_checked(tmp_path):
+    from evaluation.arena_write import is_arena_write, read_arena_write
+
+    assert is_arena_write(str(ARENA_WRITE_SAMPLE))
+    rows = read_arena_write(str(ARENA_WRITE_SAMPLE))
+    assert [r["idx"] for r in rows] == [0, 1, 2] and rows[1]["target_words"] == 80
+    assert rows[2]["category"] == "Education" and rows[0]["baseline"].startswith("Dear Mrs. Patel")
+    lines = tmp_path / "aw.jsonl"
+    lines.write_text("\n".join(json.dumps(r) for r in json.loads(ARENA_WRITE_SAMPLE.read_text())) + "\n")
+    assert is_arena_write(str(lines)) and len(read_arena_write(str(lines), limit=2)) == 2
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"prompt": "Write.", "length": 10}) + "\n")
+    assert not is_arena_write(str(plain))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"idx": 0, "question": "q", "type": "t", "length": 10, "baseline_response": "a"},
+                               {"idx": 1, "question": "q2", "type": "t", "baseline_response": "b"}]))
+    with pytest.raises(UserError, match=r"record 2: lacks the field\(s\) length \(Arena-Write has idx, question"):
+        read_arena_write(str(bad))
+    bad.write_text(json.dumps([{"idx": 0, "question": "q", "type": "t", "length": 10, "baseline_response": "a"},
+                               {"idx": 0, "question": "q2", "type": "t", "length": 10, "baseline_response": "b"}]))
+    with pytest.raises(UserError, match="idx 0 appears twice"):
+        read_arena_write(str(bad))
+    with pytest.raises(UserError, match="carries its one baseline"):
+        JudgeSettings(candidate="c", baselines=["x", "y"], judge="j", prompts="p", arena_write=True)
+
+
+@pytest.mark.slow
+def test_arena_write_judge_against_the_real_vllm_server(sqlite_engine, vllm_server, tmp_path, capsys):
+    with session_scope(sqlite_engine) as session:
+        for name in ("cand", "judge"):
+            add_model(session, name=name, backend="openai", base_url=vllm_server.base_url,
+                      model_id=vllm_server.model, template="direct")
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    out = tmp_path / "verdicts.jsonl"
+    base = ["--db", url, "eval", "judge", "--candidate", "cand", "--judge", "judge", "--prompts", str(ARENA_WRITE_SAMPLE)]
+    code = main(base + ["--limit", "2", "--max-tokens", "24", "--judge-max-tokens", "16", "--bootstrap", "20",
+                        "--min-battles", "1", "--seed", "3", "--out", str(out), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["format"] == "arena-write" and summary["baselines"] == ["arena-write-baseline"]
+    (row,) = summary["win_rates"]
+    assert row["battles"] == 4  # 2 requests x 2 orders
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(v["idx"], v["first"], v["second"]) for v in lines} == {
+        (i, a, b) for i in (0, 1) for a, b in (("cand", "arena-write-baseline"), ("arena-write-baseline", "cand"))}
+    ratings = {r["model"]: r for r in summary["ratings"]}
+    valid = row["battles"] - row["invalid"]
+    if valid:  # the baseline is the anchor: 1000, and the candidate's rating is its gap to it
+        assert ratings["arena-write-baseline"]["rating"] == pytest.approx(1000.0)
+        assert ratings["cand"]["ci_low"] <= ratings["cand"]["rating"] <= ratings["cand"]["ci_high"]
+    # Only the candidate wrote: the baseline's answers come from the file, not from a model.
+    with session_scope(sqlite_engine) as session:
+        assert session.execute(sa.select(sa.func.count(Generation.id))).scalar_one() == 2
+    assert summary["generation_ids"] == {"cand": summary["generation_ids"]["cand"]}
+    assert main(base + ["--baselines", "judge"]) == 2
+    assert "drop --baselines" in capsys.readouterr().err
