@@ -22,6 +22,7 @@ from core.errors import UserError
 from arena.service import (
     ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, submit_vote,
 )
+from webapp.reading import SYNC_JS, TEXT_BOX_HEIGHT, reading_panel, vote_js
 from webapp.rendering import safe_markdown
 
 GUIDELINES = Path(__file__).with_name("guidelines.md")
@@ -100,16 +101,22 @@ def build_arena_tab(gr, ctx) -> None:
     status = gr.Markdown("Press **Next battle** to start.", elem_id="arena-status")
     battle_id = gr.Number(value=0, visible="hidden", precision=0, elem_id="arena-battle-id")
     request_md = gr.Markdown("", elem_id="arena-request")
-    show_think = gr.Checkbox(label="Show the plans (think parts)", value=False, elem_id="arena-show-think")
+    with gr.Row():
+        show_think = gr.Checkbox(label="Show the plans (think parts)", value=False, elem_id="arena-show-think")
+        sync = gr.Checkbox(label="Scroll both texts together", value=False, elem_id="arena-sync")
     with gr.Row(equal_height=False):
         with gr.Column(min_width=360):
             gr.Markdown("### A")
             think_a = gr.Markdown("", visible=False, elem_id="arena-think-a")
-            text_a = gr.Markdown("", elem_id="arena-text-a")
+            reading_panel(gr, "a")
+            text_a = gr.Markdown("", max_height=TEXT_BOX_HEIGHT, elem_id="arena-text-a")
         with gr.Column(min_width=360):
             gr.Markdown("### B")
             think_b = gr.Markdown("", visible=False, elem_id="arena-think-b")
-            text_b = gr.Markdown("", elem_id="arena-text-b")
+            reading_panel(gr, "b")
+            text_b = gr.Markdown("", max_height=TEXT_BOX_HEIGHT, elem_id="arena-text-b")
+    # Filled by the page just before a vote (webapp/reading.py): how far each side was read.
+    reading = gr.Textbox(value="", visible="hidden", elem_id="arena-reading")
     with gr.Accordion("Per-criterion choices (optional)", open=False):
         with gr.Row():
             radios = [gr.Radio(list(SIDE_CHOICES), label=label, value=None) for label in CRITERION_LABELS.values()]
@@ -158,14 +165,14 @@ def build_arena_tab(gr, ctx) -> None:
             vote_row: gr.update(visible=True),
         }
 
-    def vote(label: str, battle, length_fit, coherence, structure, style, why: str, request: gr.Request):
+    def vote(label: str, battle, length_fit, coherence, structure, style, why: str, read, request: gr.Request):
         try:
             who = ctx.require(request, "vote")
             ack = submit_vote(
                 ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle),
                 winner=winner_from_label(label),
                 criteria=criteria_from_choices([length_fit, coherence, structure, style]),
-                reason=why, settings=settings,
+                reason=why, settings=settings, reading=read,
             )
             shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=ack["battle_id"])
         except UserError as exc:
@@ -244,10 +251,13 @@ def build_arena_tab(gr, ctx) -> None:
     shown_outputs = [status, battle_id, request_md, think_a, think_b, text_a, text_b, reveal_md, reason,
                      vote_row, counts, *radios]
     next_button.click(load, None, shown_outputs, api_name="arena_next", concurrency_id="arena_next", **raw)
+    vote_inputs = [None, battle_id, *radios, reason, reading]  # None: the button itself
     for button in vote_buttons:
-        # The vote's answer carries the reveal: it is sent only once the vote is stored.
+        # The vote's answer carries the reveal: it is sent only once the vote is stored. The page's
+        # reading report rides in the last input (an API caller may send "" for none).
         button.click(
-            vote, [button, battle_id, *radios, reason], [status, counts, vote_row, reveal_md],
+            vote, [button, *vote_inputs[1:]], [status, counts, vote_row, reveal_md],
+            js=vote_js(len(vote_inputs)),
             api_name="arena_vote" if button is vote_buttons[0] else None,
             api_visibility="public" if button is vote_buttons[0] else "private",
             concurrency_id="arena_vote", trigger_mode="once", **raw,
@@ -259,3 +269,4 @@ def build_arena_tab(gr, ctx) -> None:
     live_button.click(live, [live_prompt, live_target], shown_outputs, api_name="arena_live",
                       concurrency_limit=8, concurrency_id="arena_live")
     show_think.change(toggle, show_think, [think_a, think_b], queue=False, api_visibility="private")
+    sync.change(None, sync, None, js=SYNC_JS, queue=False, api_visibility="private")
