@@ -99,6 +99,54 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="also write every verdict as JSON lines here")
     add_json_flag(p)
     p.set_defaults(handler=cmd_eval_judge)
+    _register_rubric(ev)
+
+
+def _register_rubric(ev) -> None:
+    p = ev.add_parser("rubric", help="WritingBench-style rubric scoring: each request's own criteria, each scored 1-10 "
+                                     "by a judge, stored; per-model mean with a 95%% interval")
+    p.add_argument("--model", required=True, help="registered model that writes the answers")
+    p.add_argument("--judge", required=True, help="registered model that scores (and writes missing criteria once)")
+    p.add_argument("--prompts", required=True,
+                   help="JSON lines with prompt (optional type, length) and optional criteria: "
+                        "[{name, description, scale}] (missing: stored ones, or written once by the judge)")
+    p.add_argument("--limit", type=int, help="use at most this many prompts")
+    p.add_argument("--max-tokens", type=int, default=None, help="token cap for each written answer (default: from the length)")
+    p.add_argument("--judge-max-tokens", type=int, default=256, help="token cap for each score (default 256)")
+    p.add_argument("--criteria-max-tokens", type=int, default=1024, help="token cap when the judge writes criteria (default 1024)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap samples over requests for the interval (default 1000)")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_eval_rubric)
+
+
+def cmd_eval_rubric(args: argparse.Namespace) -> int:
+    from evaluation.rubric import RubricSettings, run_rubric
+
+    settings = RubricSettings(
+        model=args.model, judge=args.judge, prompts=args.prompts, limit=args.limit, max_tokens=args.max_tokens,
+        judge_max_tokens=args.judge_max_tokens, criteria_max_tokens=args.criteria_max_tokens, seed=args.seed,
+        bootstrap=args.bootstrap,
+    )
+    result = run_rubric(open_engine(args, upgrade=True), settings, progress=None if args.json else sys.stderr)
+    if args.json:
+        print_json(result)
+        return 0
+    rows = [{"line": r["line"], "criterion": s["criterion"], "score": s["score"] if s["score"] is not None else "invalid"}
+            for r in result["requests"] for s in r["scores"]]
+    print_table(rows, ["line", "criterion", "score"])
+    for r in result["requests"]:
+        for reason in r["invalid_criteria"]:
+            print(f"line {r['line']}: invalid {reason}", file=sys.stderr)
+        if "error" in r:
+            print(f"line {r['line']}: {r['error']}", file=sys.stderr)
+    s = result["summary"]
+    interval = "" if s["ci_low"] is None else f" (95% interval {s['ci_low']:.2f} to {s['ci_high']:.2f})"
+    mean = "n/a" if s["mean"] is None else f"{s['mean']:.2f}"
+    print(f"\n{s['model']} judged by {s['judge']}: mean {mean}{interval} over {s['scored_requests']} of {s['requests']} "
+          f"requests; {s['scores']} scores, {s['invalid_scores']} replies without a score, "
+          f"{s['invalid_criteria']} invalid criteria")
+    return 0
 
 
 def _rating_options(args) -> dict:

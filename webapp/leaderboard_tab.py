@@ -15,6 +15,7 @@ from core.errors import UserError
 ALL = "All categories"
 TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable"]
 STYLE_COLUMNS = ["rating_uncontrolled", "rank_uncontrolled", "rank_change"]
+RUBRIC_COLUMNS = ["model", "judge", "requests", "scores", "invalid", "mean", "ci_low", "ci_high"]
 
 
 def leaderboard_view(
@@ -35,7 +36,10 @@ def leaderboard_view(
     A model with fewer than ``min_battles`` battles shows "needs N more votes" in place of a rating.
     With ``style_control`` the table also shows the rating and rank without control and the rank change.
     """
+    import pandas as pd
+
     from evaluation.leaderboard import categories, leaderboard_from_db
+    from evaluation.rubric import rubric_table
     from evaluation.plots import heatmap_figure, ratings_figure, votes_over_time_figure
     from evaluation.ratings import predicted_matrix, win_rate_matrix
 
@@ -69,6 +73,7 @@ def leaderboard_view(
         "heatmap": heatmap_figure(matrix, title=title),
         "votes": votes_over_time_figure(frame),
         "categories": [ALL] + categories(engine),
+        "rubric": pd.DataFrame(rubric_table(engine, seed=seed), columns=RUBRIC_COLUMNS),
     }
 
 
@@ -99,6 +104,8 @@ def build_leaderboard_tab(gr, ctx) -> dict:
     summary = gr.Markdown("Press Refresh to compute the leaderboard.", elem_id="lwz-leaderboard-summary")
     table = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-table")
     ratings_plot = gr.Plot(label="Ratings")
+    rubric = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-rubric",
+                          label="Rubric scores (WritingBench style, 1–10 per criterion; lwz eval rubric)")
     with gr.Row():
         heatmap_plot = gr.Plot(label="Win rates")
         votes_plot = gr.Plot(label="Votes over time")
@@ -113,11 +120,11 @@ def build_leaderboard_tab(gr, ctx) -> dict:
         choices = view["categories"]
         return (
             gr.Dropdown(choices=choices, value=chosen if chosen in choices else ALL),
-            view["summary"], view["table"], view["ratings"], view["heatmap"], view["votes"],
+            view["summary"], view["table"], view["ratings"], view["heatmap"], view["votes"], view["rubric"],
         )
 
     inputs = [category, length_control, style_control, include_flagged, heatmap_kind]
-    outputs = [category, summary, table, ratings_plot, heatmap_plot, votes_plot]
+    outputs = [category, summary, table, ratings_plot, heatmap_plot, votes_plot, rubric]
     refresh.click(show, inputs, outputs, concurrency_limit=4, api_name=False)
     for control in (category, length_control, style_control, include_flagged, heatmap_kind):
         control.input(show, inputs, outputs, concurrency_limit=4, api_name=False)
