@@ -31,7 +31,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
   const WORD = /[\\u3400-\\u9fff\\uf900-\\ufaff]|[^\\s\\u3400-\\u9fff\\uf900-\\ufaff]+/g;
   const R = {sync: false, panels: {}, sides: {}, battle: null, active: 0,
              lastInput: performance.now(), lastTick: performance.now()};
-  const fresh = () => ({read: 0, seen: [], sig: "", words: 0, outline: [], expect: null});
+  const fresh = () => ({read: 0, seen: [], sig: "", words: 0, outline: [], at: [], expect: null, frame: 0});
   R.sides.a = fresh(); R.sides.b = fresh();
   const box = (side) => document.getElementById(BOX[side]);
   const battleId = () => Number(document.querySelector("#arena-battle-id input")?.value || 0);
@@ -85,6 +85,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
       }
     }
     state.outline = entries;
+    locate(side);
     render(side);
   }
   function offsetOf(side, entry) {
@@ -96,6 +97,11 @@ if (!window.lwzReading) window.lwzReading = (() => {
     range.setEnd(entry.node, Math.min(entry.offset + 1, entry.node.length));
     const rects = range.getClientRects();
     return rects.length ? rects[0].top - base : 0;
+  }
+  // Where each outline entry sits, as a share of the text's height (layout reads, once a second).
+  function locate(side) {
+    const state = R.sides[side], height = box(side)?.scrollHeight || 1;
+    state.at = state.outline.map((entry) => offsetOf(side, entry) / height);
   }
   function jump(side, entry) {
     const el = box(side);
@@ -128,7 +134,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
   function update(side) {
     const panel = R.panels[side];
     if (!panel) return;
-    const state = R.sides[side], el = box(side), root = panel.querySelector(".lwz-reading");
+    const state = R.sides[side], root = panel.querySelector(".lwz-reading");
     const text = panel.querySelector(".lwz-read-text"), bar = panel.querySelector(".lwz-read-bar");
     const seen = seenShare(state.seen);
     root.dataset.read = state.read.toFixed(4);
@@ -146,10 +152,8 @@ if (!window.lwzReading) window.lwzReading = (() => {
     bar.replaceChildren(reach, ...parts);
     text.textContent = state.words ? "Read to " + pct(state.read) + " · " + pct(seen) + " of " +
       state.words.toLocaleString("en-US") + " words on screen so far" : "";
-    const height = el?.scrollHeight || 1;
     panel.querySelectorAll(".lwz-mark").forEach((button) => {
-      const entry = state.outline[Number(button.dataset.index)];
-      const at = entry ? offsetOf(side, entry) / height : -1;
+      const at = state.at[Number(button.dataset.index)] ?? -1;
       button.classList.toggle("lwz-seen", state.seen.some(([s, e]) => at >= s - 0.001 && at <= e));
     });
   }
@@ -182,7 +186,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
       }
     }
     measure(side);
-    update(side);
+    if (!state.frame) state.frame = requestAnimationFrame(() => { state.frame = 0; update(side); });
   }
   function tick() {
     const now = performance.now(), dt = Math.min(now - R.lastTick, 5000);
@@ -190,7 +194,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
     check();
     const shown = hasText(box("a")) || hasText(box("b"));
     if (shown && document.visibilityState === "visible" && now - R.lastInput < IDLE_MS) R.active += dt;
-    for (const side of ["a", "b"]) { measure(side); update(side); }
+    for (const side of ["a", "b"]) { measure(side); locate(side); update(side); }
   }
   const touch = () => { R.lastInput = performance.now(); };
   for (const type of ["wheel", "keydown", "pointermove", "pointerdown", "touchstart"]) {
