@@ -7,6 +7,8 @@ Owns:
 - ``live``: a battle written on demand by two models for a request an annotator types;
 - ``rules``: the arena's settings and vote rules (who may vote on what, once per battle,
   criteria, the reason cap, the too-fast flag);
+- ``reading``: how far an annotator read before voting (the page's report, clamped) and the
+  words the too-fast flag counts;
 - ``service``: what the Arena tab, the CLI and the tests call: next battle, vote, skip, reveal;
 - ``seed``: hand-made demo pools for screenshots, tests and benchmarks.
 
