@@ -100,6 +100,16 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_eval_judge)
     _register_rubric(ev)
+    p = ev.add_parser("agreement", help="per registered model: how often human votes, an LLM judge and a trained "
+                                        "reward model agree on the same battles, with 95%% intervals")
+    p.add_argument("--judge", help="registered model that judges the voted battles it has not judged yet (both orders)")
+    p.add_argument("--reward-model", metavar="FOLDER", help="reward model from lwz train reward to score the voted battles")
+    p.add_argument("--judge-prompt", help="judge prompt file (default: evaluation/prompts/judge.md)")
+    p.add_argument("--judge-max-tokens", type=int, default=256, help="token cap for each verdict (default 256)")
+    p.add_argument("--limit", type=int, help="judge or score at most this many battles")
+    p.add_argument("--seed", type=int, default=0)
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_eval_agreement)
 
 
 def _register_rubric(ev) -> None:
@@ -146,6 +156,30 @@ def cmd_eval_rubric(args: argparse.Namespace) -> int:
     print(f"\n{s['model']} judged by {s['judge']}: mean {mean}{interval} over {s['scored_requests']} of {s['requests']} "
           f"requests; {s['scores']} scores, {s['invalid_scores']} replies without a score, "
           f"{s['invalid_criteria']} invalid criteria")
+    return 0
+
+
+def cmd_eval_agreement(args: argparse.Namespace) -> int:
+    from core.errors import UserError
+    from evaluation.crosscheck import agreement_from_db, judge_battles, score_battles
+
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    engine = open_engine(args, upgrade=True)
+    progress = None if args.json else sys.stderr
+    if args.judge:
+        judge_battles(engine, judge=args.judge, max_tokens=args.judge_max_tokens, seed=args.seed, limit=args.limit,
+                      judge_prompt=args.judge_prompt, progress=progress)
+    if args.reward_model:
+        score_battles(engine, reward_model=args.reward_model, limit=args.limit, progress=progress)
+    rows = agreement_from_db(engine)
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no judge or reward-model verdicts stored yet: run with --judge NAME and/or --reward-model FOLDER")
+        return 0
+    print_table(rows, ["model", "pair", "battles", "agreement", "ci_low", "ci_high"])
     return 0
 
 

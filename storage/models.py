@@ -298,3 +298,20 @@ class RubricScore(SQLModel, table=True):
     score: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, nullable=True))
     justification: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
     created_at: datetime = _ts()
+
+
+class JudgeVerdict(SQLModel, table=True):
+    """A judge model's verdict on a stored battle in one order (``left_first``), for agreement with the votes.
+
+    ``verdict`` is ``left``, ``right`` or ``tie`` in the battle's own sides, NULL when the reply had none.
+    """
+
+    __tablename__ = "judge_verdicts"
+    __table_args__ = (sa.UniqueConstraint("battle_id", "judge", "left_first", name="uq_judge_verdict_order"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    battle_id: int = _fk("battles.id", ondelete="CASCADE")
+    judge: str = Field(sa_column=sa.Column(sa.String(128), nullable=False))
+    left_first: bool = Field(sa_column=sa.Column(sa.Boolean, nullable=False))
+    verdict: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(8), nullable=True))
+    reply: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, default=""))
+    created_at: datetime = _ts()

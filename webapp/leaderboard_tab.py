@@ -16,6 +16,7 @@ ALL = "All categories"
 TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable"]
 STYLE_COLUMNS = ["rating_uncontrolled", "rank_uncontrolled", "rank_change"]
 RUBRIC_COLUMNS = ["model", "judge", "requests", "scores", "invalid", "mean", "ci_low", "ci_high"]
+AGREEMENT_COLUMNS = ["model", "pair", "battles", "agreement", "ci_low", "ci_high"]
 
 
 def leaderboard_view(
@@ -39,6 +40,7 @@ def leaderboard_view(
     import pandas as pd
 
     from evaluation.leaderboard import categories, leaderboard_from_db
+    from evaluation.crosscheck import agreement_from_db
     from evaluation.rubric import rubric_table
     from evaluation.plots import heatmap_figure, ratings_figure, votes_over_time_figure
     from evaluation.ratings import predicted_matrix, win_rate_matrix
@@ -74,6 +76,7 @@ def leaderboard_view(
         "votes": votes_over_time_figure(frame),
         "categories": [ALL] + categories(engine),
         "rubric": pd.DataFrame(rubric_table(engine, seed=seed), columns=RUBRIC_COLUMNS),
+        "agreement": pd.DataFrame(agreement_from_db(engine), columns=AGREEMENT_COLUMNS),
     }
 
 
@@ -106,6 +109,9 @@ def build_leaderboard_tab(gr, ctx) -> dict:
     ratings_plot = gr.Plot(label="Ratings")
     rubric = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-rubric",
                           label="Rubric scores (WritingBench style, 1–10 per criterion; lwz eval rubric)")
+    agreement = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-agreement",
+                             label="Agreement per model: humans, judges, reward models (decisive battles; "
+                                   "lwz eval agreement)")
     with gr.Row():
         heatmap_plot = gr.Plot(label="Win rates")
         votes_plot = gr.Plot(label="Votes over time")
@@ -121,10 +127,11 @@ def build_leaderboard_tab(gr, ctx) -> dict:
         return (
             gr.Dropdown(choices=choices, value=chosen if chosen in choices else ALL),
             view["summary"], view["table"], view["ratings"], view["heatmap"], view["votes"], view["rubric"],
+            view["agreement"],
         )
 
     inputs = [category, length_control, style_control, include_flagged, heatmap_kind]
-    outputs = [category, summary, table, ratings_plot, heatmap_plot, votes_plot, rubric]
+    outputs = [category, summary, table, ratings_plot, heatmap_plot, votes_plot, rubric, agreement]
     refresh.click(show, inputs, outputs, concurrency_limit=4, api_name=False)
     for control in (category, length_control, style_control, include_flagged, heatmap_kind):
         control.input(show, inputs, outputs, concurrency_limit=4, api_name=False)

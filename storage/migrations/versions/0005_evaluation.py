@@ -1,4 +1,4 @@
-"""evaluation: annotator bans, per-request rubrics and rubric scores
+"""evaluation: annotator bans, per-request rubrics and rubric scores, judge verdicts on stored battles
 
 Revision ID: 0005
 Revises: 0004
@@ -58,9 +58,24 @@ def upgrade() -> None:
     )
     op.create_index('ix_rubric_scores_rubric_id', 'rubric_scores', ['rubric_id'])
     op.create_index('ix_rubric_scores_generation_id', 'rubric_scores', ['generation_id'])
+    op.create_table(
+        'judge_verdicts',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('battle_id', sa.Integer(), nullable=False),
+        sa.Column('judge', sa.String(length=128), nullable=False),
+        sa.Column('left_first', sa.Boolean(), nullable=False),
+        sa.Column('verdict', sa.String(length=8), nullable=True),
+        sa.Column('reply', sa.Text(), nullable=False),
+        sa.Column('created_at', UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['battle_id'], ['battles.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('battle_id', 'judge', 'left_first', name='uq_judge_verdict_order'),
+    )
+    op.create_index('ix_judge_verdicts_battle_id', 'judge_verdicts', ['battle_id'])
 
 
 def downgrade() -> None:
+    op.drop_table('judge_verdicts')
     op.drop_table('rubric_scores')
     op.drop_table('rubrics')
     op.drop_table('annotator_bans')
