@@ -1,10 +1,19 @@
 """A load generator for the Arena through the app's own HTTP interface (tests and benchmark).
 
 Each simulated annotator signs in with ``POST /login``, then loops: Next battle, then vote (whose answer
-reveals the models), exactly as the page does it: ``POST /gradio_api/queue/join`` with the event's ``fn_index``
-and a session hash, then reading ``/gradio_api/queue/data`` (server-sent events) until the
-event completes. Vote latency is measured from the join POST to the completion message.
-Every acknowledged vote is recorded so a caller can check it is stored exactly once.
+reveals the models). How each step travels depends on ``mode``:
+
+- ``gradio``: both as the Arena tab's Gradio events: ``POST /gradio_api/queue/join`` with the
+  event's ``fn_index`` and a session hash, then reading ``/gradio_api/queue/data`` (server-sent
+  events) until the event completes;
+- ``fast``: Next as the Gradio event, the vote as one ``POST /api/arena/vote``;
+- ``api``: both as plain JSON POSTs (``/api/arena/next``, ``/api/arena/vote``).
+
+With several server URLs, each annotator signs in on one of them (in turn); in ``api`` mode each
+request then goes to any of them at random with the same sign-in cookie, as a load balancer
+without sticky sessions would send it (Gradio's queue needs a page's events on one process).
+Vote latency runs from sending the vote to its answer. Every acknowledged vote is recorded so a
+caller can check it is stored exactly once.
 """
 
 from __future__ import annotations
@@ -103,7 +112,7 @@ def update_value(item: Any) -> Any:
 
 
 def error_text(message: dict) -> str:
-    output = message.get("output") or {}
+    output = message.get("output") or (message.get("body") if isinstance(message.get("body"), dict) else {}) or {}
     return str(output.get("error") or message.get("detail") or message.get("msg"))
 
 
@@ -119,24 +128,51 @@ async def sign_in(base_url: str, name: str, password: str):
     return client
 
 
+WINNERS = {"A is better": "left", "B is better": "right", "Tie": "tie", "Both bad": "both_bad"}
+
+
+async def post_json(client, path: str, payload: dict, attempts: int = 3) -> dict:
+    """One JSON POST, retried on a broken connection; ``{"success", "status", "body"}``."""
+    import httpx
+
+    for attempt in range(attempts):
+        try:
+            response = await client.post(path, json=payload)
+            return {"success": response.status_code == 200, "status": response.status_code,
+                    "body": response.json(), "detail": response.text}
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def next_battle_id(clients, fns: dict[str, int], page: str, mode: str, rng: random.Random) -> tuple[int, dict]:
+    """The id of the battle to read (0 when none is left), and the raw answer."""
+    if mode == "api":
+        shown = await post_json(rng.choice(clients), "/api/arena/next", {})
+        return (shown["body"].get("battle", {}).get("battle_id", 0) if shown["success"] else 0), shown
+    shown = await call_with_retry(clients[0], fns["arena_next"], [], session_hash=page)
+    return (int(update_value(shown["output"]["data"][1]) or 0) if shown.get("success") else 0), shown
+
+
 async def annotator_loop(
-    client, name: str, fns: dict[str, int], *, deadline: float, result: LoadResult,
-    rng: random.Random, think_s: tuple[float, float], max_votes: int,
+    clients, name: str, fns: dict[str, int], *, deadline: float, result: LoadResult,
+    rng: random.Random, think_s: tuple[float, float], max_votes: int, mode: str = "gradio",
 ) -> None:
+    """``clients[0]`` is the process the annotator signed in on; the others carry the same cookie."""
     import httpx
 
     votes = 0
     page = uuid.UUID(int=rng.getrandbits(128)).hex[:12]
     while time.monotonic() < deadline and votes < max_votes:
         try:
-            shown = await call_with_retry(client, fns["arena_next"], [], session_hash=page)
+            battle, shown = await next_battle_id(clients, fns, page, mode, rng)
         except httpx.HTTPError as exc:
             result.errors.append(f"{name}: next: {type(exc).__name__}: {exc}")
             continue
         if not shown.get("success"):
             result.errors.append(f"{name}: next: {error_text(shown)}")
             return
-        battle = int(update_value(shown["output"]["data"][1]) or 0)
         if battle <= 0:
             return  # this annotator has read every battle
         if think_s[1] > 0:
@@ -145,8 +181,12 @@ async def annotator_loop(
         start = time.perf_counter()
         result.votes_sent += 1
         try:
-            ack = await call_with_retry(client, fns["arena_vote"], [label, battle, None, None, None, None, ""],
-                                        session_hash=page)
+            if mode == "gradio":
+                ack = await call_with_retry(clients[0], fns["arena_vote"],
+                                            [label, battle, None, None, None, None, "", ""], session_hash=page)
+            else:
+                target = rng.choice(clients) if mode == "api" else clients[0]
+                ack = await post_json(target, "/api/arena/vote", {"battle_id": battle, "winner": WINNERS[label]})
         except httpx.HTTPError as exc:
             result.unknown.append((name, battle))
             result.errors.append(f"{name}: vote: {type(exc).__name__}: {exc}")
@@ -158,39 +198,61 @@ async def annotator_loop(
         result.latencies.append(elapsed)
         result.acked.append((name, battle, label))
         votes += 1
-        if "written by" not in json.dumps(ack["output"]["data"]):
+        revealed = ("written by" in json.dumps(ack["output"]["data"]) if mode == "gradio"
+                    else "model" in ack["body"].get("reveal", {}).get("left", {}))
+        if not revealed:
             result.errors.append(f"{name}: vote: the answer did not reveal the models")
 
 
+def carry_cookies(client, base_url: str):
+    """A client on ``base_url`` holding ``client``'s sign-in cookie (another process, same session)."""
+    import httpx
+
+    other = httpx.AsyncClient(base_url=base_url, timeout=60.0)
+    for key, value in client.cookies.items():
+        other.cookies.set(key, value)
+    return other
+
+
 async def run_load(
-    base_url: str, users: list[tuple[str, str]], *, duration_s: float = 30.0, seed: int = 0,
-    think_s: tuple[float, float] = (0.0, 0.0), max_votes: int = 10_000,
+    base_url: str | list[str], users: list[tuple[str, str]], *, duration_s: float = 30.0, seed: int = 0,
+    think_s: tuple[float, float] = (0.0, 0.0), max_votes: int = 10_000, mode: str = "gradio",
 ) -> LoadResult:
     """Run ``len(users)`` annotators concurrently for ``duration_s``; in-flight calls are finished.
 
-    Sign-in (a deliberately slow password hash) and one warm-up event happen before the clock
-    starts, so the figures describe voting, not logging in or first-call imports.
+    Sign-in (a deliberately slow password hash) and one warm-up call per process happen before
+    the clock starts, so the figures describe voting, not logging in or first-call imports.
     """
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
     result = LoadResult()
-    clients = await asyncio.gather(*(sign_in(base_url, n, p) for n, p in users))
+    homes = [urls[i % len(urls)] for i in range(len(users))]
+    clients = await asyncio.gather(*(sign_in(home, n, p) for home, (n, p) in zip(homes, users)))
+    extra: list = []
     try:
         for (name, _), client in zip(users, clients):
             if client is None:
                 result.errors.append(f"{name}: sign-in refused")
-        signed = [(name, c) for (name, _), c in zip(users, clients) if c is not None]
+        signed = []
+        for (name, _), home, client in zip(users, homes, clients):
+            if client is not None:
+                others = [carry_cookies(client, url) for url in urls if url != home]
+                extra += others
+                signed.append((name, [client, *others]))
         if not signed:
             return result
-        fns = fn_indices((await signed[0][1].get("/config")).json())
-        await call_event(signed[0][1], fns["arena_skip"], [0])  # warm-up: refused, but imports are done
+        fns = fn_indices((await signed[0][1][0].get("/config")).json())
+        for group in signed[:len(urls)]:  # warm-up on every process: refused, but imports are done
+            await call_event(group[1][0], fns["arena_skip"], [0])
+            await group[1][0].post("/api/arena/vote", json={"battle_id": 1, "winner": "none"})
         master = random.Random(seed)
         start = time.monotonic()
         deadline = start + duration_s
         await asyncio.gather(*(
-            annotator_loop(client, name, fns, deadline=deadline, result=result,
+            annotator_loop(group, name, fns, deadline=deadline, result=result, mode=mode,
                            rng=random.Random(master.randrange(2**32)), think_s=think_s, max_votes=max_votes)
-            for name, client in signed
+            for name, group in signed
         ))
         result.wall_s = time.monotonic() - start
     finally:
-        await asyncio.gather(*(c.aclose() for c in clients if c is not None))
+        await asyncio.gather(*(c.aclose() for c in [*clients, *extra] if c is not None))
     return result

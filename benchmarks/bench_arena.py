@@ -76,7 +76,7 @@ def verify(db_url: str, result) -> dict:
 
 def start_server(db_url: str, workdir: Path, port: int, env: dict) -> subprocess.Popen:
     lwz = REPO / ".venv" / "bin" / "lwz"
-    log = (workdir / "serve.log").open("wb")
+    log = (workdir / f"serve-{port}.log").open("wb")
     process = subprocess.Popen(
         [str(lwz), "--db", db_url, "serve", "--auth", "--port", str(port)], cwd=workdir, stdout=log,
         stderr=subprocess.STDOUT, start_new_session=True,
@@ -87,13 +87,34 @@ def start_server(db_url: str, workdir: Path, port: int, env: dict) -> subprocess
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit((workdir / "serve.log").read_text())
+            raise SystemExit((workdir / f"serve-{port}.log").read_text())
         try:
             if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code < 500:
                 return process
         except httpx.HTTPError:
             time.sleep(0.3)
     raise SystemExit("server did not start")
+
+
+def fresh_postgres_url() -> str:
+    """A new, empty database on the local PostgreSQL server (``LWZ_TEST_PG_URL`` or the default)."""
+    import uuid
+
+    import psycopg
+
+    admin = os.environ.get("LWZ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"lwz_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres(url: str) -> None:
+    import psycopg
+
+    admin = os.environ.get("LWZ_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def cpu_seconds(pid: int) -> float:
@@ -120,31 +141,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--words", type=int, default=300, help="words per hand-made answer")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file)")
+    parser.add_argument("--db", default=None,
+                        help="database URL, or 'postgresql' for a fresh database on the local server "
+                             "(default: a fresh SQLite file)")
+    parser.add_argument("--processes", type=int, default=1, help="lwz serve processes on the one database")
+    parser.add_argument("--mode", choices=["gradio", "fast", "api"], default="fast",
+                        help="gradio: Next and vote as the tab's events; fast: the vote as one POST; "
+                             "api: both as POSTs spread over the processes")
     args = parser.parse_args(argv)
 
     from benchmarks.arena_load import run_load
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        db_url = args.db or f"sqlite:///{workdir / 'bench.db'}"
-        users = prepare(db_url, annotators=args.annotators, models=args.models, prompts=args.prompts,
-                        words=args.words, seed=args.seed)
-        port = free_port()
-        process = start_server(db_url, workdir, port, {})
-
-        server_cpu0, client_cpu0 = cpu_seconds(process.pid), time.process_time()
+        fresh_pg = args.db == "postgresql"
+        db_url = fresh_postgres_url() if fresh_pg else args.db or f"sqlite:///{workdir / 'bench.db'}"
         try:
-            result = asyncio.run(run_load(f"http://127.0.0.1:{port}", users, duration_s=args.duration,
-                                          seed=args.seed, think_s=(args.think_min, args.think_max)))
-            server_cpu = cpu_seconds(process.pid) - server_cpu0
+            users = prepare(db_url, annotators=args.annotators, models=args.models, prompts=args.prompts,
+                            words=args.words, seed=args.seed)
+            ports = [free_port() for _ in range(args.processes)]
+            processes = [start_server(db_url, workdir, port, {}) for port in ports]
+            server_cpu0 = [cpu_seconds(p.pid) for p in processes]
+            client_cpu0 = time.process_time()
+            try:
+                result = asyncio.run(run_load([f"http://127.0.0.1:{port}" for port in ports], users,
+                                              duration_s=args.duration, seed=args.seed, mode=args.mode,
+                                              think_s=(args.think_min, args.think_max)))
+                server_cpu = [cpu_seconds(p.pid) - c for p, c in zip(processes, server_cpu0)]
+            finally:
+                for process in processes:
+                    stop_server(process)
+            client_cpu = time.process_time() - client_cpu0
+            report = {**vars(args), **result.summary(), **verify(db_url, result),
+                      "server_cpu_s": [round(c, 1) for c in server_cpu], "client_cpu_s": round(client_cpu, 1),
+                      "load_avg_1m": os.getloadavg()[0],
+                      "sample_errors": (result.errors + result.refused)[:3]}
         finally:
-            stop_server(process)
-        client_cpu = time.process_time() - client_cpu0
-        report = {**vars(args), **result.summary(), **verify(db_url, result),
-                  "server_cpu_s": round(server_cpu, 1), "client_cpu_s": round(client_cpu, 1),
-                  "load_avg_1m": os.getloadavg()[0],
-                  "sample_errors": (result.errors + result.refused)[:3]}
+            if fresh_pg:
+                drop_postgres(db_url)
     print(json.dumps(report))
     return 0
 

@@ -89,15 +89,21 @@ def sign_in(engine: Engine, *, name: str, password: str, address: str) -> str:
     raise SigninRefused("Incorrect credentials.")
 
 
-def session_user_name(engine: Engine, token: str | None) -> str | None:
-    """The name of the user whose live session ``token`` is; None for anything else."""
+def session_identity(engine: Engine, token: str | None) -> Identity | None:
+    """Who holds the live session ``token`` (one query); None for any other token."""
     from storage.sessions import session_user
 
     if not token:
         return None
     with session_scope(engine) as session:
         user = session_user(session, token=token)
-        return user.name if user is not None else None
+        return Identity(user_id=user.id, name=user.name, role=user.role) if user is not None else None
+
+
+def session_user_name(engine: Engine, token: str | None) -> str | None:
+    """The name of the user whose live session ``token`` is; None for anything else."""
+    who = session_identity(engine, token)
+    return who.name if who is not None else None
 
 
 def sign_out(engine: Engine, token: str | None) -> str | None:

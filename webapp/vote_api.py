@@ -8,7 +8,11 @@ too-fast flag and reason cap all live in :func:`arena.rules.cast_vote`.
 Request (``Content-Type: application/json``, which a cross-site form cannot send)::
 
     {"battle_id": 12, "winner": "left|right|tie|both_bad",
-     "criteria": {"coherence": "left", ...}, "reason": "..."}
+     "criteria": {"coherence": "left", ...}, "reason": "...", "reading": {...}}
+
+``reading`` is the page's reading report (see :mod:`arena.rules`), optional as in the tab.
+
+``POST /api/arena/next`` (body ``{}``) answers the battle to read, as Next battle does.
 
 Answers: 200 with ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts", "reveal",
 "message"}``; 400 with ``{"error": one line}`` for a vote the rules refuse; 401 without a live
@@ -23,6 +27,7 @@ from core.errors import DatabaseUnavailable, UserError
 
 MAX_ID = 2**63 - 1
 VOTE_PATH = "/api/arena/vote"
+NEXT_PATH = "/api/arena/next"
 
 
 def parse_vote(payload: Any) -> dict[str, Any]:
@@ -42,18 +47,20 @@ def parse_vote(payload: Any) -> dict[str, Any]:
     reason = payload.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise UserError("reason must be text")
+    reading = payload.get("reading")
+    if reading is not None and not isinstance(reading, (dict, str)):
+        raise UserError("reading must be the page's reading report (an object)")
     for text in (winner, reason or "", *criteria, *(v or "" for v in criteria.values())):
         if "\x00" in text:
             raise UserError("the vote holds a NUL character; remove it")
-    return {"battle_id": battle, "winner": winner, "criteria": criteria, "reason": reason}
+    return {"battle_id": battle, "winner": winner, "criteria": criteria, "reason": reason, "reading": reading}
 
 
-def vote_and_reveal(ctx, *, username: str | None, payload: Any) -> dict[str, Any]:
-    """Check who asks and what they send, store the vote, and read back the reveal (blocking)."""
+def vote_and_reveal(ctx, *, who, payload: Any) -> dict[str, Any]:
+    """Check what ``who`` (an Identity) sends, store the vote, and read back the reveal (blocking)."""
     from arena.service import reveal_battle, submit_vote
     from webapp.arena_tab import arena_settings
 
-    who = ctx.require(_Caller(username), "vote")
     vote = parse_vote(payload)
     ack = submit_vote(ctx.engine, annotator_id=who.user_id, settings=arena_settings(ctx), **vote)
     shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=ack["battle_id"])
@@ -66,40 +73,63 @@ def vote_and_reveal(ctx, *, username: str | None, payload: Any) -> dict[str, Any
     return {**ack, "reveal": shown, "message": message}
 
 
-class _Caller:
-    """What ``ctx.require`` reads from a request: the signed-in user's name."""
+def next_for(ctx, *, who) -> dict[str, Any]:
+    """``who``'s open battle or a new one (``{"battle": view}``), or ``{"message": text}``; never a name."""
+    from arena.service import next_battle
+    from webapp.arena_tab import arena_settings
 
-    def __init__(self, username: str | None):
-        self.username = username
+    return next_battle(ctx.engine, annotator_id=who.user_id, settings=arena_settings(ctx))
+
+
+class NotSignedIn(UserError):
+    """No live session behind the request (HTTP 401)."""
+
+
+def caller(ctx, token: str | None):
+    """The identity behind a request's token, if it may vote. With sign-in off, the local user.
+
+    Raises NotSignedIn without a live session, PermissionDenied for a role that may not vote.
+    """
+    from webapp.auth import PermissionDenied, session_identity
+
+    who = session_identity(ctx.engine, token) if ctx.settings.auth else ctx.identify(None)
+    if who is None:
+        raise NotSignedIn("sign in first")
+    if not who.can("vote"):
+        raise PermissionDenied(f"a {who.role} may not vote; ask an admin for another role")
+    return who
 
 
 def add_vote_route(server, ctx) -> None:
-    """Add ``POST /api/arena/vote`` to the FastAPI app ``server``."""
+    """Add ``POST /api/arena/vote`` (and ``POST /api/arena/next``, the battle to read) to ``server``."""
     import anyio
     from fastapi import Request
     from fastapi.responses import JSONResponse
     from sqlalchemy.exc import SQLAlchemyError
 
     from webapp.auth import PermissionDenied, log
-    from webapp.server import request_token, user_for_token
+    from webapp.server import request_token
 
-    @server.post(VOTE_PATH)
-    async def vote(request: Request):
+    async def answer(request: Request, work):
+        """Run ``work(identity, payload)`` for a JSON request, in one worker thread with the identity check."""
         if not request.headers.get("content-type", "").startswith("application/json"):
-            return JSONResponse({"error": "send the vote as application/json"}, status_code=415)
-        username = None
-        if ctx.settings.auth:
-            username = await anyio.to_thread.run_sync(
-                lambda: user_for_token(ctx.engine, request_token(request.headers)))
-            if username is None:
-                return JSONResponse({"error": "sign in first"}, status_code=401)
+            return JSONResponse({"error": "send the request as application/json"}, status_code=415)
         try:
             payload = await request.json()
         except ValueError:
-            return JSONResponse({"error": "send a JSON object with battle_id and winner"}, status_code=400)
+            payload = ValueError
+        token = request_token(request.headers)
+
+        def checked():
+            who = caller(ctx, token)
+            if payload is ValueError:
+                raise UserError("send a JSON object with battle_id and winner")
+            return work(who, payload)
+
         try:
-            answer = await anyio.to_thread.run_sync(
-                lambda: vote_and_reveal(ctx, username=username, payload=payload))
+            result = await anyio.to_thread.run_sync(checked)
+        except NotSignedIn as exc:
+            return JSONResponse({"error": str(exc)}, status_code=401)
         except PermissionDenied as exc:
             return JSONResponse({"error": str(exc)}, status_code=403)
         except DatabaseUnavailable as exc:
@@ -108,5 +138,13 @@ def add_vote_route(server, ctx) -> None:
             return JSONResponse({"error": str(exc)}, status_code=400)
         except SQLAlchemyError as exc:
             log.warning("vote refused by the database: %s", type(exc).__name__)
-            return JSONResponse({"error": "the database refused this vote; try again"}, status_code=503)
-        return JSONResponse(answer)
+            return JSONResponse({"error": "the database refused this request; try again"}, status_code=503)
+        return JSONResponse(result)
+
+    @server.post(VOTE_PATH)
+    async def vote(request: Request):
+        return await answer(request, lambda who, payload: vote_and_reveal(ctx, who=who, payload=payload))
+
+    @server.post(NEXT_PATH)
+    async def next_one(request: Request):
+        return await answer(request, lambda who, _payload: next_for(ctx, who=who))
