@@ -96,3 +96,52 @@ def test_judge_fills_in_verdicts_on_real_vllm(sqlite_engine, vllm_server, capsys
     capsys.readouterr()
     with session_scope(sqlite_engine) as session:
         assert session.execute(sa.select(sa.func.count(JudgeVerdict.id))).scalar_one() == 4
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tmp_path_factory):
+    """A one-layer sequence-classification model on the bundled model's tokenizer (random weights, seeded):
+    the folder layout ``lwz train reward`` writes, small enough to load in a second."""
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    source = Path.home() / ".cache" / "lwz" / "models" / "smollm2-135m"
+    if not source.is_dir():
+        pytest.skip("the bundled model is not converted (lwz models prepare)")
+    out = tmp_path_factory.mktemp("reward-model")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    LlamaForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.mark.slow
+def test_reward_model_scores_the_voted_battles(sqlite_engine, tiny_reward_model, capsys):
+    seeded = seed_arena(sqlite_engine, battles=3, annotators=1)
+    with session_scope(sqlite_engine) as session:
+        for battle_id, winner in zip(seeded.battle_ids, ["left", "right", "left"]):
+            add_vote(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner=winner)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    argv = ["--db", url, "eval", "agreement", "--reward-model", str(tiny_reward_model), "--json"]
+    assert main(argv) == 0
+    rows = {(r["model"], r["pair"]): r for r in json.loads(capsys.readouterr().out)}
+    name = f"rm:{tiny_reward_model.name}"
+    with session_scope(sqlite_engine) as session:
+        stored = session.execute(sa.select(JudgeVerdict.battle_id, JudgeVerdict.judge, JudgeVerdict.verdict,
+                                           JudgeVerdict.reply)).all()
+    assert sorted(r[0] for r in stored) == sorted(seeded.battle_ids) and {r[1] for r in stored} == {name}
+    humans = {seeded.battle_ids[0]: "left", seeded.battle_ids[1]: "right", seeded.battle_ids[2]: "left"}
+    agree = 0
+    for battle_id, _, verdict, reply in stored:
+        scores = json.loads(reply)
+        assert verdict == ("left" if scores["left"] > scores["right"] else "right")
+        agree += verdict == humans[battle_id]
+    everyone = rows[("(all)", f"humans ~ {name}")]
+    assert everyone["battles"] == 3 and everyone["agreement"] == round(agree / 3, 4)
+    assert rows[("alpha", f"humans ~ {name}")]["battles"] == 3
