@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from core.errors import UserError
+from generation.parser import tagged
 
 METRIC_KEYS = ("length_score", "format_valid", "distinct_2", "longest_repeat", "near_duplicate_share", "keyword_stuffing")
 
@@ -20,8 +21,10 @@ def split_output(text: str) -> tuple[str, str]:
     """``(think, answer)`` of a full output: the tagged parts if present, else ("", the whole text)."""
     import re
 
-    think = re.search(r"<think>(.*?)</think>", text, flags=re.S)
-    answer = re.search(r"<answer>(.*?)(?:</answer>|$)", text, flags=re.S)
+    from generation.parser import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+
+    think = re.search(f"{re.escape(THINK_OPEN)}(.*?){re.escape(THINK_CLOSE)}", text, flags=re.S)
+    answer = re.search(f"{re.escape(ANSWER_OPEN)}(.*?)(?:{re.escape(ANSWER_CLOSE)}|$)", text, flags=re.S)
     return (think.group(1) if think else "", answer.group(1) if answer else (text if not think else text[think.end():]))
 
 
@@ -76,7 +79,7 @@ def metrics_from_rows(rows: Iterable[dict[str, Any]], *, embed: bool = True, lim
         if text is None and answer is None:
             raise UserError(f"row {number}: needs a 'text' or an 'answer' field")
         if text is None:
-            text = f"<think>{think}</think>\n<answer>{answer}</answer>" if think and think.strip() else answer
+            text = tagged(think, answer) if think and think.strip() else answer
         if answer is None:
             _, answer = split_output(text)
         try:

