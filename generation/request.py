@@ -14,6 +14,8 @@ from typing import Any, Optional
 from core.errors import UserError
 
 MAX_PROMPT_CHARS = 100_000
+MAX_FORM_PROMPT_CHARS = 20_000
+"""The Write tab's stricter limit on a typed request (the CLI and batches take MAX_PROMPT_CHARS)."""
 MAX_TARGET_WORDS = 100_000
 MAX_THINK_BUDGET = 100_000
 DEFAULT_TEMPERATURE = 0.6

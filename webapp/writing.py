@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
+from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TARGET_WORDS, MAX_THINK_BUDGET, TEMPERATURE_RANGE
+from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS
 
-MAX_REQUEST_CHARS = 20_000
-MAX_TARGET_WORDS = 100_000
-MAX_THINK_BUDGET = 100_000
 MAX_RUNS_PER_USER = 4
 _SENTINEL = object()
 
@@ -101,8 +100,8 @@ def check_inputs(
         prompt=text,
         target_words=target,
         model=model,
-        temperature=_float(temperature, name="temperature", low=0.0, high=2.0, default=0.6),
-        top_p=_float(top_p, name="top_p", low=0.01, high=1.0, default=0.95),
+        temperature=_float(temperature, name="temperature", low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1], default=DEFAULT_TEMPERATURE),
+        top_p=_float(top_p, name="top_p", low=0.01, high=1.0, default=DEFAULT_TOP_P),
         seed=_optional_int(seed, name="the seed", low=0, high=2**63 - 1),
         think_budget=None if think_budget in (0, 0.0, "0") else _optional_int(
             think_budget, name="the think budget", low=1, high=MAX_THINK_BUDGET),
@@ -182,6 +181,8 @@ class WriteView:
             return "interrupted"
         if self.finish_reason == "length":
             return "truncated"
+        if self.finish_reason == "short":
+            return "short"
         return "complete" if self.ended else "streaming"
 
 
