@@ -269,12 +269,27 @@ def run_generation(
         top_p=inputs.top_p,
         seed=inputs.seed,
     )
+    return _run_in_task(lambda: generate_and_store(engine, model=inputs.model, request=request, author_id=author_id,
+                                                   cancel=run.cancel), run, tick_after)
+
+
+def run_continuation(engine, *, generation_id: int, author_id: int, run: Run,
+                     tick_after: Optional[float] = None) -> AsyncIterator[Any]:
+    """:func:`run_generation` for Continue: the stored text ``generation_id`` grows in its own row
+    (``generation.continuation``); refusals (someone else's text, one still streaming, one that
+    is complete) come out of the iterator as UserError, before anything is generated."""
+    from generation.continuation import continue_and_store
+
+    return _run_in_task(lambda: continue_and_store(engine, generation_id=generation_id, author_id=author_id,
+                                                   cancel=run.cancel), run, tick_after)
+
+
+def _run_in_task(source, run: Run, tick_after: Optional[float]) -> AsyncIterator[Any]:
     queue: asyncio.Queue = asyncio.Queue()
 
     async def produce() -> None:
         try:
-            async for event in generate_and_store(engine, model=inputs.model, request=request,
-                                                  author_id=author_id, cancel=run.cancel):
+            async for event in source():
                 queue.put_nowait(event)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             queue.put_nowait(exc)
