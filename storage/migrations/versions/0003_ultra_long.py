@@ -1,5 +1,9 @@
 """ultra long: the tables and columns this step of the schema adds
 
+Nothing, so far: the new generation status ``short`` (a text that ended far short of its target)
+fits the existing ``generations.status`` string column, and continuations and per-section
+figures are kept in the row's JSON ``params``.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-02
