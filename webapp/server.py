@@ -231,6 +231,9 @@ def build_server(ctx, demo):
 
     add_vote_route(server, ctx)
     server.add_middleware(PageOwnership, engine=engine, auth=auth)
+    from webapp.write_tab import DownloadOwnership  # a Write tab download goes to its owner only
+
+    server.add_middleware(DownloadOwnership, ctx=ctx)
     gr.mount_gradio_app(server, demo, path="/", auth=_never if auth else None,
                         auth_message=AUTH_MESSAGE if auth else None, show_error=True)
     gradio_app = next(route.app for route in server.routes if getattr(route, "path", None) == ""

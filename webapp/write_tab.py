@@ -15,10 +15,12 @@ history once the text is stored.
 """
 
 import logging
+import os
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Optional
 
 from generation.events import Error, Started
 from storage.catalog import list_models
@@ -41,9 +43,12 @@ def model_names(engine) -> list[str]:
         return [m.name for m in list_models(session)]
 
 
-def write_downloads(folder: Path, *, stem: str, texts: dict[str, str]) -> dict[str, str]:
-    """Write the ``.md`` and ``.txt`` files into a fresh sub-folder; returns their paths by suffix."""
-    target = folder / uuid.uuid4().hex
+def write_downloads(folder: Path, *, owner_id: int, stem: str, texts: dict[str, str]) -> dict[str, str]:
+    """Write the ``.md`` and ``.txt`` files into ``folder/<owner_id>/<random>/``; returns their paths by suffix.
+
+    The owner's id in the path is what :class:`DownloadOwnership` checks before serving a file.
+    """
+    target = folder / str(int(owner_id)) / uuid.uuid4().hex
     target.mkdir(parents=True)
     paths = {}
     for suffix, text in texts.items():
@@ -51,6 +56,57 @@ def write_downloads(folder: Path, *, stem: str, texts: dict[str, str]) -> dict[s
         path.write_text(text, encoding="utf-8")
         paths[suffix] = str(path)
     return paths
+
+
+def download_owner(url_path: str, folder: Path) -> Optional[int]:
+    """The owner id of the download that ``url_path`` (``/gradio_api/file=...``, decoded) asks for; else None.
+
+    The path is normalised first (``.``, ``..``, doubled slashes), so no spelling of a download's
+    path escapes the check; a path into the downloads folder without an owner gives -1 (nobody).
+    """
+    route = url_path.removeprefix("/gradio_api")
+    if not route.startswith(("/file=", "/file/")):  # Gradio's file route and its older spelling
+        return None
+    wanted = os.path.normpath("/" + route[len("/file="):].lstrip("/"))
+    root = os.path.normpath(str(folder))
+    if wanted != root and not wanted.startswith(root + "/"):
+        return None
+    head = wanted[len(root) + 1:].split("/")[0]
+    return int(head) if head.isdigit() else -1
+
+
+class DownloadOwnership:
+    """ASGI middleware (with sign-in): a Write tab download is served to the user who wrote it only."""
+
+    def __init__(self, app, *, ctx):
+        self.app, self.ctx = app, ctx
+
+    async def __call__(self, scope, receive, send):
+        folder = self.ctx.extras.get("downloads")
+        if scope["type"] != "http" or not self.ctx.settings.auth or folder is None:
+            return await self.app(scope, receive, send)
+        owner = download_owner(scope["path"], Path(folder))
+        if owner is None:
+            return await self.app(scope, receive, send)
+        from webapp.server import request_token, user_for_token
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        name = user_for_token(self.ctx.engine, request_token(headers))
+        if name is not None:
+            from storage.users import get_user
+
+            with session_scope(self.ctx.engine) as session:
+                user = get_user(session, name=name)
+                user_id = user.id if user is not None else None
+        if name is None or user_id != owner:
+            log.warning("refused a download: user=%r path=%s", name, scope["path"])
+            body = b'{"detail": "this file belongs to another user"}'
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        return await self.app(scope, receive, send)
 
 
 def sent(component, value):
@@ -89,7 +145,13 @@ def build_write_tab(gr, ctx) -> dict:
     # One person per account only with sign-in; local mode is one user, so no per-user cap there.
     runs: ActiveRuns = ctx.extras.setdefault(
         "runs", ActiveRuns(max_per_user=MAX_RUNS_PER_USER if ctx.settings.auth else None))
-    downloads = Path(ctx.extras.setdefault("downloads", tempfile.mkdtemp(prefix="lwz-downloads-")))
+    if "downloads" not in ctx.extras:
+        # Inside Gradio's own cache, so Gradio serves the file where it is written (it would copy a
+        # file from elsewhere to a path named by a hash), and the owner's id stays in the served path.
+        cache = Path(gr.utils.get_upload_folder())
+        cache.mkdir(parents=True, exist_ok=True)
+        ctx.extras["downloads"] = tempfile.mkdtemp(prefix="lwz-downloads-", dir=cache)
+    downloads = Path(ctx.extras["downloads"])
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
@@ -155,9 +217,9 @@ def build_write_tab(gr, ctx) -> dict:
             current: g.id,
         }
 
-    def result_actions(g):
+    def result_actions(g, who):
         """Updates offering a stored generation's downloads and, once complete, Send to arena."""
-        files = write_downloads(downloads, stem=f"{slug(g.request)}-{g.id}", texts=download_texts(
+        files = write_downloads(downloads, owner_id=who.user_id, stem=f"{slug(g.request)}-{g.id}", texts=download_texts(
             request=g.request, think=g.think, answer=g.answer, model=g.model, generation_id=g.id))
         return {
             actions: gr.Row(visible=True),
@@ -264,7 +326,7 @@ def build_write_tab(gr, ctx) -> dict:
         updates = {history: sent(history, history_rows(ctx.engine, who=who))}
         if generation_id is not None:
             try:
-                updates.update(result_actions(open_generation(ctx.engine, who=who, generation_id=generation_id)))
+                updates.update(result_actions(open_generation(ctx.engine, who=who, generation_id=generation_id), who))
             except UserError as exc:
                 raise gr.Error(str(exc)) from None
         return updates
@@ -275,7 +337,7 @@ def build_write_tab(gr, ctx) -> dict:
             g = open_generation(ctx.engine, who=who, generation_id=generation_id)
         except UserError as exc:
             return {status: "**Cannot open:** " + safe_markdown(str(exc))}
-        updates = {**stored_view(g), **result_actions(g)}
+        updates = {**stored_view(g), **result_actions(g, who)}
         state, seconds = ("done", None) if g.think else ("none", None)
         updates.update({
             request_box: g.request, target: g.target_words, model: g.model,

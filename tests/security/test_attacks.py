@@ -314,3 +314,26 @@ def test_skipping_someone_elses_battle_is_refused(target):
         from storage.votes import get_assignment
 
         assert get_assignment(s, battle_id=theirs, annotator_id=user_id(target, "ann")).skipped is False
+
+
+def test_a_download_is_served_to_its_owner_only(target):
+    from storage.catalog import get_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation
+
+    secret = f"Wendy's private draft {uuid.uuid4().hex}."
+    with session_scope(target.engine) as s:
+        prompt, _ = get_or_add_prompt(s, text=f"Wendy's request {uuid.uuid4().hex}")
+        g = create_generation(s, prompt_id=prompt.id, model_id=get_model(s, name=MODELS[0]).id,
+                              author_id=get_user(s, name="wendy").id, params={})
+        finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop", answer=secret,
+                          answer_words=4)
+        gid = g.id
+    wendy = as_user(target, "wendy")
+    opened = raw_call(wendy, fn_index_of(gradio_config(wendy), "open_writing"), [gid])[-1]["output"]["data"]
+    path = next(v["path"] for v in opened if isinstance(v, dict) and str(v.get("path", "")).endswith(".txt"))
+    url = f"/gradio_api/file={path}"
+    assert wendy.get(url).text == secret + "\n"
+    for other in (as_user(target, "rita"), as_user(target, "adam"), anonymous(target)):
+        response = other.get(url)
+        assert response.status_code in (401, 403) and secret not in response.text, (response.status_code, response.text[:200])
+    assert as_user(target, "rita").get(url.replace("/gradio_api/file=", "/gradio_api/file/")).status_code in (401, 403)
