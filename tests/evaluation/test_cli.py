@@ -115,6 +115,9 @@ def test_leaderboard_and_annotators_from_the_database(engine, capsys):
     assert {r["model"]: r for r in blind}["alpha"]["n"] == 9
     length = run_json(capsys, ["--db", url, "leaderboard", "--json", "--bootstrap", "0", "--length-control"])
     assert {r["model"] for r in length} == {"alpha", "beta"}
+    style = run_json(capsys, ["--db", url, "leaderboard", "--json", "--bootstrap", "0", "--style-control", "--min-battles", "1"])
+    assert {r["model"] for r in style["ratings"]} == {"alpha", "beta"} and "rank_change" in style["ratings"][0]
+    assert list(style["style_coefficients"]) == ["length"]  # no headers, lists or bold; equally repetitive
 
     report = run_json(capsys, ["--db", url, "annotators", "--json"])
     names = {a["annotator"]: a for a in report["annotators"]}
