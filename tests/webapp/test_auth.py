@@ -132,3 +132,24 @@ def test_sign_in_sets_gradios_cookie_and_sign_out_ends_it(layer):
     layer.get("/logout", follow_redirects=False)
     layer.cookies.set("access-token-unsecure-lwz", token)
     assert layer.get("/config").status_code == 401
+
+
+def test_local_mode_arena_routes_act_as_the_local_user(sqlite_engine):
+    """Without --auth every request is the local admin, on the JSON routes as in the tabs."""
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from arena.service import EMPTY_POOL_MESSAGE
+    from webapp.app import AppContext, ServeSettings
+    from webapp.auth import ensure_local_user
+    from webapp.server import build_server
+
+    ensure_local_user(sqlite_engine)
+    with gr.Blocks() as demo:
+        gr.Button("nothing")
+    demo.queue()
+    server = build_server(AppContext(engine=sqlite_engine, settings=ServeSettings(auth=False)), demo)
+    with TestClient(server) as client:
+        assert client.post("/api/arena/next", json={}).json() == {"message": EMPTY_POOL_MESSAGE}
+        refused = client.post("/api/arena/vote", json={"battle_id": 3, "winner": "left"})
+        assert refused.status_code == 400 and "not assigned to you" in refused.json()["error"]
