@@ -58,3 +58,15 @@ def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
     text = text.replace("\n", " ")
     return text if len(text) <= 60 else text[:59] + "…"
+
+
+def arena_fill_command(name: str, parent: str | None, *, db: str | None = None) -> str:
+    """The exact ``lwz battles fill`` line that puts a newly registered model into the arena.
+
+    Registering a checkpoint does not write any texts with it; until this runs, it has no battles.
+    """
+    import shlex
+
+    models = ",".join(m for m in (parent, name) if m) if parent else f"{name},ANOTHER_MODEL"
+    database = f"--db {shlex.quote(db)} " if db else ""
+    return f"lwz {database}battles fill --all --models {shlex.quote(models)} --per-prompt 1"

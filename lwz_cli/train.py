@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from lwz_cli.common import add_json_flag, open_engine, print_json
+from lwz_cli.common import add_json_flag, arena_fill_command, open_engine, print_json
 
 
 def register(subparsers) -> None:
@@ -181,6 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         reg = summary["registered"]
         print(f"registered model {reg['name']} (parent {reg['parent']}); to serve it on a GPU host:")
         print(summary["vllm_serve"])
+        print("it has no battles yet; to put it in the arena, run:\n" + arena_fill_command(reg["name"], reg["parent"], db=args.db))
     elif args.train_kind != "reward":
         print(f"to serve it on a GPU host: vllm serve {summary['output_dir']}")
     return 0

@@ -245,3 +245,17 @@ def test_nul_byte_in_a_prompt_on_postgresql_is_one_line(pg_url, tmp_path):
     done = lwz("prompts", "import", str(bad), db=pg_url)
     assert_one_line_error(done, "NUL")
     assert "INSERT" not in done.stderr and "[SQL" not in done.stderr
+
+
+def test_the_printed_arena_command_after_register_is_a_valid_lwz_command():
+    import shlex
+
+    from lwz_cli.common import arena_fill_command
+    from lwz_cli.main import build_parser
+
+    line = arena_fill_command("smollm2-dpo", "smollm2-135m", db="sqlite:///runs dir/lwz.db")
+    argv = shlex.split(line)
+    assert argv[0] == "lwz"
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.db, args.models, args.all) == ("battles", "sqlite:///runs dir/lwz.db",
+                                                              "smollm2-135m,smollm2-dpo", True)
