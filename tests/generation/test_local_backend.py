@@ -11,7 +11,7 @@ from generation.backends import backend_for
 from generation.backends.base import BackendRequest, Delta, Finish
 from generation.events import Queued
 from generation.request import GenerationRequest
-from generation.service import generate_to_row as run_generation
+from generation.service import generate_to_row
 from storage.catalog import add_model
 from storage.engine import session_scope
 from storage.models import ModelEntry
@@ -99,8 +99,21 @@ def test_cancel_mid_stream_stops_generation(local):
 def test_stored_generation_on_the_local_backend(sqlite_engine):
     with session_scope(sqlite_engine) as session:
         add_model(session, name="bundled", backend="local", template="think")
-    gen = run_generation(sqlite_engine, model="bundled",
+    gen = generate_to_row(sqlite_engine, model="bundled",
                          request=GenerationRequest("Write a haiku about tea.", think_budget=4, max_tokens=8, seed=3))
     assert gen.status in ("complete", "truncated") and gen.answer.strip()
     assert gen.params["api"] == "chat" and gen.params["budget"] == {"think": 4, "answer_max": 8, "answer_min": 0}
     assert gen.extra["forced_answer"] is True and gen.completion_tokens >= 8
+
+
+def test_embedded_model_refuses_a_context_it_cannot_hold_with_the_numbers(sqlite_engine):
+    """The embedded model keeps its trained 8,192 tokens: a 10,000-word target is refused before
+    generating, with the prompt, the budget and the context in the message."""
+    from core.errors import UserError
+    from storage.catalog import add_model
+    from storage.engine import session_scope
+
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="bundled", backend="local", template="direct")
+    with pytest.raises(UserError, match=r"the prompt \(\d+ tokens\) plus the generation budget \(\d+ tokens.*context of 8192 tokens"):
+        generate_to_row(sqlite_engine, model="bundled", request=GenerationRequest("Write a saga.", target_words=10000))

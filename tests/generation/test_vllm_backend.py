@@ -14,7 +14,7 @@ from generation.backends.base import BackendRequest, Delta, Finish
 from generation.backends.openai_backend import OpenAIBackend
 from generation.events import Answer, Done, Started, Think
 from generation.request import GenerationRequest
-from generation.service import generate_and_store, generate_to_row as run_generation, stream_generation
+from generation.service import generate_and_store, generate_to_row, stream_generation
 from generation.templates import render
 from core.errors import UserError
 from storage.models import ModelEntry
@@ -56,7 +56,7 @@ def test_chat_path_prefills_think_and_forces_the_answer(vllm_server):
 
 def test_truncated_row_records_params_tokens_and_times(engine, vllm_server):
     register(engine, "direct", base_url=vllm_server.base_url, model=vllm_server.model, template="direct")
-    gen = run_generation(engine, model="direct", request=GenerationRequest("Write a long essay about the sea.", max_tokens=16))
+    gen = generate_to_row(engine, model="direct", request=GenerationRequest("Write a long essay about the sea.", max_tokens=16))
     assert gen.status == "truncated" and gen.finish_reason == "length"
     assert gen.completion_tokens == 16 and gen.prompt_tokens > 0
     assert gen.answer.strip() and gen.answer_words > 0 and gen.think == ""
@@ -68,8 +68,8 @@ def test_truncated_row_records_params_tokens_and_times(engine, vllm_server):
 def test_same_seed_same_text(sqlite_engine, vllm_server):
     register(sqlite_engine, "direct", base_url=vllm_server.base_url, model=vllm_server.model, template="direct")
     request = dict(prompt="Describe a lighthouse.", max_tokens=12, seed=1234)
-    first = run_generation(sqlite_engine, model="direct", request=GenerationRequest(**request))
-    second = run_generation(sqlite_engine, model="direct", request=GenerationRequest(**request))
+    first = generate_to_row(sqlite_engine, model="direct", request=GenerationRequest(**request))
+    second = generate_to_row(sqlite_engine, model="direct", request=GenerationRequest(**request))
     assert first.answer == second.answer and first.id != second.id
 
 
@@ -156,15 +156,16 @@ def test_unreachable_backend_names_the_url_without_hanging(sqlite_engine, base_u
 def test_over_the_context_refused_before_generating(sqlite_engine, vllm_server):
     register(sqlite_engine, "think", base_url=vllm_server.base_url, model=vllm_server.model)
     before = metric(vllm_server.root_url, "vllm:request_success_total")
-    with pytest.raises(UserError, match=r"context of 8192 tokens"):
-        run_generation(sqlite_engine, model="think", request=GenerationRequest("Write a saga.", target_words=20000))
+    context = asyncio.run(OpenAIBackend(base_url=vllm_server.base_url, model=vllm_server.model).context_length())
+    with pytest.raises(UserError, match=rf"the prompt \(\d+ tokens\) plus the generation budget .* context of {context} tokens"):
+        generate_to_row(sqlite_engine, model="think", request=GenerationRequest("Write a saga.", target_words=20000))
     assert metric(vllm_server.root_url, "vllm:request_success_total") == before
 
 
 def test_length_control_with_think_budget(sqlite_engine, vllm_server):
     register(sqlite_engine, "think", base_url=vllm_server.base_url, model=vllm_server.model)
     request = GenerationRequest("Write a 60-word thank-you note to a neighbour.", target_words=60, think_budget=12, seed=7)
-    gen = run_generation(sqlite_engine, model="think", request=request)
+    gen = generate_to_row(sqlite_engine, model="think", request=request)
     assert gen.think.strip() and gen.extra["forced_answer"] is True and gen.extra["rounds"] >= 2
     assert 0.85 * 60 <= gen.answer_words <= 1.2 * 60, gen.answer
     assert gen.status in ("complete", "truncated") and gen.params["budget"]["think"] == 12
@@ -201,3 +202,51 @@ def test_prompt_bound_holds_on_the_real_tokenizer(vllm_server):
                 assert exact <= at_most, (api, template, prompt[:30], exact, at_most)
                 checked += 1
     assert checked == 24
+
+
+def _long_prefix(words: int) -> str:
+    """Varied prose of about ``words`` words (numbered so the tokenizer cannot fold repeats)."""
+    lines = [f"Note {i}: the keeper logged wind from the {('north', 'south', 'east', 'west')[i % 4]} at {i % 37 + 3} knots, "
+             f"and the lamp turned {i % 11 + 2} times before the tide came in." for i in range(words // 22 + 1)]
+    return "\n".join(lines)
+
+
+def test_prompt_plus_output_past_8192_tokens_through_the_real_server(sqlite_engine, vllm_server):
+    """The paper's scale: a long prefix (cheap to prefill) and a short output, past the bundled
+    model's trained 8,192 tokens, stored as one row."""
+    register(sqlite_engine, "direct", base_url=vllm_server.base_url, model=vllm_server.model, template="direct")
+    prompt = _long_prefix(6200) + "\n\nSummarise these notes in one sentence."
+    gen = generate_to_row(sqlite_engine, model="direct", request=GenerationRequest(prompt, max_tokens=24, seed=3))
+    assert gen.status in ("complete", "truncated") and gen.answer.strip()
+    assert gen.prompt_tokens + gen.completion_tokens > 8192, (gen.prompt_tokens, gen.completion_tokens)
+
+
+def test_model_card_max_tokens_15500_is_accepted(vllm_server):
+    """The released model's card asks for max_tokens=15500: the plan accepts it and so does the
+    server (the stream starts; it is cancelled after its first words)."""
+    entry = ModelEntry(name="t", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
+                       template="think", sampling={"api": "chat"})
+    from generation.service import prepare
+    from generation.templates import recommended_sampling
+
+    max_tokens = recommended_sampling()["max_tokens"]
+    assert max_tokens == 15500
+    plan = asyncio.run(prepare(entry, GenerationRequest("Write a long story.", max_tokens=max_tokens, seed=1)))
+    assert plan.budget.answer_max == max_tokens
+    backend = OpenAIBackend(base_url=vllm_server.base_url, model=vllm_server.model, api="chat")
+    rendered = render("think", "Write a long story.")
+    request = BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant=rendered.prefill,
+                             use_chat=True, max_tokens=plan.budget.total, seed=1)
+
+    async def first_words():
+        cancel = asyncio.Event()
+        items = []
+        async for item in backend.stream(request, cancel=cancel):
+            items.append(item)
+            if isinstance(item, Delta):
+                cancel.set()
+        return items
+
+    items = asyncio.run(first_words())
+    assert any(isinstance(i, Delta) and i.text for i in items) and items[-1] == Finish("cancelled", items[-1].prompt_tokens,
+                                                                                      items[-1].completion_tokens)
