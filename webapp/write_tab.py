@@ -30,12 +30,16 @@ from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_g
 from webapp.rendering import (
     Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
 )
-from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_generation
+from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_continuation, run_generation
 
 UPDATE_INTERVAL_S = 0.1
 FIRST_UPDATE_WAIT_S = 0.25
 QUICK_CONCURRENCY = 32
 log = logging.getLogger(__name__)
+
+
+CONTINUABLE = ("short", "truncated", "interrupted")
+"""Statuses whose text the Continue button offers to write on."""
 
 
 def model_names(engine) -> list[str]:
@@ -182,6 +186,7 @@ def build_write_tab(gr, ctx) -> dict:
                 dl_md = gr.DownloadButton("Download .md", elem_id="lwz-download-md", size="sm")
                 dl_txt = gr.DownloadButton("Download .txt", elem_id="lwz-download-txt", size="sm")
                 send_btn = gr.Button("Send to arena", interactive=False, elem_id="lwz-send", size="sm")
+                continue_btn = gr.Button("Continue", interactive=False, elem_id="lwz-continue", size="sm")
     current = gr.State(None)
     with gr.Accordion("My writing", open=False, elem_id="lwz-history-panel"):
         history = gr.Dataframe(headers=HISTORY_COLUMNS, value=[], interactive=False, wrap=True,
@@ -195,7 +200,7 @@ def build_write_tab(gr, ctx) -> dict:
     # milliseconds), so the streaming event has few outputs, all cheap; what only the end shows
     # (downloads, Send to arena, the history) comes from a follow-up event, ``show_result``.
     stream_outputs = [status, progress, thinking, think_md, answer_md, current, actions, stop_btn, generate_btn]
-    result_outputs = [actions, dl_md, dl_txt, send_btn, history]
+    result_outputs = [actions, dl_md, dl_txt, send_btn, continue_btn, history]
 
     def who_or_raise(request, action="write"):
         try:
@@ -226,6 +231,7 @@ def build_write_tab(gr, ctx) -> dict:
             dl_md: sent(dl_md, files["md"]),
             dl_txt: sent(dl_txt, files["txt"]),
             send_btn: gr.Button(interactive=g.status == "complete" and not g.in_pool),
+            continue_btn: gr.Button(interactive=g.status in CONTINUABLE),
         }
 
     async def generate(prompt, target_words, model_name, temp, top, seed_value, budget, request: gr.Request):
@@ -238,12 +244,31 @@ def build_write_tab(gr, ctx) -> dict:
         except UserError as exc:
             yield {status: "**Not started:** " + safe_markdown(str(exc))}
             return
-        view = WriteView(started_at=time.monotonic())
         # The model server is at work from here on. The page's first update waits for the model's
         # first words (or a place in the queue), up to FIRST_UPDATE_WAIT_S: one update instead of
         # two, and none of Gradio's work on the page's side while the request goes out.
         events = run_generation(ctx.engine, inputs=inputs, author_id=who.user_id, run=run,
                                 tick_after=FIRST_UPDATE_WAIT_S)
+        async for update in stream_run(events, run, WriteView(started_at=time.monotonic()), inputs.target_words, who):
+            yield update
+
+    async def continue_text(generation_id, request: gr.Request):
+        """Continue: the shown text (cut, short, interrupted) grows in its own row, streamed like Generate."""
+        who = who_or_raise(request)
+        try:
+            g = open_generation(ctx.engine, who=who, generation_id=generation_id)
+            run = runs.add(owner=who.name, session=getattr(request, "session_hash", None))
+        except UserError as exc:
+            yield {status: "**Not continued:** " + safe_markdown(str(exc))}
+            return
+        events = run_continuation(ctx.engine, generation_id=g.id, author_id=who.user_id, run=run,
+                                  tick_after=FIRST_UPDATE_WAIT_S)
+        view = WriteView(started_at=time.monotonic(), think=g.think, answer=g.answer)
+        async for update in stream_run(events, run, view, g.target_words, who):
+            yield update
+
+    async def stream_run(events, run, view, target_words, who):
+        """The page's updates while ``events`` stream into ``view``, then the stored row's."""
         starting = {  # goes with the first update: the last text's downloads hidden, Stop on, Generate off
             actions: gr.Row(visible=False),
             stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
@@ -261,19 +286,19 @@ def build_write_tab(gr, ctx) -> dict:
                         if isinstance(event, Started):  # nothing to show yet
                             continue
                         phase, last_sent = view.phase(), now
-                        yield {**starting, **live_updates(view, now, inputs.target_words, shown)}
+                        yield {**starting, **live_updates(view, now, target_words, shown)}
                         starting = {}
                         continue
                     new_phase = view.phase()
                     if new_phase != phase or now - last_sent >= UPDATE_INTERVAL_S or view.ended:
                         phase, last_sent = new_phase, now
-                        yield live_updates(view, now, inputs.target_words, shown)
+                        yield live_updates(view, now, target_words, shown)
             except UserError as exc:
                 view.apply(Error(str(exc)), time.monotonic())
             except Exception as exc:  # a bug, not a user error: keep serving, say so, log the trace
                 log.exception("generation failed")
                 view.apply(Error(f"internal error ({type(exc).__name__}); the text so far is kept"), time.monotonic())
-            final = {**starting, **live_updates(view, time.monotonic(), inputs.target_words, shown)}
+            final = {**starting, **live_updates(view, time.monotonic(), target_words, shown)}
             final.update({stop_btn: gr.Button(interactive=False), generate_btn: gr.Button(interactive=True)})
             if view.generation_id is not None:
                 stored = stored_view(open_generation(ctx.engine, who=who, generation_id=view.generation_id))
@@ -373,9 +398,12 @@ def build_write_tab(gr, ctx) -> dict:
         trigger(generate, form, stream_outputs, concurrency_limit=ctx.settings.concurrency, show_progress="hidden",
                 api_name=api_names[0], **raw).success(
             show_result, [current], result_outputs, show_progress="hidden", api_name=api_names[1], **quick)
+    continue_btn.click(continue_text, [current], stream_outputs, concurrency_limit=ctx.settings.concurrency,
+                       show_progress="hidden", api_name="continue_writing", **raw).success(
+        show_result, [current], result_outputs, show_progress="hidden", api_name=False, **quick)
     stop_btn.click(stop, None, [status], api_name="stop", **quick)
     reopened = [status, progress, thinking, think_md, answer_md, current, actions, dl_md, dl_txt, send_btn,
-                request_box, target, model]
+                continue_btn, request_box, target, model]
     open_btn.click(reopen, [open_id], reopened, api_name="open_writing", **quick)
     history.select(reopen_selected, None, reopened, api_name=False, **quick)
     refresh_btn.click(refresh, None, [history], api_name="my_writing", **quick)
