@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--model-id", help="the id the server serves the model under (default: NAME)")
     p.add_argument("--path", help="local model folder (local backend; default: the bundled model)")
     p.add_argument("--template", default="think", choices=["think", "direct"])
+    p.add_argument("--api", choices=["completions", "chat"],
+                   help="openai backend: completions sends the model card's exact raw template to /v1/completions "
+                        "(LongWriter-Zero's documented path); chat sends messages to /v1/chat/completions (default chat)")
     p.add_argument("--parent", help="the registered model this one was trained from")
     p.add_argument("--replace", action="store_true", help="update an existing entry of the same name")
     add_json_flag(p)
@@ -73,17 +76,23 @@ def cmd_models_add(args: argparse.Namespace) -> int:
     from storage.catalog import add_model
     from storage.engine import session_scope
 
+    from core.errors import UserError
+
+    if args.api is not None and args.backend != "openai":
+        raise UserError("--api chooses the server endpoint of an openai-backend model; the local backend has none")
     engine = open_engine(args, upgrade=True)
     with session_scope(engine) as session:
         entry = add_model(
             session, name=args.name, backend=args.backend, base_url=args.base_url,
             model_id=args.model_id or (args.name if args.backend == "openai" else None),
             path=args.path, template=args.template, parent=args.parent, replace=args.replace,
+            sampling={"api": args.api or "chat"} if args.backend == "openai" else None,
         )
     if args.json:
         print_json(entry)
     else:
-        print(f"registered model {entry.name} ({entry.backend}, template {entry.template})")
+        api = f", api {entry.sampling['api']}" if entry.backend == "openai" else ""
+        print(f"registered model {entry.name} ({entry.backend}, template {entry.template}{api})")
     return 0
 
 

@@ -248,22 +248,30 @@ class QualityReward:
         self._max_length = max_length
         self.stats = {"scored": 0, "too_long": 0, "truncated": 0, "dropped": 0}
         self.__name__ = "quality"
-        self._loaded = None
+        self._loaded = self._tokenizer_cache = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_loaded"] = None
+        state["_loaded"] = state["_tokenizer_cache"] = None
         return state
+
+    def _tokenizer(self):
+        if self._tokenizer_cache is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._tokenizer_cache = tokenizer
+        return self._tokenizer_cache
 
     def _load(self):
         if self._loaded is None:
             import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from transformers import AutoModelForSequenceClassification
 
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            tokenizer = self._tokenizer()
             model = AutoModelForSequenceClassification.from_pretrained(self.path, dtype=torch.float32).eval()
-            if tokenizer.pad_token is None:
-                tokenizer.pad_token = tokenizer.eos_token
             model.config.pad_token_id = tokenizer.pad_token_id
             self._loaded = (tokenizer, model)
         return self._loaded
@@ -283,7 +291,7 @@ class QualityReward:
 
         from training.data import messages_for
 
-        tokenizer, _ = self._load()
+        tokenizer = self._tokenizer()
         messages = messages_for(request, template=self.template) + [{"role": "assistant", "content": completion}]
         return list(_tokenize(tokenizer, messages, tools=None)["input_ids"])
 

@@ -27,7 +27,7 @@ CPU_DEFAULTS = {
 
 
 # Messages (regular expressions) of warnings repeated at every step on this stack.
-QUIET_WARNINGS = ()
+QUIET_WARNINGS = (r"`is_gradient_checkpointing` is deprecated",)
 
 
 def has_gpu() -> bool:
