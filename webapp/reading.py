@@ -137,6 +137,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
     const state = R.sides[side], root = panel.querySelector(".lwz-reading");
     const text = panel.querySelector(".lwz-read-text"), bar = panel.querySelector(".lwz-read-bar");
     const seen = seenShare(state.seen);
+    root.hidden = !state.words;  // nothing to show before a battle is loaded
     root.dataset.read = state.read.toFixed(4);
     root.dataset.seen = seen.toFixed(4);
     const reach = document.createElement("div");
@@ -205,6 +206,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
   setInterval(tick, 1000);
   return {
     attach(side, element) { R.panels[side] = element; R.sides[side].sig = ""; check(); },
+    get sync() { return R.sync; },
     setSync(on) { R.sync = !!on; if (R.sync) { const el = box("a"); if (el) onScroll({target: el}); } },
     // The numbers sent with a vote (the server clamps them); sides without text are left out.
     report() {

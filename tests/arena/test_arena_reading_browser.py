@@ -78,6 +78,7 @@ def test_two_long_texts_sync_outline_vote(live_app, page, tmp_path):
     seed_long_battle(app.engine)
     login(page, app, "ann", "pw-ann")
     page.get_by_role("tab", name="Arena").click()
+    page.locator("#arena-reading-a .lwz-reading").wait_for(state="hidden")  # no battle, no progress line
     page.locator("#arena-next").click()
     page.wait_for_function("['a', 'b'].every(s => document.querySelectorAll("
                            "'#arena-reading-' + s + ' .lwz-mark').length >= 10)", timeout=60_000)
@@ -98,14 +99,19 @@ def test_two_long_texts_sync_outline_vote(live_app, page, tmp_path):
 
     # Synchronised scroll: the wheel over A moves B to the same share of its text.
     page.get_by_label("Scroll both texts together").check()
+    page.wait_for_function("window.lwzReading.sync === true")
     page.locator("#arena-text-a").hover()
     page.mouse.wheel(0, 2500)
+    # Until the (smooth) scroll has come to rest on both sides: same position at two polls in a row.
     page.wait_for_function("""() => {
         const f = (s) => { const el = document.getElementById('arena-text-' + s);
                            return el.scrollTop / (el.scrollHeight - el.clientHeight); };
-        return f('a') > 0.05 && Math.abs(f('a') - f('b')) < 0.01;
-    }""")
+        const now = [f('a'), f('b')].join(), still = window.__lwzLast === now;
+        window.__lwzLast = now;
+        return still && f('a') > 0.05 && Math.abs(f('a') - f('b')) < 0.01;
+    }""", polling=250)
     page.get_by_label("Scroll both texts together").uncheck()
+    page.wait_for_function("window.lwzReading.sync === false")
 
     # Outline jumps, sync off: the other side stays where it is.
     still = box_state(page, headed)["top"]
