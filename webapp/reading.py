@@ -35,7 +35,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
   R.sides.a = fresh(); R.sides.b = fresh();
   const box = (side) => document.getElementById(BOX[side]);
   const battleId = () => Number(document.querySelector("#arena-battle-id input")?.value || 0);
-  const hasText = (el) => !!el && el.innerText.trim().length > 0;
+  const hasText = (el) => !!el && el.textContent.trim().length > 0;
   const pct = (x) => Math.round(100 * x) + "%";
 
   function seenShare(list) { return list.reduce((sum, [s, e]) => sum + (e - s), 0); }
@@ -49,8 +49,8 @@ if (!window.lwzReading) window.lwzReading = (() => {
   }
   // What part of the side's text is on screen now (inside its box and inside the window).
   function measure(side) {
-    const el = box(side), state = R.sides[side];
-    if (!hasText(el) || document.visibilityState !== "visible") return;
+    const el = box(side), state = R.sides[side];  // words: counted when the text last changed
+    if (!el || !state.words || document.visibilityState !== "visible") return;
     const rect = el.getBoundingClientRect(), height = el.scrollHeight;
     const top = Math.max(rect.top, 0), bottom = Math.min(rect.bottom, window.innerHeight);
     if (height <= 0 || bottom <= top) return;
@@ -193,7 +193,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
     const now = performance.now(), dt = Math.min(now - R.lastTick, 5000);
     R.lastTick = now;
     check();
-    const shown = hasText(box("a")) || hasText(box("b"));
+    const shown = R.sides.a.words > 0 || R.sides.b.words > 0;
     if (shown && document.visibilityState === "visible" && now - R.lastInput < IDLE_MS) R.active += dt;
     for (const side of ["a", "b"]) { measure(side); locate(side); update(side); }
   }
@@ -213,7 +213,7 @@ if (!window.lwzReading) window.lwzReading = (() => {
       check();
       const out = {active_seconds: Math.round(R.active) / 1000};
       for (const [side, name] of [["a", "left"], ["b", "right"]]) {
-        if (!hasText(box(side))) continue;
+        if (!R.sides[side].words) continue;
         measure(side);
         out["read_" + name] = Number(R.sides[side].read.toFixed(4));
         out["seen_" + name] = Number(seenShare(R.sides[side].seen).toFixed(4));
