@@ -58,10 +58,12 @@ def leaderboard_view(
     if result.length_coef is not None:
         lines.append(f"Length control: {result.length_coef:+.0f} points for a fully longer answer "
                      "(covariate (a−b)/(a+b)); ratings are at equal length.")
-    if result.style_coefs is not None:
+    if result.style_coefs:
         coefs = ", ".join(f"{name} {value:+.0f}" for name, value in result.style_coefs.items())
         lines.append(f"Style control (points per s.d. of (a−b)/(a+b)): {coefs}; ratings are at equal style, "
                      "shown beside the uncontrolled rating and rank.")
+    elif result.style_control:
+        lines.append("Style control: no style feature differs between the answers, so nothing is controlled.")
     lines += [f"⚠ {w}" for w in result.warnings]
     if heatmap == "predicted":
         matrix, title = predicted_matrix(result), "Predicted P(row beats column)"

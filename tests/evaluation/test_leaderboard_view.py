@@ -52,7 +52,7 @@ def test_leaderboard_view_on_an_empty_database(sqlite_engine):
 
 
 @pytest.mark.slow
-def test_leaderboard_tab_refreshes_without_restart(live_app, page):  # noqa: F811
+def test_leaderboard_tab_refreshes_without_restart(live_app, page, tmp_path):  # noqa: F811
     app = live_app(auth=True, users=[("rita", "researcher", "pw-rita")])
     seeded = seed_arena(app.engine, battles=3, annotators=1)
     vote(app.engine, seeded, ["left", "left", "right"])
@@ -75,3 +75,21 @@ def test_leaderboard_tab_refreshes_without_restart(live_app, page):  # noqa: F81
                            timeout=60_000)
     assert "needs 14 more votes" in page.locator("#lwz-leaderboard-table").inner_text()
     assert page.locator(".js-plotly-plot, canvas, img, svg").count() > 0
+    # Rubric scores and a judge's verdicts show beside the votes; style control adds the uncontrolled columns.
+    from storage.models import JudgeVerdict, Rubric, RubricScore
+
+    with session_scope(app.engine) as session:
+        rubric = Rubric(prompt_id=seeded.prompt_ids[0], criteria=[{"name": "A", "description": "", "scale": "1-10"}])
+        session.add(rubric)
+        session.flush()
+        session.add(RubricScore(rubric_id=rubric.id, generation_id=seeded.generation_ids[0], judge="j", criterion="A",
+                                score=7, justification="fine"))
+        for battle_id in seeded.battle_ids:
+            session.add(JudgeVerdict(battle_id=battle_id, judge="j", left_first=True, verdict="left"))
+    page.locator("#lwz-leaderboard-style input").check()
+    page.wait_for_function("document.querySelector('#lwz-leaderboard-summary')?.innerText.includes('Style control')",
+                           timeout=60_000)
+    assert "rank_change" in page.locator("#lwz-leaderboard-table").inner_text()
+    assert "7" in page.locator("#lwz-leaderboard-rubric").inner_text()
+    assert "humans ~ j" in page.locator("#lwz-leaderboard-agreement").inner_text()
+    page.screenshot(path=str(tmp_path / "leaderboard.png"), full_page=True)
