@@ -259,3 +259,26 @@ def test_the_printed_arena_command_after_register_is_a_valid_lwz_command():
     args = build_parser().parse_args(argv[1:])
     assert (args.command, args.db, args.models, args.all) == ("battles", "sqlite:///runs dir/lwz.db",
                                                               "smollm2-135m,smollm2-dpo", True)
+
+
+def test_the_readme_tour_is_valid_lwz_commands_on_files_in_the_repository():
+    """Every ``lwz`` line of the README's tour parses, and every file it reads is in the clone."""
+    import re
+    import shlex
+
+    from lwz_cli.main import build_parser
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    tour = readme.split("## A tour", 1)[1].split("\n## ", 1)[0]
+    lines = [line.split("#", 1)[0].strip().rstrip("&").strip() for line in tour.splitlines()]
+    commands = [shlex.split(line) for line in lines if line.startswith("lwz ")]
+    assert len(commands) >= 10
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv[1:])
+        except SystemExit:
+            pytest.fail(f"not a valid command: {' '.join(argv)}")
+        for arg in argv:
+            if re.search(r"\.(jsonl|csv|json)$", arg) and "/" in arg:
+                inside = (REPO_ROOT / arg).resolve().is_relative_to(REPO_ROOT.resolve())
+                assert inside and (REPO_ROOT / arg).is_file(), f"the tour reads {arg}, which a clone does not have"
