@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
-from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MAX_TARGET_WORDS, MAX_THINK_BUDGET, TEMPERATURE_RANGE
 from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS
 
 MAX_RUNS_PER_USER = 4
@@ -43,33 +42,6 @@ class WriteInputs:
     think_budget: Optional[int]
 
 
-def _optional_int(value: Any, *, name: str, low: int, high: int) -> Optional[int]:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a whole number, got {value!r}") from None
-    if number != int(number):
-        raise UserError(f"{name} must be a whole number, got {value!r}")
-    number = int(number)
-    if not low <= number <= high:
-        raise UserError(f"{name} must be between {low:,} and {high:,}, got {number:,}")
-    return number
-
-
-def _float(value: Any, *, name: str, low: float, high: float, default: float) -> float:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, got {value!r}") from None
-    if not low <= number <= high:
-        raise UserError(f"{name} must be between {low} and {high}, got {number}")
-    return number
-
-
 def check_inputs(
     *,
     prompt: Any,
@@ -83,29 +55,24 @@ def check_inputs(
 ) -> WriteInputs:
     """The form's values, checked. Raises UserError with one line saying what to change.
 
-    A target of 0 or blank means "no target". Seed blank means the service picks one (and stores it).
+    The values of the request are checked by :meth:`GenerationRequest.from_form`, once, with its
+    messages (a target or think budget of 0 or blank means none; a blank seed means the service
+    picks one and stores it). Only what the form adds is checked here: the model picked, and the
+    form's own length limit on a typed request.
     """
-    text = prompt if isinstance(prompt, str) else ""
-    if not text.strip():
-        raise UserError("the request is empty: describe what you want written")
-    if len(text) > MAX_REQUEST_CHARS:
-        raise UserError(f"the request is {len(text):,} characters long; the limit is {MAX_REQUEST_CHARS:,}")
-    target = None if target_words in (0, 0.0, "0") else _optional_int(
-        target_words, name="the target length", low=1, high=MAX_TARGET_WORDS)
+    from generation.request import GenerationRequest
+
+    if isinstance(prompt, str) and len(prompt) > MAX_REQUEST_CHARS:
+        raise UserError(f"the prompt is {len(prompt):,} characters, over the limit of {MAX_REQUEST_CHARS:,}; shorten it")
+    request = GenerationRequest.from_form(prompt=prompt, target_words=target_words, think_budget=think_budget,
+                                          temperature=temperature, top_p=top_p, seed=seed)
     if not isinstance(model, str) or not model:
         raise UserError("pick a model")
     if known_models is not None and model not in known_models:
         raise UserError(f"unknown model {model!r}: pick one of {', '.join(known_models) or '(none registered)'}")
-    return WriteInputs(
-        prompt=text,
-        target_words=target,
-        model=model,
-        temperature=_float(temperature, name="temperature", low=TEMPERATURE_RANGE[0], high=TEMPERATURE_RANGE[1], default=DEFAULT_TEMPERATURE),
-        top_p=_float(top_p, name="top_p", low=0.01, high=1.0, default=DEFAULT_TOP_P),
-        seed=_optional_int(seed, name="the seed", low=0, high=2**63 - 1),
-        think_budget=None if think_budget in (0, 0.0, "0") else _optional_int(
-            think_budget, name="the think budget", low=1, high=MAX_THINK_BUDGET),
-    )
+    return WriteInputs(prompt=request.prompt, target_words=request.target_words, model=model,
+                       temperature=request.temperature, top_p=request.top_p, seed=request.seed,
+                       think_budget=request.think_budget)
 
 
 @dataclass

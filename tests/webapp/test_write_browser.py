@@ -195,11 +195,11 @@ def test_empty_and_oversized_requests_are_refused_in_the_page(app, page):
     before = len(rows_of(app, "rita"))
     page.click("#lwz-generate")
     page.wait_for_function("() => document.querySelector('#lwz-status').innerText.includes('Not started')")
-    assert "the request is empty" in page.inner_text("#lwz-status")
+    assert "the prompt is empty" in page.inner_text("#lwz-status")
     page.fill("#lwz-request textarea", "x" * 200_000)
     page.click("#lwz-generate")
     page.wait_for_function("() => document.querySelector('#lwz-status').innerText.includes('200,000')")
-    assert "the request is 200,000 characters long; the limit is 20,000" in page.inner_text("#lwz-status")
+    assert "the prompt is 200,000 characters, over the limit of 20,000" in page.inner_text("#lwz-status")
     assert len(rows_of(app, "rita")) == before
     with session_scope(app.engine) as s:
         from sqlmodel import select

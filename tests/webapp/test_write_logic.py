@@ -19,28 +19,44 @@ def test_check_inputs_defaults_and_numbers():
     got = _check(target_words=3000.0, seed="42", think_budget=0, temperature=0.8, top_p=None)
     assert (got.target_words, got.seed, got.think_budget, got.temperature, got.top_p) == (3000, 42, None, 0.8, 0.95)
     assert _check(target_words=0).target_words is None and _check(target_words="").target_words is None
-    assert _check(prompt="  <script>alert(1)</script>  ").prompt == "  <script>alert(1)</script>  "
+    # Cleaned once, by GenerationRequest (outer blanks and control characters go; markup is only text).
+    assert _check(prompt="  <script>alert(1)</script>\x00  ").prompt == "<script>alert(1)</script>"
 
 
 @pytest.mark.parametrize("kw,message", [
-    (dict(prompt=""), "the request is empty"),
-    (dict(prompt=" \n\t "), "the request is empty"),
-    (dict(prompt=None), "the request is empty"),
-    (dict(prompt="x" * 200_000), f"the request is 200,000 characters long; the limit is {MAX_REQUEST_CHARS:,}"),
-    (dict(target_words=-5), "the target length must be between 1 and 100,000, got -5"),
-    (dict(target_words=2.5), "the target length must be a whole number"),
-    (dict(target_words=500_000), "the target length must be between 1 and 100,000, got 500,000"),
+    (dict(prompt=""), "the prompt is empty"),
+    (dict(prompt=" \n\t "), "the prompt is empty"),
+    (dict(prompt=None), "the prompt must be text"),
+    (dict(prompt="x" * 200_000), f"the prompt is 200,000 characters, over the limit of {MAX_REQUEST_CHARS:,}"),
+    (dict(target_words=-5), "the target must be a whole number of words from 1 to 100,000, got -5"),
+    (dict(target_words=2.5), "the target must be a whole number of words"),
+    (dict(target_words=500_000), "the target must be a whole number of words from 1 to 100,000, got 500000"),
     (dict(model="other"), "unknown model 'other': pick one of m"),
     (dict(model=None), "pick a model"),
-    (dict(temperature=3), "temperature must be between 0.0 and 2.0"),
+    (dict(temperature=3), "the temperature must be between 0 and 2"),
     (dict(seed="abc"), "the seed must be a whole number"),
-    (dict(think_budget=-1), "the think budget must be between 1"),
+    (dict(think_budget=-1), "the think budget must be a whole number of tokens"),
 ])
 def test_check_inputs_refuses_with_one_line(kw, message):
     with pytest.raises(UserError) as err:
         _check(**kw)
     assert message in str(err.value) and "\n" not in str(err.value)
 
+
+
+@pytest.mark.parametrize("field,value", [
+    ("prompt", ""), ("prompt", None), ("target_words", -5), ("target_words", 2.5), ("target_words", "many"),
+    ("temperature", 3), ("temperature", "hot"), ("top_p", 0), ("seed", "abc"), ("seed", -1), ("think_budget", -1),
+])
+def test_the_write_tab_says_what_the_request_says(field, value):
+    """One owner for the form's values: the tab's refusal is GenerationRequest's, word for word."""
+    from generation.request import GenerationRequest
+
+    with pytest.raises(UserError) as by_request:
+        GenerationRequest.from_form(**{"prompt": "Write a story.", field: value})
+    with pytest.raises(UserError) as by_tab:
+        _check(**{field: value})
+    assert str(by_tab.value) == str(by_request.value)
 
 def test_view_folds_a_think_then_answer_stream():
     view = WriteView(started_at=0.0)
