@@ -64,10 +64,10 @@ def stored_verdicts(session) -> dict[str, dict[int, str]]:
 
     rows = session.execute(sa.select(JudgeVerdict.judge, JudgeVerdict.battle_id, JudgeVerdict.verdict)).all()
     orders: dict[tuple[str, int], list[str]] = {}
+    out: dict[str, dict[int, str]] = {judge: {} for judge, _, _ in rows}  # a judge with no valid verdict still shows
     for judge, battle_id, verdict in rows:
         if verdict is not None:
             orders.setdefault((judge, int(battle_id)), []).append(verdict)
-    out: dict[str, dict[int, str]] = {}
     for (judge, battle_id), verdicts in orders.items():
         out.setdefault(judge, {})[battle_id] = verdicts[0] if len(set(verdicts)) == 1 else "tie"
     return out
