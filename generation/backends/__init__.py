@@ -1,5 +1,6 @@
 """Backends behind one protocol: ``OpenAIBackend`` (vLLM/SGLang servers) and ``LocalBackend``
-(the embedded transformers model). ``backend_for(entry)`` picks and caches one per model entry.
+(the embedded transformers model). ``backend_for(entry)`` picks and caches one per model entry,
+wrapped in the stall limit (``generation.stall``).
 
 Nothing heavy is imported here: torch and the openai client load when a backend is built.
 """
@@ -22,15 +23,18 @@ _LOCK = threading.Lock()
 
 def backend_for(entry: "ModelEntry") -> Backend:
     """The backend serving ``entry``. Local backends are cached, one per model folder per process
-    (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call."""
+    (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call.
+    Either comes wrapped in the stall limit."""
     from core.errors import UserError
+    from generation.stall import StallGuarded
 
     if entry.backend == "openai":
         from generation.backends.openai_backend import OpenAIBackend
 
         if not entry.base_url:
             raise UserError(f"model {entry.name!r} uses the openai backend but has no base URL: lwz models add ... --base-url URL --replace")
-        return OpenAIBackend(base_url=entry.base_url, model=entry.model_id or entry.name, api=(entry.sampling or {}).get("api", "chat"))
+        return StallGuarded(OpenAIBackend(base_url=entry.base_url, model=entry.model_id or entry.name,
+                                          api=(entry.sampling or {}).get("api", "chat")))
     if entry.backend == "local":
         from generation.backends.local import LocalBackend
         from generation.bundled import ensure_bundled_model
@@ -40,7 +44,7 @@ def backend_for(entry: "ModelEntry") -> Backend:
         with _LOCK:
             backend = _LOCAL.get(folder)
             if backend is None:
-                backend = _LOCAL[folder] = LocalBackend(folder)
+                backend = _LOCAL[folder] = StallGuarded(LocalBackend(folder))
         return backend  # type: ignore[return-value]
     raise UserError(f"model {entry.name!r} has unknown backend {entry.backend!r}: use local or openai")
 

@@ -4,12 +4,23 @@ One instance per model folder per process (see ``backend_for``). Requests are se
 time, first come first served: a caller that has to wait receives ``Queued(position)`` events
 (1 means next) whenever its place changes. Generation runs on the worker thread; its text is
 handed to the caller's event loop as it is produced. Cancelling (the cancel event, or closing
-the stream) stops generation at the next token; a request cancelled while queued never runs.
+the stream) stops generation at the next token; a request cancelled while queued leaves the
+queue at once (its caller gets ``Finish("cancelled")`` without waiting for the running one).
+
+Every generated token is reported as it is produced, even while its text is held back (the
+streamer waits for a word or character to be complete; a model looping on "！！！" or digits
+shows nothing for hundreds of tokens): such tokens come as ``Delta("", n)``, so the caller's
+think budget and stall limit see progress that has no visible text yet.
+
+At interpreter exit the worker is stopped and joined (``atexit``): a daemon thread still inside
+torch when the interpreter tears down aborts the process ("terminate called without an active
+exception", exit 134) after the CLI has printed its result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -19,6 +30,9 @@ from generation.backends.base import BackendError, BackendRequest, Delta, Finish
 from generation.events import Queued
 
 _END = object()
+SHUTDOWN_JOIN_S = 60.0
+"""How long interpreter exit waits for the worker to finish its current token (a long prefill
+cannot be interrupted)."""
 
 
 @dataclass(eq=False)
@@ -50,6 +64,8 @@ class LocalBackend:
         self._pending: deque[_Job] = deque()
         self._running: Optional[_Job] = None
         self._worker: Optional[threading.Thread] = None
+        self._closing = False
+        atexit.register(self.shutdown)
 
     # -- model -------------------------------------------------------------------------------
     def _load(self):
@@ -101,6 +117,8 @@ class LocalBackend:
 
     def _submit(self, job: _Job) -> int:
         with self._cond:
+            if self._closing:
+                raise BackendError("the local model is shutting down")
             self._pending.append(job)
             position = job.position = len(self._pending) - 1 + (self._running is not None)  # requests ahead
             if self._worker is None or not self._worker.is_alive():
@@ -109,19 +127,46 @@ class LocalBackend:
             self._cond.notify_all()
         return position
 
+    def _renumber(self) -> None:
+        """Tell every waiting caller whose place changed its new place (call with the lock held)."""
+        ahead = self._running is not None
+        for index, waiting in enumerate(self._pending, start=ahead):
+            if waiting.position != index:
+                waiting.position = index
+                waiting.send(Queued(index))
+
+    def _withdraw(self, job: _Job) -> None:
+        """Take a cancelled ``job`` out of the queue now, if it is still waiting: its caller gets
+        ``Finish("cancelled")`` at once and those behind it move up."""
+        with self._cond:
+            if job not in self._pending:
+                return  # running (it stops at its next token) or already done
+            self._pending.remove(job)
+            self._renumber()
+        job.send(Finish("cancelled"))
+        job.send(_END)
+
+    def shutdown(self) -> None:
+        """Stop every request and wait for the worker to end (run at interpreter exit)."""
+        with self._cond:
+            self._closing = True
+            for job in (*self._pending, *([self._running] if self._running else [])):
+                job.stop.set()
+            worker = self._worker
+            self._cond.notify_all()
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(SHUTDOWN_JOIN_S)
+
     def _work(self) -> None:
         while True:
             with self._cond:
                 while not self._pending:
-                    if not self._cond.wait(timeout=60):
+                    if self._closing or not self._cond.wait(timeout=60):
                         self._worker = None
                         return
                 job = self._pending.popleft()
                 self._running = job
-                for index, waiting in enumerate(self._pending, start=1):
-                    if waiting.position != index:
-                        waiting.position = index
-                        waiting.send(Queued(index))
+                self._renumber()
             try:
                 if not job.stop.is_set():
                     self._generate(job)
@@ -150,6 +195,9 @@ class LocalBackend:
                 if not self.next_tokens_are_prompt:
                     counter["pending"] += int(value.numel())
                 super().put(value)
+                if counter["pending"]:  # generated, but its text is held back: report the tokens now
+                    job.send(Delta("", counter["pending"]))
+                    counter["pending"] = 0
 
             def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
                 text = stops.push(text) + (stops.flush() if stream_end else "")
@@ -191,7 +239,7 @@ class LocalBackend:
             yield Queued(position)
         watcher = asyncio.ensure_future(cancel.wait()) if cancel is not None else None
         if watcher is not None:
-            watcher.add_done_callback(lambda _: job.stop.set())
+            watcher.add_done_callback(lambda _: (job.stop.set(), self._withdraw(job)))
         finished = False
         try:
             while True:
@@ -207,5 +255,6 @@ class LocalBackend:
                 yield Finish("cancelled")
         finally:
             job.stop.set()
+            self._withdraw(job)
             if watcher is not None:
                 watcher.cancel()

@@ -1,0 +1,115 @@
+"""The stall limit, through the real OpenAI client: a small local server that speaks the
+OpenAI-compatible API sends its first tokens and then hangs. The generation must end as
+``interrupted`` with a message naming the stall limit, not wait out the client's read timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from core.errors import UserError
+from generation import stall
+from generation.backends.base import BackendError, BackendRequest, Delta
+from generation.request import GenerationRequest
+
+FIRST_WORDS = ["Autumn ", "light ", "falls "]
+
+
+class _HangingServer(BaseHTTPRequestHandler):
+    """``/v1/models``, ``/tokenize``, and a chat stream that stops after FIRST_WORDS."""
+
+    release: threading.Event
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _json(self, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        if self.path.endswith("/tokenize"):
+            self._json({"count": len(json.dumps(body)) // 4 + 1})
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        for index, word in enumerate(FIRST_WORDS, start=1):
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+                     "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
+                     "usage": {"prompt_tokens": 20, "completion_tokens": index, "total_tokens": 20 + index}}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.release.wait()  # hang, connection open, until the test ends
+
+
+@pytest.fixture
+def hanging_server():
+    release = threading.Event()
+    handler = type("Handler", (_HangingServer,), {"release": release})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_stream_that_hangs_after_its_first_tokens_raises_a_stall_error(hanging_server):
+    from generation.backends.openai_backend import OpenAIBackend
+
+    backend = stall.StallGuarded(OpenAIBackend(base_url=hanging_server, model="fake"), seconds=0.5)
+    request = BackendRequest(prompt="", system="s", user="Write about autumn.", assistant="", use_chat=True, max_tokens=50)
+    items = []
+
+    async def go():
+        async for item in backend.stream(request):
+            items.append(item)
+
+    with pytest.raises(BackendError, match=r"no token for 0.5 s .*stall limit"):
+        asyncio.run(go())
+    assert "".join(i.text for i in items if isinstance(i, Delta)) == "".join(FIRST_WORDS)
+
+
+def test_a_stalled_generation_is_stored_as_interrupted_with_its_first_words(hanging_server, sqlite_engine, monkeypatch):
+    from generation.service import generate_to_row
+    from storage.catalog import add_model
+    from storage.engine import session_scope
+
+    monkeypatch.setenv(stall.ENV_VAR, "0.5")
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="hangs", backend="openai", base_url=hanging_server, model_id="fake", template="direct")
+    gen = generate_to_row(sqlite_engine, model="hangs", request=GenerationRequest("Write about autumn.", max_tokens=50))
+    assert gen.status == "interrupted" and gen.finish_reason == "error"
+    assert "stall limit" in gen.error and gen.answer == "".join(FIRST_WORDS).strip()
+
+
+def test_the_stall_limit_comes_from_the_setting_then_the_environment_then_the_default(monkeypatch):
+    monkeypatch.delenv(stall.ENV_VAR, raising=False)
+    assert stall.stall_seconds() == stall.DEFAULT_STALL_SECONDS == 60
+    monkeypatch.setenv(stall.ENV_VAR, "15")
+    assert stall.stall_seconds() == 15
+    stall.configure(0)
+    try:
+        assert stall.stall_seconds() == 0
+    finally:
+        stall.configure(None)
+    monkeypatch.setenv(stall.ENV_VAR, "soon")
+    with pytest.raises(UserError, match="LWZ_STALL_SECONDS must be a number of seconds"):
+        stall.stall_seconds()
+    with pytest.raises(UserError, match="between 0 and 86400"):
+        stall.configure(-1)
