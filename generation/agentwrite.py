@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 SECTION_WORDS = 250
 """The plan aims at sections of about this many words (a small model writes well at this size)."""
 MAX_SECTIONS = 60
-MAX_SECTION_WORDS = 2000
+MAX_SECTION_WORDS = 1000
+"""A section longer than this is past what one request of a small model writes well."""
 MIN_SECTION_WORDS = 20
 DEFAULT_SECTIONS = 4
 """Sections asked for when the request has no target."""

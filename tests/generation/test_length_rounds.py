@@ -129,3 +129,16 @@ def test_plan_that_does_not_parse_is_split_evenly():
 
     sections = parse_plan("I will write a story.", 1000)
     assert len(sections) == 4 and sum(s.words for s in sections) == 1000
+
+
+def test_plan_template_refuses_what_it_cannot_reach_with_the_numbers():
+    import pytest
+
+    from core.errors import UserError
+    from generation.agentwrite import check_reachable
+
+    with pytest.raises(UserError, match=r"at most 60 sections of 1,000 words \(60,000 words\); 100,000 is beyond it"):
+        check_reachable(target=100_000, plan_tokens=3000, prompt_tokens=50, tokens_per_word=1.2, context=8192)
+    with pytest.raises(UserError, match=r"needs up to [\d,]+ tokens .* more than the model's context of 2,048 tokens"):
+        check_reachable(target=20_000, plan_tokens=3000, prompt_tokens=50, tokens_per_word=1.2, context=2048)
+    check_reachable(target=10_000, plan_tokens=2000, prompt_tokens=50, tokens_per_word=1.2, context=8192)
