@@ -81,8 +81,7 @@ def run_json(capsys, argv):
     return json.loads(out)
 
 
-def test_ban_leaves_ratings_and_is_reversible(sqlite_engine, capsys):
-    engine = sqlite_engine
+def test_ban_leaves_ratings_and_is_reversible(engine, capsys):
     url = engine.url.render_as_string(hide_password=False)
     seeded = seed_arena(engine, battles=6, annotators=2)
     with session_scope(engine) as session:
