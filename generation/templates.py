@@ -1,6 +1,7 @@
-"""Prompt templates: ``think`` (the LongWriter-Zero protocol), ``direct`` (the paper's ablation)
-and ``plan`` (LongWriter's AgentWrite: a plan of sections, then the sections; its prompts live in
-``generation.agentwrite``, and ``render`` gives its first step, the plan).
+"""Prompt templates: ``think`` (the LongWriter-Zero protocol), ``direct`` (a generic write-it-now
+prompt of this project, not the paper's no-think ablation) and ``plan`` (LongWriter's AgentWrite:
+a plan of sections, then the sections; its prompts live in ``generation.agentwrite``, and
+``render`` gives its first step, the plan).
 
 A model entry names its template (``ModelEntry.template``). Each template renders a request in
 two forms, because servers expose two paths:
