@@ -282,7 +282,8 @@ def cmd_annotators(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
-    rows = [{**r, "flags": "; ".join(r["flags"]) or "-", "banned": "BANNED" if r["banned"] else ""}
+    rows = [{**{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()},
+             "flags": "; ".join(r["flags"]) or "-", "banned": "BANNED" if r["banned"] else ""}
             for r in report["annotators"]]
     print_table(rows, ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "agreement_z",
                        "left_share", "side_z", "skew_model", "skew_z", "too_fast_share", "flags", "banned"])
