@@ -59,7 +59,11 @@ def battle_id_of(value) -> int:
     """The battle id the page holds, checked to be one a table can hold (see :func:`storage.engine.row_id`)."""
     from storage.engine import row_id
 
-    if value in (None, "", 0):
+    try:
+        unset = value in (None, "") or float(value) <= 0
+    except (TypeError, ValueError, OverflowError):
+        unset = False
+    if unset:
         raise UserError("no battle loaded: press Next battle")
     return row_id(value, what="battle")
 

@@ -30,7 +30,7 @@ def test_tab_passes_odd_values_on_to_the_rules():
 
 
 @pytest.mark.parametrize("value,fragment", [
-    (2**70, "there is no battle #"), (2**31, "there is no battle #"), (-3, "there is no battle #"),
+    (2**70, "there is no battle #"), (2**31, "there is no battle #"), (-3, "no battle loaded"),
     ("1e400", "not a battle number"), (float("inf"), "not a battle number"), (1.5, "not a battle number"),
     (None, "no battle loaded"), ("", "no battle loaded"), ([1], "not a battle number"),
 ])
