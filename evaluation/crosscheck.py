@@ -45,17 +45,22 @@ def wilson(agree: int, n: int) -> tuple[Optional[float], Optional[float]]:
 
 def human_verdicts(session) -> dict[int, str]:
     """Per battle, the plurality of its counted votes as ``left``, ``right`` or ``tie``."""
-    from collections import Counter
+    import numpy as np
 
     from evaluation.leaderboard import battles_frame
 
     frame = battles_frame(session)
-    side = {"model_a": "left", "model_b": "right", "tie": "tie", "both_bad": "tie"}
-    out = {}
-    for battle_id, winners in frame.groupby("battle_id")["winner"]:
-        ranked = Counter(side[w] for w in winners).most_common()
-        out[int(battle_id)] = "tie" if len(ranked) > 1 and ranked[0][1] == ranked[1][1] else ranked[0][0]
-    return out
+    if frame.empty:
+        return {}
+    sides = np.array(["left", "right", "tie"])
+    code = frame["winner"].map({"model_a": 0, "model_b": 1, "tie": 2, "both_bad": 2}).to_numpy()
+    battles, inverse = np.unique(frame["battle_id"].to_numpy(), return_inverse=True)
+    counts = np.zeros((len(battles), 3), dtype=np.int64)
+    np.add.at(counts, (inverse, code), 1)
+    top = counts.max(axis=1, keepdims=True)
+    shared_top = (counts == top).sum(axis=1) > 1
+    verdict = np.where(shared_top, "tie", sides[counts.argmax(axis=1)])
+    return dict(zip(map(int, battles), map(str, verdict)))
 
 
 def stored_verdicts(session) -> dict[str, dict[int, str]]:
@@ -117,12 +122,13 @@ def agreement_from_db(engine) -> list[dict[str, Any]]:
     from storage.engine import session_scope
 
     with session_scope(engine) as session:
-        signals = {HUMANS: human_verdicts(session), **stored_verdicts(session)}
+        stored = stored_verdicts(session)
+        if not stored:  # nothing to compare the votes with (and no need to read them)
+            return []
+        signals = {HUMANS: human_verdicts(session), **stored}
         battle_ids = set().union(*(s.keys() for s in signals.values()))
         models_of = battle_models(session, battle_ids) if battle_ids else {}
         models = registered_models(session)
-    if len(signals) < 2:
-        return []
     return agreement_rows(signals, models_of, models)
 
 
