@@ -15,6 +15,7 @@ what Gradio's own login lacks for a deployment of several processes:
   ``session_hash``. :class:`PageOwnership` binds each hash to the first signed-in user who
   uses it and refuses everyone else on every ``/gradio_api/`` route that names one. The binding
   lives in the process that holds that page's queue, which is the only one that could leak it.
+  Gradio's ``/gradio_api/token`` (which returns the httponly session cookie to any script) is closed.
 - **The fast vote route** (:mod:`webapp.vote_api`).
 """
 
@@ -114,6 +115,9 @@ class PageOwnership:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not self.auth or not scope["path"].startswith("/gradio_api/"):
             return await self.app(scope, receive, send)
+        if scope["path"].rstrip("/") == "/gradio_api/token":
+            # Gradio hands the httponly session cookie to any script that asks; the page never does.
+            return await _json(send, 404, {"detail": "Not Found"})
         hashes = set(parse_qs(scope.get("query_string", b"").decode("latin-1")).get("session_hash", []))
         match = _HASH_IN_PATH.match(scope["path"])
         if match:

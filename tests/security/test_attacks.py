@@ -148,6 +148,13 @@ def test_a_signed_out_session_is_refused_everywhere(target):
     assert replay.post(VOTE, json={"battle_id": 1, "winner": "left"}).status_code == 401
 
 
+def test_the_session_token_is_not_handed_to_scripts(target):
+    client = as_user(target, "amy")
+    token = client.cookies.get("access-token-unsecure-lwz")
+    response = client.get("/gradio_api/token")
+    assert response.status_code == 404 and token not in response.text
+
+
 # --- another user's page ----------------------------------------------------------------------
 
 def test_another_users_event_stream_is_refused(target):
