@@ -51,6 +51,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("annotators", help="annotator agreement, habits and vote hygiene (skew, side bias, "
                                                  "too-fast votes, flags); ban or unban an annotator")
     p.add_argument("--exclude-flagged", action="store_true", help="leave flagged votes out")
+    p.add_argument("--flag-z", type=float, default=3.29, help="flag a z score beyond this (default 3.29: p < 0.001)")
+    p.add_argument("--flag-min-votes", type=int, default=10, help="votes needed before a z score may flag (default 10)")
+    p.add_argument("--flag-too-fast", type=float, default=0.3, help="flag a too-fast share above this (default 0.3)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_annotators)
     actions = p.add_subparsers(dest="annotators_command", metavar="{ban,unban,bans}")
@@ -278,7 +281,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_annotators(args: argparse.Namespace) -> int:
     from evaluation.leaderboard import annotators_from_db
 
-    report = annotators_from_db(open_engine(args, upgrade=True), include_flagged=not args.exclude_flagged)
+    from evaluation.hygiene import HygieneSettings
+
+    settings = HygieneSettings(z=args.flag_z, min_votes=args.flag_min_votes, too_fast_share=args.flag_too_fast)
+    report = annotators_from_db(open_engine(args, upgrade=True), include_flagged=not args.exclude_flagged,
+                                settings=settings)
     if args.json:
         print_json(report)
         return 0
