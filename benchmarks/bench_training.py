@@ -2,11 +2,16 @@
 
     .venv/bin/python benchmarks/bench_training.py export [--votes 1000000] [--db URL]
     .venv/bin/python benchmarks/bench_training.py steps [--kinds reward,dpo,grpo] [--steps 3]
+    .venv/bin/python benchmarks/bench_training.py long [--tokens 2048,4096,8192] [--kinds reward,dpo] [--memory-gb 18]
 
 ``export`` fills a fresh database (SQLite in a temporary folder unless ``--db``) with battles and
 votes in bulk (not timed), then times ``export_preferences`` to a DPO parquet file. ``steps`` runs
 ``lwz train KIND`` on the bundled model in a subprocess per kind and reports TRL's seconds per
 step (model loading and DPO's reference pass excluded) and the process's peak resident memory.
+``long`` trains one step (batch 1) of each kind on one pair whose chosen and rejected texts are
+each about N tokens, with ``max_length`` at its default (the model's context), and reports TRL's
+seconds for the step and the peak resident memory. Each run's address space is capped at
+``--memory-gb`` so a length that does not fit fails alone instead of taking the machine down.
 """
 
 from __future__ import annotations
@@ -143,6 +148,49 @@ def bench_steps(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def bench_long(args: argparse.Namespace) -> list[dict]:
+    import resource
+
+    import pandas as pd
+
+    limit = int(args.memory_gb * 2**30)
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "nosave.yaml").write_text("save_strategy: 'no'\n")
+        for tokens in (int(t) for t in args.tokens.split(",")):
+            # The bundled tokenizer gives one token per word of this vocabulary (checked: 2,000 words, 2,002 tokens).
+            words = tokens - 30
+            chosen = " ".join(WORDS[(i * 7) % len(WORDS)] for i in range(words)) + "."
+            rejected = " ".join(WORDS[(i * 11) % len(WORDS)] for i in range(words)) + "."
+            data = Path(tmp) / f"long{tokens}.parquet"
+            pd.DataFrame([{"prompt": "Write at length about a harbor.", "chosen": chosen, "rejected": rejected}]).to_parquet(data)
+            for kind in args.kinds.split(","):
+                command = [str(REPO / ".venv" / "bin" / "lwz"), "--db", f"sqlite:///{tmp}/long.db", "train", kind,
+                           "--base", "smollm2-135m", "--data", str(data), "--out", f"{tmp}/{kind}{tokens}",
+                           "--max-steps", "1", "--batch-size", "1", "--template", "none",
+                           "--config", f"{tmp}/nosave.yaml", "--json"]
+                started = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True, preexec_fn=cap)
+                wall = time.perf_counter() - started
+                row = {"bench": f"long-{kind}", "tokens": tokens, "wall_s": round(wall, 1), "memory_cap_gb": args.memory_gb}
+                if done.returncode != 0:
+                    tail = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+                    results.append({**row, "error": tail[0][:200]})
+                    print(json.dumps(results[-1]), flush=True)
+                    continue
+                metrics = json.loads(done.stdout)["metrics"]
+                results.append({**row, "max_length": metrics["lengths"]["max_length"],
+                                "kept": metrics["lengths"]["kept"],
+                                "s_per_step": metrics["final"].get("train_runtime"),
+                                "peak_rss_mb": metrics["peak_rss_mb"]})
+                print(json.dumps(results[-1]), flush=True)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -156,7 +204,14 @@ def main() -> int:
     p = sub.add_parser("steps")
     p.add_argument("--kinds", default="reward,dpo,grpo")
     p.add_argument("--steps", type=int, default=3)
+    p = sub.add_parser("long")
+    p.add_argument("--tokens", default="2048,4096,8192")
+    p.add_argument("--kinds", default="reward,dpo")
+    p.add_argument("--memory-gb", type=float, default=18.0)
     args = parser.parse_args()
+    if args.bench == "long":
+        bench_long(args)  # prints each row as it finishes
+        return 0
     results = [bench_export(args)] if args.bench == "export" else bench_steps(args)
     for result in results:
         print(json.dumps(result))

@@ -53,7 +53,27 @@ def test_reward_run_counts_dropped_pairs_and_scores_as_quality_reward(sqlite_eng
     scores = quality(["A calm and clear colour.", "short", "word " * 120],
                      prompts=[[{"role": "user", "content": "Describe a colour."}]] * 3)
     assert isinstance(scores[0], float) and isinstance(scores[1], float) and scores[2] is None
-    assert quality.stats == {"scored": 2, "truncated": 1}
+    assert quality.stats == {"scored": 2, "too_long": 1, "truncated": 0, "dropped": 1}
+
+
+@pytest.mark.slow
+def test_checkpoints_every_n_steps_and_resume(sqlite_engine, tmp_path):
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="smollm2-135m", backend="local", template="direct")
+    data, out = str(_prefs(tmp_path / "p.parquet")), str(tmp_path / "rm")
+    first = run_training(sqlite_engine, TrainOptions(kind="reward", base="smollm2-135m", data=data, out=out,
+                                                     max_steps=1, batch_size=2, save_steps=1, max_length=96),
+                         log=lambda line: None)
+    lines: list[str] = []
+    second = run_training(sqlite_engine, TrainOptions(kind="reward", base="smollm2-135m", data=data, out=out,
+                                                      max_steps=2, batch_size=2, save_steps=1, max_length=96,
+                                                      resume=True), log=lines.append)
+    assert any("resuming from" in line and line.endswith("checkpoint-1") for line in lines), lines
+    with session_scope(sqlite_engine) as session:
+        one, two = session.get(TrainingRun, first["run_id"]), session.get(TrainingRun, second["run_id"])
+        assert one.last_saved_step == 1 and two.last_saved_step == 2
+        assert two.config["resumed_from"].endswith("checkpoint-1")
+    assert second["metrics"]["steps"] == 2 and (tmp_path / "rm" / "checkpoint-2").is_dir()
 
 
 @pytest.mark.slow
@@ -69,7 +89,9 @@ def test_grpo_step_from_db_prompts_registers_child(sqlite_engine, tmp_path):
     metrics = summary["metrics"]
     assert metrics["data"]["dropped_no_target"] == 1 and metrics["data"]["kept"] == 2
     assert "truncated_completions" in metrics["lengths"]
-    assert "rewards/paper_combined/mean" in metrics["final"]
+    assert set(metrics["rewards"]) == {"length", "format", "anti_hacking"}, "each reward's mean, on its own"
+    assert all(isinstance(r["mean"], float) for r in metrics["rewards"].values())
+    assert "zero_advantage_steps" in metrics
     with session_scope(sqlite_engine) as session:
         child, parent = get_model(session, name="smollm2-grpo"), get_model(session, name="smollm2-135m")
         assert child.parent_id == parent.id and child.backend == "local"
