@@ -38,3 +38,12 @@ def test_battle_ids_beyond_any_table_are_refused(value, fragment):
     with pytest.raises(UserError, match=fragment):
         battle_id_of(value)
     assert battle_id_of(12.0) == 12 and battle_id_of("7") == 7
+
+
+def test_a_repeated_vote_does_not_claim_to_be_stored():
+    from webapp.arena_tab import vote_status
+
+    assert vote_status({"created": True, "flagged": False}) == "Vote stored."
+    again = vote_status({"created": False, "flagged": False})
+    assert "Vote stored" not in again and "first vote stands" in again and "not stored" in again
+    assert "flagged" in vote_status({"created": True, "flagged": True})
