@@ -195,7 +195,13 @@ def build_server(ctx, demo):
     from webapp.auth import SigninRefused, SigninThrottled
     from webapp.vote_api import add_vote_route
 
+    from storage.engine import write_scope
+    from storage.sessions import purge_sessions
+
     engine, auth = ctx.engine, ctx.settings.auth
+    if auth:
+        with write_scope(engine) as session:  # sessions that ended a day ago or more are forgotten
+            purge_sessions(session)
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     limiter: list = []
 
