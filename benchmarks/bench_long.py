@@ -108,11 +108,13 @@ def bench_templates(args) -> dict:
 def bench_buckets(args) -> dict:
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     engine = _engine()
-    result = {"per_bucket": args.per_bucket, "backend": args.base_url or "embedded", "templates": {}}
+    result = {"per_bucket": args.per_bucket, "buckets": args.buckets or "all", "backend": args.base_url or "embedded", "templates": {}}
     for template in args.templates:
         _register(engine, template, template=template, base_url=args.base_url, model=args.model)
         per_bucket = {}
         for name, low, high in BUCKETS:
+            if args.buckets and name not in args.buckets:
+                continue
             chosen = [r for r in rows if low <= r["length"] < high][: args.per_bucket]
             runs = []
             for index, item in enumerate(chosen):
@@ -181,6 +183,7 @@ def main() -> None:
     parser.add_argument("--target", type=int, default=600)
     parser.add_argument("--prompts", type=int, default=2, help="templates: prompts per template (at most 3)")
     parser.add_argument("--per-bucket", type=int, default=1)
+    parser.add_argument("--buckets", nargs="+", choices=[b[0] for b in BUCKETS], help="buckets to run (default: all)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()

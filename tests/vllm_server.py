@@ -12,6 +12,7 @@ Registered in ``tests/conftest.py`` through ``pytest_plugins``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -30,11 +31,14 @@ SERVED_NAME = "smollm2-135m"
 MAX_MODEL_LEN = 24576
 """The context the tests serve: LongWriter-Zero's scale (its card asks for ``max_tokens=15500``), past
 the bundled model's trained 8,192 tokens, which ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` permits."""
-NO_CHUNKED_PREFILL = ["--max-num-batched-tokens", str(MAX_MODEL_LEN), "--no-enable-chunked-prefill"]
-"""Every prompt is prefilled in one step. The CPU build crashes its engine (``CPU Generator does
-not use offset``, in ``_bookkeeping_sync``) when a seeded request's prompt is prefilled in chunks,
-which any prompt past the default batch size is; long prompts with a seed are what continuations
-and the long-context test send."""
+LONG_CONTEXT_ARGS = ["--max-num-batched-tokens", str(MAX_MODEL_LEN), "--no-enable-chunked-prefill",
+                     "--hf-overrides", json.dumps({"max_position_embeddings": MAX_MODEL_LEN})]
+"""What the CPU build needs to really serve past 8,192 tokens (both crashes were seen on this machine):
+- every prompt prefilled in one step: the engine dies (``CPU Generator does not use offset``) when a
+  seeded request's prompt is prefilled in chunks, which any prompt past the default batch size is;
+- the model's position table as long as the context: with only ``VLLM_ALLOW_LONG_MAX_MODEL_LEN`` the
+  server starts and takes the request, then a compiled kernel indexes past position 8,191 and the
+  engine dies (``index out of bounds``)."""
 READY_TIMEOUT_S = float(os.environ.get("LWZ_TEST_VLLM_READY_S", "420"))
 """How long a starting server may take to answer (a loaded 2-core machine needs the most)."""
 
@@ -122,7 +126,7 @@ def start_vllm_server(*, timeout_s: float = READY_TIMEOUT_S, kv_cache_gib: int =
     command = [
         str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
         "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16", *NO_CHUNKED_PREFILL,
+        "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16", *LONG_CONTEXT_ARGS,
         *(["--optimization-level", "0"] if quick_start else []),
     ]
     with log_path.open("w") as log:
