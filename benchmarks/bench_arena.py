@@ -34,9 +34,9 @@ def free_port() -> int:
 
 
 def prepare(db_url: str, *, annotators: int, models: int, prompts: int, words: int, seed: int) -> list[tuple[str, str]]:
+    from arena.seed import seed_pool
     from storage.engine import make_engine, session_scope, upgrade
     from storage.users import add_user
-    from arena.seed import seed_pool
 
     engine = make_engine(db_url)
     upgrade(engine)

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 from collections import OrderedDict
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
 from sqlalchemy.engine import Engine
@@ -56,7 +56,7 @@ def request_token(headers) -> str | None:
     jar = SimpleCookie()
     try:
         jar.load(raw)
-    except Exception:  # a malformed Cookie header names no session
+    except CookieError:  # a malformed Cookie header names no session
         return None
     for name in COOKIE_NAMES:
         if name in jar and jar[name].value:
@@ -192,11 +192,10 @@ def build_server(ctx, demo):
     from fastapi.responses import JSONResponse, RedirectResponse
 
     import webapp.auth as rules
-    from webapp.auth import SigninRefused, SigninThrottled
-    from webapp.vote_api import add_vote_route
-
     from storage.engine import write_scope
     from storage.sessions import purge_sessions
+    from webapp.auth import SigninRefused, SigninThrottled
+    from webapp.vote_api import add_vote_route
 
     engine, auth = ctx.engine, ctx.settings.auth
     if auth:

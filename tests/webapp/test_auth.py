@@ -6,18 +6,23 @@ The same rules are attacked over real HTTP in ``tests/security/test_attacks.py``
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from storage.engine import session_scope
 from storage.models import SigninFailure
-from storage.sessions import create_session, purge_sessions, revoke_user_sessions, session_user
+from storage.sessions import (
+    create_session,
+    purge_sessions,
+    revoke_user_sessions,
+    session_user,
+)
 from storage.signin import LIMIT, LOCKOUT, locked_until, record_failure
 from storage.users import add_user
 
-T0 = datetime(2026, 12, 2, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def _fail(session, *, name="bob", address="10.0.0.1", at):
@@ -55,7 +60,7 @@ def test_one_address_locks_every_name_and_old_rows_are_forgotten(engine):
 
 
 def test_unknown_names_and_password_less_users_cost_one_password_hash(engine, monkeypatch):
-    import storage.users as users
+    from storage import users
 
     with session_scope(engine) as s:
         add_user(s, name="ann", role="annotator", password="pw")

@@ -77,7 +77,7 @@ def test_votes_through_both_processes_at_once_are_stored_exactly_once(pair):
             battle = shown["battle"]["battle_id"]
             answers: list = [None, None]
 
-            def send(i):
+            def send(i, answers=answers, battle=battle):
                 answers[i] = clients[i].post(VOTE, json={"battle_id": battle, "winner": "left"})
 
             senders = [threading.Thread(target=send, args=(i,)) for i in range(2)]
