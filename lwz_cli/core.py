@@ -91,8 +91,7 @@ def cmd_models_add(args: argparse.Namespace) -> int:
     if args.json:
         print_json(entry)
     else:
-        api = f", api {entry.sampling['api']}" if entry.backend == "openai" else ""
-        print(f"registered model {entry.name} ({entry.backend}, template {entry.template}{api})")
+        print(f"registered model {entry.name} ({entry.backend}, template {entry.template})")
     return 0
 
 

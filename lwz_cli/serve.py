@@ -26,6 +26,9 @@ def register(subparsers) -> None:
                                    "where it runs (default: the bundled smollm2-135m on the local backend)")
     p.add_argument("--template", choices=["think", "direct"], default="think",
                    help="prompt template of a model registered at start (default think)")
+    p.add_argument("--api", choices=["completions", "chat"], default=None,
+                   help="with --backend openai: completions sends the raw LongWriter-Zero template to /v1/completions "
+                        "(the model card's path); chat uses /v1/chat/completions (default: as registered, else chat)")
     p.add_argument("--concurrency", type=int, default=16,
                    help="how many generations stream at once through the app (default 16)")
     p.add_argument("--stall-seconds", default=None,
@@ -77,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     engine = open_engine(args, upgrade=True)
     model = settle_default_model(engine, backend=args.backend, base_url=args.base_url, model=args.model,
                                  template=args.template)
+    if args.api is not None:
+        _set_api(engine, model, args.api)
     closed = close_stale_rows(engine)
     if closed:
         print(f"closed {closed} generation(s) left streaming by a process that died (now interrupted)")
@@ -88,3 +93,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         stop.set()
     return 0
+
+
+def _set_api(engine, name: str, api: str) -> None:
+    """Record ``--api`` on the default model's entry (an openai-backend model only)."""
+    from core.errors import UserError
+    from storage.catalog import get_model
+    from storage.engine import session_scope
+
+    with session_scope(engine) as session:
+        entry = get_model(session, name=name)
+        if entry is None or entry.backend != "openai":
+            raise UserError("--api chooses the server endpoint of an openai-backend model: give --backend openai "
+                            "--base-url URL --model NAME")
+        entry.sampling = {**(entry.sampling or {}), "api": api}
+        session.add(entry)

@@ -19,8 +19,8 @@ def test_models_add_api_reaches_the_backend(sqlite_url, capsys):
     assert main(base + ["raw", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--api", "completions",
                         "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sampling"] == {"api": "completions"}
-    assert main(base + ["chat", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"]) == 0
-    assert "api chat" in capsys.readouterr().out
+    assert main(base + ["chat", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sampling"] == {"api": "chat"}
     assert main(base + ["here", "--backend", "local", "--api", "completions"]) == 2
     assert "openai-backend model" in capsys.readouterr().err
     engine = make_engine(sqlite_url)
