@@ -234,3 +234,19 @@ def test_tabs_follow_the_role(app, page):
     tabs = page.get_by_role("tab")
     names = {tabs.nth(i).inner_text().strip() for i in range(tabs.count())}
     assert "Write" not in names and "Data" not in names and "Arena" in names
+
+
+def test_a_reopened_texts_download_reaches_its_owner_and_nobody_else(app, page):
+    secret = "Ann's draft about the tide tables, for her eyes only."
+    gid = stored_generation(app, author="ann", request="Ann's request about tides", answer=secret)
+    login(page, app, "ann", "ann-pw")
+    open_by_id(page, gid)
+    page.locator("#lwz-download-txt").wait_for(state="visible")
+    with page.expect_download() as download:
+        page.click("#lwz-download-txt")
+    assert Path(download.value.path()).read_text() == secret + "\n"
+    # The same URL, asked for by another signed-in user, is refused.
+    bob = http_session(app, "bob", "bob-pw")
+    response = bob.get(download.value.url.replace(app.url, ""))
+    bob.close()
+    assert response.status_code == 403 and secret not in response.text
