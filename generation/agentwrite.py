@@ -147,9 +147,9 @@ def parse_plan(text: str, target: Optional[int]) -> list[Section]:
         point_text = point.group(1) if point else _NUMBERED.sub("", line, count=1).strip(" -:：.")
         found.append((point_text.strip()[:300], int(budget[-1].replace(",", "")) if budget else None))
     total = target or section_count(target) * SECTION_WORDS
-    n = len(found) or section_count(target)
+    n = max(len(found), section_count(target))  # a plan with fewer lines than asked gets unnamed sections
     n = max(1, min(n, MAX_SECTIONS, total // MIN_SECTION_WORDS or 1))
-    found = found[:n] if found else [("", None)] * n
+    found = (found + [("", None)] * n)[:n]
     given = [b if b and b > 0 else None for _, b in found]
     known = sum(b for b in given if b)
     weights = [b if b else (known / max(1, sum(1 for x in given if x)) if known else 1) for b in given]

@@ -16,6 +16,9 @@ from pathlib import Path
 from core.errors import UserError
 
 BUNDLED_NAME = "smollm2-135m"
+BUNDLED_TEMPLATE = "direct"
+"""The template the bundled model is registered with: it read best of the three at 600 words
+(docs/benchmarks.md, "Ultra-long"); with ``think`` the model loops."""
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
     """Convert the bundled model if needed, print its folder, register ``smollm2-135m`` (local) if absent."""
-    from generation.bundled import BUNDLED_NAME, ensure_bundled_model
+    from generation.bundled import BUNDLED_NAME, BUNDLED_TEMPLATE, ensure_bundled_model
     from lwz_cli.common import open_engine, print_json
     from storage.catalog import add_model, get_model
     from storage.engine import session_scope
@@ -48,7 +48,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
         entry = get_model(session, name=BUNDLED_NAME)
         created = entry is None
         if created:
-            entry = add_model(session, name=BUNDLED_NAME, backend="local", template="think")
+            entry = add_model(session, name=BUNDLED_NAME, backend="local", template=BUNDLED_TEMPLATE)
         summary = {"folder": str(folder), "model": entry.name, "backend": entry.backend, "registered": created}
     if getattr(args, "json", False):
         print_json(summary)
