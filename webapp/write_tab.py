@@ -340,6 +340,14 @@ def build_write_tab(gr, ctx) -> dict:
             shown["label"] = label
         return updates
 
+    def page_closed(request: gr.Request):
+        """Gradio calls this when a page's session ends (the tab closed or reloaded)."""
+        try:
+            who = ctx.identify(request)
+        except UserError:
+            return
+        runs.cancel(owner=who.name, session=getattr(request, "session_hash", None))
+
     def stop(request: gr.Request):
         who = who_or_raise(request)
         stopped = runs.cancel(owner=who.name, session=getattr(request, "session_hash", None))
@@ -402,6 +410,8 @@ def build_write_tab(gr, ctx) -> dict:
                        show_progress="hidden", api_name="continue_writing", **raw).success(
         show_result, [current], result_outputs, show_progress="hidden", api_name=False, **quick)
     stop_btn.click(stop, None, [status], api_name="stop", **quick)
+    # Closing or reloading the page ends its session: stop what it was writing, queued or running.
+    gr.context.Context.root_block.unload(page_closed)
     reopened = [status, progress, thinking, think_md, answer_md, current, actions, dl_md, dl_txt, send_btn,
                 continue_btn, request_box, target, model]
     open_btn.click(reopen, [open_id], reopened, api_name="open_writing", **quick)
