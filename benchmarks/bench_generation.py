@@ -149,9 +149,11 @@ async def _timed_raw(base_url: str, body: dict) -> tuple[float, float, int]:
 
 
 def bench_overhead(args) -> dict:
+    from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
     body = {"model": args.model, "messages": [{"role": "system", "content": "You are a writer."},
                                               {"role": "user", "content": "Write a long story about a lighthouse."}],
-            "max_tokens": args.tokens, "min_tokens": args.tokens, "temperature": 0.6, "top_p": 0.95, "seed": 1,
+            "max_tokens": args.tokens, "min_tokens": args.tokens, "temperature": DEFAULT_TEMPERATURE, "top_p": DEFAULT_TOP_P, "seed": 1,
             "stream": True, "stream_options": {"include_usage": True, "continuous_usage_stats": True}}
     samples = {"client": [], "raw": []}
     for index in range(args.pairs * 2):

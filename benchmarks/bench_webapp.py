@@ -40,6 +40,8 @@ from pathlib import Path
 
 import httpx
 
+from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+
 REPO = Path(__file__).resolve().parents[1]
 TTFT_THINK_BUDGET = 8
 PROMPT = "Write a short story about a lighthouse keeper who collects storms in glass jars."
@@ -92,7 +94,7 @@ async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, targe
 
     t0 = time.perf_counter()
     joined = await client.post("/gradio_api/queue/join", json={
-        "data": [PROMPT, target, model, 0.6, 0.95, str(seed), think_budget], "fn_index": fn_index,
+        "data": [PROMPT, target, model, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, str(seed), think_budget], "fn_index": fn_index,
         "session_hash": session})
     joined.raise_for_status()
     first = None
@@ -138,7 +140,7 @@ async def direct_stream(base_url: str, model: str, tokens: int, seed: int) -> di
     first, count = None, 0
     stream = await client.chat.completions.create(
         model=model, messages=messages, max_tokens=tokens, stream=True,
-        temperature=0.6, top_p=0.95, seed=seed, stream_options={"include_usage": True},
+        temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P, seed=seed, stream_options={"include_usage": True},
         extra_body={"min_tokens": tokens, **template_flags})
     async for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content and first is None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from generation.events import Error, Started
+from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, TEMPERATURE_RANGE
 from storage.catalog import list_models
 from storage.engine import session_scope
 from core.errors import UserError
@@ -168,8 +169,8 @@ def build_write_tab(gr, ctx) -> dict:
                 model = gr.Dropdown(label="Model", choices=model_names(ctx.engine), value=ctx.default_model,
                                     allow_custom_value=True, elem_id="lwz-model")
             with gr.Accordion("Advanced", open=False, elem_id="lwz-advanced"):
-                temperature = gr.Slider(0.0, 2.0, value=0.6, step=0.05, label="Temperature")
-                top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="top_p")
+                temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature")
+                top_p = gr.Slider(0.05, 1.0, value=DEFAULT_TOP_P, step=0.05, label="top_p")
                 seed = gr.Textbox(label="Seed (blank: random, and stored with the text)", elem_id="lwz-seed")
                 think_budget = gr.Number(label="Think budget in tokens (blank: no cap)", precision=0, minimum=0,
                                          elem_id="lwz-think-budget")
