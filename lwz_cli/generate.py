@@ -153,12 +153,12 @@ def _generate_one(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         seconds = (row.duration_ms or 0) / 1000
         ttft = f"{row.ttft_ms:.0f} ms" if row.ttft_ms is not None else "-"
-        print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words, "
-              f"{row.completion_tokens or 0} tokens, first token {ttft}, {seconds:.1f} s", file=sys.stderr)
-        if row.status in ("short", "truncated", "interrupted") and row.answer_words:
-            target = (row.params or {}).get("target_words")
-            print(f"{row.answer_words:,} words{f' of {target:,}' if target else ''} written; "
-                  f"to write on: lwz generate --continue {row.id}", file=sys.stderr)
+        more = f"; to write on: lwz generate --continue {row.id}" if (
+            row.status in ("short", "truncated", "interrupted") and row.answer_words) else ""
+        target = (row.params or {}).get("target_words")
+        print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words"
+              f"{f' of {target:,}' if target else ''}, {row.completion_tokens or 0} tokens, first token {ttft}, "
+              f"{seconds:.1f} s{more}", file=sys.stderr)
     return 0 if row.status in WRITTEN else 1
 
 
