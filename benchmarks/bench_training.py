@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_training.py export [--votes 1000000] [--db URL]
     .venv/bin/python benchmarks/bench_training.py steps [--kinds reward,dpo,grpo] [--steps 3]
     .venv/bin/python benchmarks/bench_training.py long [--tokens 2048,4096,8192] [--kinds reward,dpo] [--memory-gb 18]
+                                                       [--activation-checkpointing]
 
 ``export`` fills a fresh database (SQLite in a temporary folder unless ``--db``) with battles and
 votes in bulk (not timed), then times ``export_preferences`` to a DPO parquet file. ``steps`` runs
@@ -160,7 +161,8 @@ def bench_long(args: argparse.Namespace) -> list[dict]:
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "nosave.yaml").write_text("save_strategy: 'no'\n")
+        extra = "activation_checkpointing: true\n" if args.activation_checkpointing else ""
+        (Path(tmp) / "nosave.yaml").write_text("save_strategy: 'no'\n" + extra)
         for tokens in (int(t) for t in args.tokens.split(",")):
             # The bundled tokenizer gives one token per word of this vocabulary (checked: 2,000 words, 2,002 tokens).
             words = tokens - 30
@@ -176,7 +178,8 @@ def bench_long(args: argparse.Namespace) -> list[dict]:
                 started = time.perf_counter()
                 done = subprocess.run(command, capture_output=True, text=True, preexec_fn=cap)
                 wall = time.perf_counter() - started
-                row = {"bench": f"long-{kind}", "tokens": tokens, "wall_s": round(wall, 1), "memory_cap_gb": args.memory_gb}
+                row = {"bench": f"long-{kind}", "tokens": tokens, "wall_s": round(wall, 1), "memory_cap_gb": args.memory_gb,
+                       "activation_checkpointing": args.activation_checkpointing}
                 if done.returncode != 0:
                     tail = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
                     results.append({**row, "error": tail[0][:200]})
@@ -208,6 +211,8 @@ def main() -> int:
     p.add_argument("--tokens", default="2048,4096,8192")
     p.add_argument("--kinds", default="reward,dpo")
     p.add_argument("--memory-gb", type=float, default=18.0)
+    p.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass (less memory, more time)")
     args = parser.parse_args()
     if args.bench == "long":
         bench_long(args)  # prints each row as it finishes

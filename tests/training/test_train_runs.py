@@ -133,3 +133,18 @@ def test_interrupted_run_is_failed_with_partial_checkpoint(sqlite_url, tmp_path)
     assert Path(partial).name.startswith("partial-step-") and (Path(partial) / "config.json").is_file()
     engine.dispose()
 
+
+
+@pytest.mark.slow
+def test_kto_step_from_db_uses_both_bad_battles(sqlite_engine, tmp_path):
+    from tests.training.arena_data import seed_battles
+
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="smollm2-135m", backend="local", template="direct")
+        seed_battles(session, [["left"], ["both_bad", "both_bad"], ["tie"]])
+    options = TrainOptions(kind="kto", base="smollm2-135m", from_db=True, out=str(tmp_path / "kto"), max_steps=1,
+                           batch_size=2, template="none", config={"save_strategy": "no"})
+    summary = run_training(sqlite_engine, options, log=lambda line: None)
+    data = summary["metrics"]["data"]
+    assert data["kept"] == 4 and data["undesirable"] == 3, data  # left/right of battle 1, both texts of battle 2
+    assert data["dropped_ties"] == 1 and summary["metrics"]["lengths"]["max_length"] == 8192
