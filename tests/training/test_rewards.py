@@ -105,3 +105,27 @@ def test_format_reward_needs_one_think_then_one_answer():
 def test_completion_text_accepts_plain_and_conversational():
     assert completion_text("x") == "x"
     assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
+
+
+def test_grpo_metrics_keep_each_reward_and_count_zero_advantage_steps():
+    from training.runner import grpo_metrics
+
+    history = [{"step": 1, "loss": 0.1, "rewards/length/mean": 0.5, "rewards/format/mean": 0.0, "frac_reward_zero_std": 0.5},
+               {"step": 2, "loss": 0.0, "rewards/length/mean": 1.0, "rewards/format/mean": 0.0, "frac_reward_zero_std": 1.0},
+               {"step": 2, "train_runtime": 9.0}]
+    metrics = grpo_metrics(history, trainer=None)
+    assert metrics["rewards"]["length"] == {"mean": 0.75, "last": 1.0, "steps": 2}
+    assert metrics["rewards"]["format"]["mean"] == 0.0 and metrics["zero_advantage_steps"] == 1
+
+
+def test_progress_says_when_every_group_has_equal_rewards():
+    import io
+
+    from training.trainers import make_progress_callback
+
+    stream = io.StringIO()
+    progress = make_progress_callback(stream)
+    state = type("State", (), {"global_step": 3, "max_steps": 5})()
+    progress.on_log(None, state, None, logs={"loss": 0.0, "frac_reward_zero_std": 1.0})
+    progress.on_log(None, state, None, logs={"loss": 0.0, "frac_reward_zero_std": 0.5})
+    assert stream.getvalue().count("advantages are zero") == 1
