@@ -70,7 +70,7 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
     """The generations still needed, and how many (prompt, model, k) slots were already done."""
     from generation.recording import lookup_model
     from storage.catalog import get_or_add_prompt, list_prompts, parse_prompt_lines
-    from storage.models import Generation
+    from storage.models import Generation, GenerationStatus
 
     entries = {name: lookup_model(engine, name=name) for name in options.models}
     with session_scope(engine) as session:
@@ -98,7 +98,7 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
                 pooled = session.execute(
                     sa.select(sa.func.count(Generation.id)).where(
                         Generation.prompt_id == prompt.id, Generation.model_id == entry.id,
-                        Generation.status == "complete", Generation.in_pool.is_(True))
+                        Generation.status == GenerationStatus.complete, Generation.in_pool.is_(True))
                 ).scalar_one()
                 attempts = sum(counts.values())
                 done += min(pooled, options.per_prompt)
@@ -117,6 +117,7 @@ async def _run_job(engine: Engine, job: Job, *, options: FillOptions, gate: asyn
     from generation.request import GenerationRequest
     from generation.service import generate_and_store
     from storage.generations import get_generation, set_in_pool
+    from storage.models import GenerationStatus
 
     async with gate:
         request = GenerationRequest(prompt=job.text, target_words=job.target_words, seed=job.seed,
@@ -129,7 +130,7 @@ async def _run_job(engine: Engine, job: Job, *, options: FillOptions, gate: asyn
                     generation_id = event.generation_id
         with session_scope(engine) as session:
             gen = get_generation(session, generation_id=generation_id)
-            if gen.status == "complete" and gen.answer_words > 0:
+            if gen.status == GenerationStatus.complete and gen.answer_words > 0:
                 set_in_pool(session, generation_id=generation_id)
             return gen.status
 

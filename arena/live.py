@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
 from core.errors import UserError
-from storage.models import utcnow
+from storage.models import GenerationStatus, utcnow
 
 _END = object()
 
@@ -119,7 +119,7 @@ def finish_live_battle(
 
     with write_scope(engine) as session:
         gens = [get_generation(session, generation_id=g) if g is not None else None for g in (left_id, right_id)]
-        unfinished = [g.status if g else "failed" for g in gens if g is None or g.status != "complete"
+        unfinished = [g.status if g else "failed" for g in gens if g is None or g.status != GenerationStatus.complete
                       or g.answer_words == 0]
         if unfinished:
             return {"message": f"no battle: a side ended {unfinished[0]} (only complete answers are judged)"}

@@ -53,6 +53,7 @@ def seed_pool(
     """Add ``prompts`` prompts and one complete pooled answer per (model, prompt); form battles."""
     from storage.catalog import add_model, get_model, get_or_add_prompt
     from storage.generations import create_generation, finish_generation, set_in_pool
+    from storage.models import GenerationStatus
     from arena.pool import form_battles
 
     rng = random.Random(seed)
@@ -73,7 +74,7 @@ def seed_pool(
                 gen = create_generation(session, prompt_id=prompt.id, model_id=model_ids[name],
                                         params={"seed": seed}, author_id=author_id)
                 answer = hand_made_text(words=words, rng=rng)
-                finish_generation(session, generation_id=gen.id, status="complete", finish_reason="stop",
+                finish_generation(session, generation_id=gen.id, status=GenerationStatus.complete.value, finish_reason="stop",
                                   answer=answer, think="Plan: open, develop, close.",
                                   answer_words=len(answer.split()), think_words=4)
                 session.expire(gen)

@@ -8,7 +8,7 @@ this reports how often each pair of signals agrees, with a 95% Wilson interval:
   votes left out; ``both_bad`` counts as a tie; a tied plurality is a tie);
 * **judge:NAME**: an LLM judge on the stored texts, in both orders (the verdict both orders agree
   on; a position-inconsistent pair is a tie; one valid order stands alone);
-* **rm:NAME**: a reward model trained by ``lwz train reward`` (``training.rewards.QualityReward``)
+* **rm:NAME**: a reward model trained by ``lwz train reward``, passed in as a scoring function
   scoring both answers; the higher score wins.
 
 Verdicts of judges and reward models are stored in ``judge_verdicts`` (a reward model under the
@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 import sqlalchemy as sa
 
@@ -199,23 +198,19 @@ def judge_battles(engine, *, judge: str, max_tokens: int = 256, seed: int = 0, l
     return len(rows)
 
 
-def score_battles(engine, *, reward_model: str, limit: Optional[int] = None, progress: Optional[TextIO] = None) -> int:
-    """Score both answers of every voted battle with a trained reward model; store the verdicts as ``rm:FOLDER``."""
-    from core.errors import UserError
+def score_battles(engine, *, name: str, score: Callable[..., list[Optional[float]]], limit: Optional[int] = None,
+                  progress: Optional[TextIO] = None) -> int:
+    """Score both answers of every voted battle with ``score`` and store the verdicts under ``name``.
 
-    folder = Path(reward_model)
-    if not folder.is_dir():
-        raise UserError(f"no such reward model folder: {folder}")
-    name = f"rm:{folder.name}"[:128]
+    ``score(completions, prompts=...)`` is a reward function in TRL's shape (the command line passes
+    a trained reward model, ``training.rewards.QualityReward``); evaluation does not import training.
+    """
     todo = [t for t in _battles_to_judge(engine, name, limit) if True in t["orders"]]
     if not todo:
         return 0
-    from training.rewards import QualityReward
-
     if progress is not None:
-        progress.write(f"scoring {len(todo)} battles with the reward model {folder}\n")
-    reward = QualityReward(str(folder), on_truncation="score")
-    scores = reward([s for t in todo for s in (t["left"], t["right"])],
+        progress.write(f"scoring {len(todo)} battles with {name}\n")
+    scores = score([s for t in todo for s in (t["left"], t["right"])],
                     prompts=[t["prompt"] for t in todo for _ in (0, 1)])
     rows = []
     for i, item in enumerate(todo):

@@ -105,13 +105,13 @@ def metrics_from_db(engine, *, embed: bool = True, limit: int | None = None) -> 
     import sqlalchemy as sa
 
     from storage.engine import session_scope
-    from storage.models import Generation, ModelEntry, Prompt
+    from storage.models import Generation, GenerationStatus, ModelEntry, Prompt
 
     query = (
         sa.select(Generation.id, ModelEntry.name, Generation.think, Generation.answer, Prompt.text, Prompt.target_words)
         .join(ModelEntry, ModelEntry.id == Generation.model_id)
         .join(Prompt, Prompt.id == Generation.prompt_id)
-        .where(Generation.status == "complete")
+        .where(Generation.status == GenerationStatus.complete)
         .order_by(Generation.id.desc())
     )
     if limit is not None:

@@ -58,13 +58,6 @@ def length_score(words: int, target: int) -> float:
     return float(min(100.0, max(0.0, score)))
 
 
-def text_length_score(text: str, target: int) -> float:
-    """:func:`length_score` of a text, counted with the project's CJK-aware word counter."""
-    from generation.counting import count_words
-
-    return length_score(count_words(text), target)
-
-
 def format_valid(text: str) -> bool:
     """True when the text is exactly one ``<think>…</think>`` followed by exactly one ``<answer>…</answer>``.
 

@@ -35,7 +35,7 @@ _REQUEST_KEYS = ("target_words", "think_budget", "temperature", "top_p", "seed",
 def _load(engine, generation_id: int, author_id: Optional[int]):
     from storage.engine import session_scope
     from storage.generations import get_generation, mark_stale_interrupted
-    from storage.models import ModelEntry, Prompt
+    from storage.models import GenerationStatus, ModelEntry, Prompt
 
     with session_scope(engine) as session:
         mark_stale_interrupted(session, older_than_s=STALE_AFTER_S)
@@ -48,7 +48,7 @@ def _load(engine, generation_id: int, author_id: Optional[int]):
         if row.status == "streaming":
             raise UserError(f"generation {generation_id} is still being written; stop it or wait until it ends")
         target = (row.params or {}).get("target_words")
-        if row.status == "complete":
+        if row.status == GenerationStatus.complete:
             raise UserError(f"generation {generation_id} is complete ({row.answer_words:,} words"
                             f"{f' for a target of {target:,}' if target else ''}); there is nothing to continue")
         if not (row.think.strip() or row.answer.strip()):

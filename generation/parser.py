@@ -41,22 +41,6 @@ def tagged(think: str, answer: str) -> str:
     return f"{THINK_OPEN}{think}{THINK_CLOSE}\n{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
 
 
-def has_tags(text: str) -> bool:
-    """True when ``text`` holds an opening think or answer tag."""
-    return THINK_OPEN in text or ANSWER_OPEN in text
-
-
-def _partial_tag_at_end(text: str) -> int:
-    """Index where a trailing fragment that could grow into a tag begins, or len(text)."""
-    start = text.rfind("<")
-    if start == -1:
-        return len(text)
-    tail = text[start:]
-    if any(tag.startswith(tail) for tag in TAGS) and tail not in TAGS:
-        return start
-    return len(text)
-
-
 class StreamParser:
     """Feed chunks with :meth:`feed`; finish with :meth:`close`. Events come back in order.
 

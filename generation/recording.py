@@ -15,8 +15,10 @@ from typing import Any, Optional
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Think
 from core.errors import UserError
+from storage.models import GenerationStatus
 
-STATUS_BY_FINISH = {"stop": "complete", "target": "complete", "length": "truncated", "cancelled": "interrupted",
+STATUS_BY_FINISH = {"stop": GenerationStatus.complete.value, "target": GenerationStatus.complete.value,
+                   "length": GenerationStatus.truncated.value, "cancelled": GenerationStatus.interrupted.value,
                     "short": "short"}
 """A finish reason's row status. ``short``: the model ended far short of its target."""
 RESULT_KEYS = ("ending", "plan", "sections", "conclude_at_words")
@@ -85,7 +87,7 @@ class GenerationRecorder:
             else:
                 self.answer += event.text
         elif isinstance(event, Done):
-            self.status = STATUS_BY_FINISH.get(event.finish_reason or "", "complete")
+            self.status = STATUS_BY_FINISH.get(event.finish_reason or "", GenerationStatus.complete.value)
             self.finish_reason = event.finish_reason
             self.prompt_tokens = event.prompt_tokens
             self.completion_tokens = self.base_tokens + (event.completion_tokens or 0) if (

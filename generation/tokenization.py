@@ -6,7 +6,6 @@ asking the backend to tokenize them (the embedded tokenizer, or vLLM's ``/tokeni
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from generation.counting import count_words
@@ -46,8 +45,3 @@ async def tokens_per_word(backend: "Backend", language: str = "en") -> float:
         text = REFERENCE["zh" if language == "zh" else "en"]
         _CACHE[key] = await backend.count_tokens(text) / count_words(text)
     return _CACHE[key]
-
-
-def tokens_per_word_sync(backend: "Backend", language: str = "en") -> float:
-    """:func:`tokens_per_word` for code without an event loop (CLIs, benchmarks)."""
-    return asyncio.run(tokens_per_word(backend, language))

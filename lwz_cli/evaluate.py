@@ -174,7 +174,15 @@ def cmd_eval_agreement(args: argparse.Namespace) -> int:
         judge_battles(engine, judge=args.judge, max_tokens=args.judge_max_tokens, seed=args.seed, limit=args.limit,
                       judge_prompt=args.judge_prompt, progress=progress)
     if args.reward_model:
-        score_battles(engine, reward_model=args.reward_model, limit=args.limit, progress=progress)
+        from pathlib import Path
+
+        from training.rewards import QualityReward
+
+        folder = Path(args.reward_model)
+        if not folder.is_dir():
+            raise UserError(f"no such reward model folder: {folder}")
+        score_battles(engine, name=f"rm:{folder.name}"[:128], score=QualityReward(str(folder), on_truncation="score"),
+                      limit=args.limit, progress=progress)
     rows = agreement_from_db(engine)
     if args.json:
         print_json(rows)

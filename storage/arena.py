@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage.models import Assignment, Battle, Generation, ModelEntry, Prompt, Vote
+from storage.models import Assignment, Battle, Generation, GenerationStatus, ModelEntry, Prompt, Vote
 from storage.votes import create_battle, get_assignment, get_vote
 
 def pool_entries(session: Session) -> list[tuple[int, int, str]]:
@@ -25,7 +25,7 @@ def pool_entries(session: Session) -> list[tuple[int, int, str]]:
     rows = session.execute(
         sa.select(Generation.id, Generation.prompt_id, ModelEntry.name)
         .join(ModelEntry, ModelEntry.id == Generation.model_id)
-        .where(Generation.in_pool.is_(True), Generation.status == "complete", Generation.answer_words > 0)
+        .where(Generation.in_pool.is_(True), Generation.status == GenerationStatus.complete, Generation.answer_words > 0)
         .order_by(Generation.id)
     ).all()
     return [(r[0], r[1], r[2]) for r in rows]
@@ -40,7 +40,7 @@ def unpaired_pool_count(session: Session) -> int:
     return session.execute(
         sa.select(sa.func.count(Generation.id)).where(
             Generation.in_pool.is_(True),
-            Generation.status == "complete",
+            Generation.status == GenerationStatus.complete,
             Generation.answer_words > 0,
             Generation.id.not_in(sa.select(in_battle.c.gid)),
         )
@@ -85,7 +85,7 @@ _CANDIDATES = (
     .join(_LEFT_MODEL, _LEFT_MODEL.id == _LEFT_GEN.model_id)
     .join(_RIGHT_MODEL, _RIGHT_MODEL.id == _RIGHT_GEN.model_id)
     .outerjoin(_VOTE_COUNTS, _VOTE_COUNTS.c.battle_id == Battle.id)
-    .where(_LEFT_GEN.status == "complete", _RIGHT_GEN.status == "complete")
+    .where(_LEFT_GEN.status == GenerationStatus.complete, _RIGHT_GEN.status == GenerationStatus.complete)
     .order_by(Battle.id)
 )
 """Built once: constructing aliased joins costs more CPU than running the query on a small pool."""
@@ -162,18 +162,6 @@ def battle_view(session: Session, *, battle_id: int) -> dict[str, Any] | None:
         "left": {"think": left.think, "answer": left.answer},
         "right": {"think": right.think, "answer": right.answer},
     }
-
-
-def reading_words(session: Session, *, battle_id: int) -> int:
-    """Answer words on both sides: what an annotator must read before a vote is plausible."""
-    battle = session.get(Battle, battle_id)
-    if battle is None:
-        return 0
-    total = 0
-    for gid in (battle.left_generation_id, battle.right_generation_id):
-        gen = session.get(Generation, gid) if gid is not None else None
-        total += gen.answer_words if gen is not None else 0
-    return total
 
 
 _REVEAL = (

@@ -94,7 +94,7 @@ def set_in_pool(session: Session, *, generation_id: int, in_pool: bool = True) -
     gen = session.get(Generation, generation_id)
     if gen is None:
         raise UserError(f"no generation {generation_id}")
-    if in_pool and gen.status != "complete":
+    if in_pool and gen.status != GenerationStatus.complete:
         raise UserError(f"only complete generations can join the arena pool (this one is {gen.status})")
     gen.in_pool = in_pool
     session.add(gen)

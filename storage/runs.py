@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from core.errors import UserError
 from storage.models import TrainingRun, utcnow
@@ -39,7 +39,3 @@ def finish_run(
     session.add(run)
     session.flush()
     return run
-
-
-def list_runs(session: Session) -> list[TrainingRun]:
-    return list(session.exec(select(TrainingRun).order_by(TrainingRun.id.desc())))

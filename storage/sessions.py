@@ -59,16 +59,6 @@ def revoke_user_sessions(session: Session, *, user_id: int, now: datetime | None
     return result.rowcount or 0
 
 
-def revoke_token(session: Session, *, token: str, now: datetime | None = None) -> int:
-    """End the one session that ``token`` names (if live)."""
-    result = session.execute(
-        sa.update(UserSession)
-        .where(UserSession.token_hash == token_hash(token), UserSession.revoked_at.is_(None))
-        .values(revoked_at=now or utcnow())
-    )
-    return result.rowcount or 0
-
-
 def purge_sessions(session: Session, *, older_than: timedelta = timedelta(days=1), now: datetime | None = None) -> int:
     """Delete sessions that expired or were revoked more than ``older_than`` ago."""
     cutoff = (now or utcnow()) - older_than

@@ -12,7 +12,6 @@ The price: inside code blocks the escapes show literally, which long-form writin
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -33,11 +32,6 @@ FINISH_WORDS = {
 def safe_markdown(text: str) -> str:
     """``text`` escaped for a Markdown renderer: formatting kept, no HTML, no links, no images."""
     return (text or "").translate(_ESCAPES)
-
-
-def plain_html(text: str) -> str:
-    """``text`` as inert HTML text (for places that take HTML, such as a progress label)."""
-    return html.escape(text or "", quote=True)
 
 
 def finish_words(status: str, finish_reason: Optional[str], error: Optional[str] = None) -> str:

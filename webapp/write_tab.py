@@ -26,6 +26,7 @@ from generation.events import Error, Started
 from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, TEMPERATURE_RANGE
 from storage.catalog import list_models
 from storage.engine import session_scope
+from storage.models import GenerationStatus
 from core.errors import UserError
 from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_generation
 from webapp.rendering import (
@@ -231,7 +232,7 @@ def build_write_tab(gr, ctx) -> dict:
             actions: gr.Row(visible=True),
             dl_md: sent(dl_md, files["md"]),
             dl_txt: sent(dl_txt, files["txt"]),
-            send_btn: gr.Button(interactive=g.status == "complete" and not g.in_pool),
+            send_btn: gr.Button(interactive=g.status == GenerationStatus.complete and not g.in_pool),
             continue_btn: gr.Button(interactive=g.status in CONTINUABLE),
         }
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
+from storage.models import GenerationStatus
 from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS
 
 MAX_RUNS_PER_USER = 4
@@ -150,7 +151,7 @@ class WriteView:
             return "truncated"
         if self.finish_reason == "short":
             return "short"
-        return "complete" if self.ended else "streaming"
+        return GenerationStatus.complete.value if self.ended else GenerationStatus.streaming.value
 
 
 @dataclass(eq=False)

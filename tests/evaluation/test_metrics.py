@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from generation.counting import count_words
 from evaluation.metrics import (
     distinct_n, format_valid, keyword_stuffing, length_score, longest_repeated_ngram, near_duplicate_share,
-    paragraphs_of, prompt_keywords, text_length_score, tokens,
+    paragraphs_of, prompt_keywords, tokens,
 )
 
 
@@ -22,8 +23,8 @@ def test_length_score_matches_longbench_write():
 
 
 def test_length_score_counts_cjk_characters():
-    assert text_length_score("春眠不觉晓", 5) == 100.0  # five characters, five "words"
-    assert text_length_score("one two 三四", 4) == 100.0
+    assert length_score(count_words("春眠不觉晓"), 5) == 100.0  # five characters, five "words"
+    assert length_score(count_words("one two 三四"), 4) == 100.0
 
 
 def test_format_valid():

@@ -52,7 +52,7 @@ def test_life_of_a_generation(engine, ids):
 
 
 def test_finish_rejects_non_final_status(engine, ids):
-    assert FINAL_STATUSES == {"complete", "truncated", "interrupted", "failed"}
+    assert FINAL_STATUSES == {"complete", "truncated", "short", "interrupted", "failed"}
     with session_scope(engine) as session:
         gen = create_generation(session, prompt_id=ids["prompt"], model_id=ids["model"], params={})
         with pytest.raises(ValueError, match="final status"):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from sqlmodel import select
+
 from storage.votes import add_vote
 from storage.catalog import add_model
 from storage.engine import session_scope
 from core.errors import UserError
 from storage.overview import OVERVIEW_TABLES, table_counts, table_frame
-from storage.runs import finish_run, list_runs, start_run
+from storage.models import TrainingRun
+from storage.runs import finish_run, start_run
 from tests.storage.helpers import seed_arena
 
 
@@ -25,7 +28,7 @@ def test_training_run_life(engine):
         finish_run(session, run_id=run.id, status="complete", metrics={"loss": 0.5}, model_id=base.id)
         finish_run(session, run_id=other.id, status="failed")
     with session_scope(engine) as session:
-        runs = list_runs(session)
+        runs = list(session.exec(select(TrainingRun).order_by(TrainingRun.id.desc())))
     assert [r.id for r in runs] == [other.id, run.id]
     done = runs[1]
     assert (done.status, done.metrics, done.model_id, done.config) == ("complete", {"loss": 0.5}, base.id,

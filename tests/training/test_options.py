@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from sqlmodel import select
+
 from storage.engine import session_scope
+from storage.models import TrainingRun
 from core.errors import UserError
-from storage.runs import list_runs
 from tests.training.arena_data import seed_battles
 from training.options import TrainOptions
 from training.runner import run_training
@@ -70,7 +72,7 @@ def test_bad_input_fails_before_a_run_is_recorded(sqlite_engine, prefs, tmp_path
     with pytest.raises(UserError, match=message):
         run_training(sqlite_engine, options, log=lambda line: None)
     with session_scope(sqlite_engine) as session:
-        assert list_runs(session) == []
+        assert list(session.exec(select(TrainingRun).order_by(TrainingRun.id.desc()))) == []
     assert not (tmp_path / "out").exists()
 
 
