@@ -22,7 +22,7 @@ from typing import AsyncIterator, Optional
 from core.errors import UserError
 from generation.control import LengthController, TokenLedger
 from generation.counting import count_words
-from generation.events import Done, Error, Event, Started
+from generation.events import Event
 from generation.length import MIN_ANSWER_TOKENS, Budget
 from generation.parser import THINK, THINK_OPEN, StreamParser, answer_opening
 from generation.request import GenerationRequest
@@ -69,7 +69,7 @@ async def continue_and_store(engine, *, generation_id: int, author_id: Optional[
     """Continue generation ``generation_id`` into its own row: ``Started(id)``, then the new
     Think/Answer events (the stored text is not repeated), then Done or Error. Raises UserError
     before anything is generated when the text cannot be continued (see the module docstring)."""
-    from generation.recording import GenerationRecorder
+    from generation.recording import GenerationRecorder, recorded
     from generation.service import SAVE_INTERVAL_S, prepare
     from storage.engine import session_scope
     from storage.generations import reopen_generation
@@ -95,7 +95,6 @@ async def continue_and_store(engine, *, generation_id: int, author_id: Optional[
             raise UserError(f"generation {generation_id} is still being written; stop it or wait until it ends")
     words_before = row.answer_words
     recorder = GenerationRecorder.resume(engine, row, params=params)
-    heartbeat = asyncio.ensure_future(recorder.heartbeat(SAVE_INTERVAL_S))
 
     def record() -> None:
         stats = plan.stats
@@ -105,24 +104,9 @@ async def continue_and_store(engine, *, generation_id: int, author_id: Optional[
             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}]}
         recorder.finish(extra=stats)
 
-    try:
-        yield Started(generation_id)
-        async with aclosing(stream) as events:
-            async for event in events:
-                recorder.observe(event)
-                if isinstance(event, (Done, Error)):
-                    heartbeat.cancel()
-                    record()
-                yield event
-    except (GeneratorExit, asyncio.CancelledError):
-        recorder.fail_open("interrupted", finish_reason="cancelled", error=None)
-        raise
-    except BaseException as exc:
-        recorder.fail_open("interrupted", finish_reason="error", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        raise
-    finally:
-        heartbeat.cancel()
-        record()
+    async with aclosing(recorded(recorder, stream, finish=record, save_interval_s=SAVE_INTERVAL_S)) as events:
+        async for event in events:
+            yield event
 
 
 async def _progress(plan, row, generation_id: int):

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Optional
+from contextlib import aclosing
+from typing import Any, AsyncIterator, Callable, Optional
 
 from generation.counting import count_words
-from generation.events import Answer, Done, Error, Event, Think
+from generation.events import Answer, Done, Error, Event, Started, Think
 from core.errors import UserError
 from storage.models import GenerationStatus
 
@@ -142,3 +143,31 @@ class GenerationRecorder:
                 duration_ms=(time.monotonic() - self.started) * 1000, extra=merged_extra, **self._text_fields(),
                 params={**self.params, **{k: v for k, v in (extra or {}).items() if k in RESULT_KEYS}},
             )
+
+
+async def recorded(recorder: "GenerationRecorder", events: AsyncIterator[Event], *, finish: Callable[[], None],
+                   save_interval_s: float) -> AsyncIterator[Event]:
+    """``Started(id)``, then ``events``, with the row saved at least every ``save_interval_s``.
+
+    ``finish()`` closes the row once the stream is done; every other exit (the caller closing the
+    iterator, a cancel, a failure) marks the row interrupted first, so nothing stays ``streaming``.
+    """
+    heartbeat = asyncio.ensure_future(recorder.heartbeat(save_interval_s))
+    try:
+        yield Started(recorder.generation_id)
+        async with aclosing(events) as stream:
+            async for event in stream:
+                recorder.observe(event)
+                if isinstance(event, (Done, Error)):
+                    heartbeat.cancel()
+                    finish()
+                yield event
+    except (GeneratorExit, asyncio.CancelledError):
+        recorder.fail_open("interrupted", finish_reason="cancelled", error=None)
+        raise
+    except BaseException as exc:
+        recorder.fail_open("interrupted", finish_reason="error", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+    finally:
+        heartbeat.cancel()
+        finish()

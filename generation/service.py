@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator, Optional
 
 from generation.backends.base import Backend, BackendError, BackendRequest, Delta, Finish
 from generation.counting import count_words
-from generation.events import Answer, Done, Error, Event, Queued, Started, Think
+from generation.events import Answer, Error, Event, Queued, Started, Think
 from generation.control import LengthController, TokenLedger
 from generation.length import DEFAULT_ANSWER_TOKENS, MAX_FRACTION, MIN_ANSWER_TOKENS, Budget, answer_token_range, plan_budget
 from generation.parser import AFTER, ANSWER, ANSWER_CLOSE, BETWEEN, START, THINK, THINK_OPEN, StreamParser, answer_opening
@@ -362,31 +362,16 @@ async def generate_and_store(
     partial text at least every 2 s, and finishes the row on every exit path (complete,
     truncated, interrupted on cancel/close/backend death, failed). Bad input raises UserError
     before any row is written. ``template`` overrides the model's own."""
-    from generation.recording import GenerationRecorder, lookup_model
+    from generation.recording import GenerationRecorder, lookup_model, recorded
 
     entry = lookup_model(engine, name=model)
     plan = await prepare(entry, request, template=template)
     recorder = GenerationRecorder.create(engine, entry=entry, request=request, plan_params=plan.params(),
                                          author_id=author_id, category=category)
-    heartbeat = asyncio.ensure_future(recorder.heartbeat(SAVE_INTERVAL_S))
-    try:
-        yield Started(recorder.generation_id)
-        async with aclosing(run_plan(plan, cancel=cancel)) as events:
-            async for event in events:
-                recorder.observe(event)
-                if isinstance(event, (Done, Error)):
-                    heartbeat.cancel()
-                    recorder.finish(extra=plan.stats)
-                yield event
-    except (GeneratorExit, asyncio.CancelledError):
-        recorder.fail_open("interrupted", finish_reason="cancelled", error=None)
-        raise
-    except BaseException as exc:
-        recorder.fail_open("interrupted", finish_reason="error", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        raise
-    finally:
-        heartbeat.cancel()
-        recorder.finish(extra=plan.stats)
+    async with aclosing(recorded(recorder, run_plan(plan, cancel=cancel), finish=lambda: recorder.finish(extra=plan.stats),
+                                 save_interval_s=SAVE_INTERVAL_S)) as events:
+        async for event in events:
+            yield event
 
 
 def generate_to_row(engine, **kwargs):
