@@ -85,24 +85,10 @@ def read_requests(path: str, *, limit: Optional[int]) -> list[dict[str, Any]]:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"no such prompts file: {file}")
-    rows = []
+    from storage.catalog import parse_prompt_lines
+
     with file.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{file}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("prompt"), str) or not obj["prompt"].strip():
-                raise UserError(f"{file}:{number}: expected an object with a non-empty string 'prompt'")
-            length = obj.get("length")
-            if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length <= 0):
-                raise UserError(f"{file}:{number}: 'length' must be a positive integer, got {length!r}")
-            category = obj.get("type")
-            rows.append({"line": number, "text": obj["prompt"], "target_words": length,
-                         "category": None if category is None else str(category),
-                         "criteria": obj.get("criteria")})
+        rows = parse_prompt_lines(handle, source=str(file), keep=("criteria",))
     if not rows:
         raise UserError(f"{file}: no prompts")
     return rows[:limit] if limit else rows

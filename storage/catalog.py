@@ -98,8 +98,11 @@ def get_or_add_prompt(
     return prompt, True
 
 
-def parse_prompt_lines(lines: Iterable[str], *, source: str) -> list[dict[str, Any]]:
-    """Parse JSON lines with ``prompt`` and optional ``type`` and ``length``; errors name the line."""
+def parse_prompt_lines(lines: Iterable[str], *, source: str, keep: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Parse JSON lines with ``prompt`` and optional ``type`` and ``length``; errors name the line.
+
+    ``keep`` names further fields copied as they are (None when absent), with the line number as ``line``.
+    """
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -114,7 +117,8 @@ def parse_prompt_lines(lines: Iterable[str], *, source: str) -> list[dict[str, A
         if length is not None and (not isinstance(length, int) or isinstance(length, bool) or length <= 0):
             raise UserError(f"{source}:{number}: 'length' must be a positive integer, got {length!r}")
         category = obj.get("type")
-        rows.append({"text": obj["prompt"], "category": None if category is None else str(category), "target_words": length})
+        rows.append({"text": obj["prompt"], "category": None if category is None else str(category), "target_words": length,
+                     **({"line": number, **{key: obj.get(key) for key in keep}} if keep else {})})
     return rows
 
 
