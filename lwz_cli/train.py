@@ -179,6 +179,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run {summary['run_id']} complete: {summary['metrics']['steps']} steps, checkpoint {summary['output_dir']}")
     if "registered" in summary:
         reg = summary["registered"]
+        if summary["metrics"]["gate"].get("forced"):
+            regressed = ", ".join(summary["metrics"]["gate"]["regressed"]) or "the gate did not run"
+            print(f"registered despite the reward-hacking gate (--force; {regressed}), recorded in run {summary['run_id']}")
         print(f"registered model {reg['name']} (parent {reg['parent']}); to serve it on a GPU host:")
         print(summary["vllm_serve"])
         print("it has no battles yet; to put it in the arena, run:\n" + arena_fill_command(reg["name"], reg["parent"], db=args.db))

@@ -16,10 +16,12 @@ from core.errors import UserError
 
 KINDS = ("reward", "dpo", "kto", "grpo")
 PAIR_KINDS = ("reward", "dpo", "kto")
+REGISTER_KINDS = ("dpo", "kto", "grpo")
 GRPO_REWARDS = ("length", "format", "anti_hacking", "quality")
 COMBINES = ("paper", "sum")
 TEMPLATES = ("auto", "think", "direct", "none")
 DEFAULT_SAVE_STEPS = 50
+GATE_MAX_TOKENS = 320
 
 # Flags that map onto TRL config fields: a YAML key naming one of them must agree with the flag.
 FLAG_FIELDS = {"max_steps": "max_steps", "learning_rate": "learning_rate", "seed": "seed",
@@ -54,6 +56,13 @@ class TrainOptions:
     config_path: str | None = _opt(help="extra TRL config fields (YAML)", flag="--config", metavar="YAML")
     register: str | None = _opt(help="register the checkpoint as a local model under this name (dpo/kto/grpo)",
                                 metavar="NAME")
+    force: bool = _opt(False, kinds=REGISTER_KINDS,
+                       help="register even when the reward-hacking gate finds a regression (the run records it)")
+    gate_prompts: str | None = _opt(kinds=REGISTER_KINDS, metavar="FILE",
+                                    help="held-out prompts for the reward-hacking gate (JSON lines with prompt and "
+                                         "length; default: the few shipped in training/gate_prompts.jsonl)")
+    gate_max_tokens: int = _opt(GATE_MAX_TOKENS, kinds=REGISTER_KINDS,
+                                help="token limit per gate text, for the parent and the checkpoint alike")
     learning_rate: float | None = _opt(help="optimiser learning rate (default: a CPU-sized one per kind)")
     batch_size: int | None = _opt(help="per-device batch size")
     seed: int = _opt(0, help="seed for data order, dropout and sampling")
@@ -93,7 +102,7 @@ class TrainOptions:
         if self.data and not Path(self.data).is_file():
             raise UserError(f"no such dataset file: {self.data}")
         for name in ("max_steps", "batch_size", "max_length", "num_generations", "max_completion_length",
-                     "save_steps", "l_max"):
+                     "save_steps", "l_max", "gate_max_tokens"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
@@ -109,6 +118,12 @@ class TrainOptions:
             raise UserError(f"output folder {out} is not empty: choose a new --out, or --resume a run")
         if self.kind == "reward" and self.register:
             raise UserError("a reward model scores texts and cannot write: --register is for dpo, kto and grpo runs")
+        if not self.register and (self.force or self.gate_prompts):
+            raise UserError("--force and --gate-prompts apply to the gate before --register NAME; give --register too")
+        if self.register and is_main_process():
+            from training.gate import load_gate_prompts
+
+            load_gate_prompts(self.gate_prompts)
         grpo_only = {"--vllm-server": self.vllm_server, "--reward-model": self.reward_model,
                      "--num-generations": self.num_generations, "--max-completion-length": self.max_completion_length,
                      "--l-max": self.l_max}

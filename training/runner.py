@@ -5,7 +5,10 @@ built *before* any model is loaded, so every mistake a user can make costs secon
 recorded as ``running`` just before the model loads and finished as ``complete`` or ``failed``;
 an interrupted run saves what it has as a partial checkpoint and lists it in the record. TRL
 saves a checkpoint every ``--save-steps``; the run's row records the last step saved, and
-``--resume`` continues from the latest checkpoint in ``--out``.
+``--resume`` continues from the latest checkpoint in ``--out``. With ``--register``, the
+reward-hacking gate (``training.gate``) compares checkpoint and parent on held-out prompts first;
+a refused registration still finishes the run as ``complete`` (the gate's report in its metrics)
+and then raises the refusal as a UserError.
 """
 
 from __future__ import annotations
@@ -99,15 +102,26 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
                                "dataset_fingerprint": fingerprint, "template": template}
     if not main:
         return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
+    gate = None
+    if options.register:
+        from training.gate import gate_checkpoint, refusal_line, report_lines
+
+        registered_template = template if template != "none" else "direct"
+        gate = metrics["gate"] = gate_checkpoint(options, parent_folder=folder, parent_entry=base_entry,
+                                                 template=registered_template)
+        for line in report_lines(gate):
+            log(line)
     with session_scope(engine) as session:
-        if options.register:
+        if options.register and not gate["refused"]:
             entry = register_checkpoint(session, name=options.register, folder=options.out, parent=base_entry,
-                                        template=template if template != "none" else "direct")
+                                        template=registered_template)
             model_id = entry.id
             summary["registered"] = {"name": entry.name, "id": entry.id, "parent": base_entry.name if base_entry else None}
             summary["vllm_serve"] = vllm_serve_command(options.out, name=options.register)
         finish_run(session, run_id=run_id, status="complete", metrics=_jsonable(metrics), model_id=model_id)
     (Path(options.out) / "lwz_run.json").write_text(json.dumps(_jsonable({**summary, "metrics": metrics}), indent=1))
+    if gate is not None and gate["refused"]:
+        raise UserError(refusal_line(gate, name=options.register, out=str(Path(options.out).resolve())))
     return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
 
 
