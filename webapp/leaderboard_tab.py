@@ -108,7 +108,7 @@ def build_leaderboard_tab(gr, ctx) -> dict:
         refresh = gr.Button("Refresh", variant="primary", scale=0, elem_id="lwz-leaderboard-refresh")
     summary = gr.Markdown("Press Refresh to compute the leaderboard.", elem_id="lwz-leaderboard-summary")
     table = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-table")
-    ratings_plot = gr.Plot(label="Ratings")
+    ratings_plot = gr.Plot(label="Ratings", elem_id="lwz-leaderboard-ratings-plot")
     rubric = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-rubric",
                           label="Rubric scores (WritingBench style, 1–10 per criterion; lwz eval rubric)")
     agreement = gr.Dataframe(interactive=False, wrap=True, elem_id="lwz-leaderboard-agreement",

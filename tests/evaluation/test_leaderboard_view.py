@@ -74,7 +74,12 @@ def test_leaderboard_tab_refreshes_without_restart(live_app, page, tmp_path):  #
     page.wait_for_function("document.querySelector('#lwz-leaderboard-summary')?.innerText.includes('6 votes')",
                            timeout=60_000)
     assert "needs 14 more votes" in page.locator("#lwz-leaderboard-table").inner_text()
-    assert page.locator(".js-plotly-plot, canvas, img, svg").count() > 0
+    # The ratings plot itself (every Gradio page has SVG icons): a drawn image with a size.
+    plot = page.locator("#lwz-leaderboard-ratings-plot img")
+    plot.first.wait_for(state="visible", timeout=60_000)
+    box = plot.first.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 100
+    assert (plot.first.get_attribute("src") or "").startswith(("data:image", "http", "/"))
     # Rubric scores and a judge's verdicts show beside the votes; style control adds the uncontrolled columns.
     from storage.models import JudgeVerdict, Rubric, RubricScore
 

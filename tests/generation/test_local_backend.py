@@ -56,18 +56,21 @@ def test_queue_positions_and_cancel_while_queued(local):
     async def go():
         cancel_third = asyncio.Event()
 
-        async def run(request, cancel=None):
+        async def run(request, cancel=None, began=None):
             seen = []
             async for item in local.stream(request, cancel=cancel):
                 seen.append(item)
+                if began is not None:
+                    began.set()  # the request holds the model, or its place in the queue
                 if isinstance(item, Queued) and cancel is not None:
                     cancel.set()  # give up while still waiting
             return seen
 
-        first = asyncio.ensure_future(run(_request(8)))
-        await asyncio.sleep(0.05)
-        second = asyncio.ensure_future(run(_request(4)))
-        await asyncio.sleep(0.05)
+        first_began, second_began = asyncio.Event(), asyncio.Event()
+        first = asyncio.ensure_future(run(_request(8), began=first_began))
+        await first_began.wait()
+        second = asyncio.ensure_future(run(_request(4), began=second_began))
+        await second_began.wait()
         third = asyncio.ensure_future(run(_request(4), cancel=cancel_third))
         return await asyncio.gather(first, second, third)
 

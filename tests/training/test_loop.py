@@ -99,9 +99,11 @@ def test_votes_to_dpo_to_arena(sqlite_engine, vllm_server, tmp_path, capsys):
 
     out = tmp_path / "dpo"
     options = TrainOptions(kind="dpo", base="smollm2-135m", data=str(data), out=str(out), max_steps=12,
-                           batch_size=4, learning_rate=2e-5, max_length=256, register="smollm2-dpo", seed=0)
+                           batch_size=4, learning_rate=2e-5, max_length=256, register="smollm2-dpo", seed=0,
+                           gate_max_tokens=64)
     summary = run_training(engine, options, log=lambda line: None)
     assert summary["registered"]["parent"] == "smollm2-135m"
+    assert summary["metrics"]["gate"]["refused"] is False, summary["metrics"]["gate"]  # the child passed the gate
     assert "vllm serve" in summary["vllm_serve"]
 
     change = parameters_differ(ensure_bundled_model(), out)

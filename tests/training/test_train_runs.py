@@ -84,7 +84,8 @@ def test_grpo_step_from_db_prompts_registers_child(sqlite_engine, tmp_path):
             get_or_add_prompt(session, text=f"In about 10 words, describe {topic}.", target_words=10)
         get_or_add_prompt(session, text="Describe anything.")  # no target: left out, and counted
     options = TrainOptions(kind="grpo", base="smollm2-135m", from_db=True, out=str(tmp_path / "grpo"), max_steps=1,
-                           batch_size=2, num_generations=2, max_completion_length=12, register="smollm2-grpo")
+                           batch_size=2, num_generations=2, max_completion_length=12, register="smollm2-grpo",
+                           gate_max_tokens=64)
     summary = run_training(sqlite_engine, options, log=lambda line: None)
     metrics = summary["metrics"]
     assert metrics["data"]["dropped_no_target"] == 1 and metrics["data"]["kept"] == 2

@@ -116,8 +116,15 @@ def test_active_runs_cancel_only_the_owners_runs():
     asyncio.run(scenario())
 
 
+WAIT_FOR_TICK = object()
+"""In a timeline: the producer waits here until the consumer has been given the tick."""
+
+
 def _events_of(timeline, tick_after):
-    """What ``_events`` yields for a producer putting ``(delay_s, item)`` pairs, with a tick after ``tick_after`` s."""
+    """What ``_events`` yields for a producer putting ``timeline``'s items, with a tick after ``tick_after`` s.
+
+    No item waits on the clock: a ``WAIT_FOR_TICK`` holds the producer until the tick came, so a
+    missing tick hangs the producer and the hang guard fails the test."""
     import time
 
     from webapp.writing import _SENTINEL, Run, _events
@@ -125,28 +132,39 @@ def _events_of(timeline, tick_after):
     async def scenario():
         queue: asyncio.Queue = asyncio.Queue()
         run = Run(owner="ann", session=None, cancel=asyncio.Event(), loop=asyncio.get_running_loop())
+        ticked = asyncio.Event()
 
         async def produce():
-            for delay, item in timeline:
-                await asyncio.sleep(delay)
+            for item in timeline:
+                if item is WAIT_FOR_TICK:
+                    await ticked.wait()
+                    continue
                 queue.put_nowait(item)
+                await asyncio.sleep(0)
             queue.put_nowait(_SENTINEL)
 
         task = asyncio.ensure_future(produce())
-        got = [item async for item in _events(queue, task, run, time.monotonic() + tick_after)]
+        got = []
+        async for item in _events(queue, task, run, time.monotonic() + tick_after):
+            got.append(item)
+            if item is None:
+                ticked.set()
         await task
         return got, run.cancel.is_set()
 
-    return asyncio.run(scenario())
+    async def guarded():
+        return await asyncio.wait_for(scenario(), timeout=60)
+
+    return asyncio.run(guarded())
 
 
 def test_events_tick_once_while_the_first_words_are_slow_and_lose_nothing():
-    got, cancelled = _events_of([(0, "started"), (0.3, "first words"), (0, "more"), (0.1, "done")], tick_after=0.05)
+    got, cancelled = _events_of(["started", WAIT_FOR_TICK, "first words", "more", "done"], tick_after=0.05)
     assert got == ["started", None, "first words", "more", "done"] and not cancelled
 
 
 def test_events_do_not_tick_when_the_stream_is_quick():
-    got, _ = _events_of([(0, "started"), (0, "first words"), (0, "done")], tick_after=5.0)
+    got, _ = _events_of(["started", "first words", "done"], tick_after=30.0)
     assert got == ["started", "first words", "done"]
 
 
