@@ -123,4 +123,5 @@ def test_a_backend_dying_mid_stream_keeps_the_partial_text_as_interrupted(live_a
     assert done[-1]["success"] is True
     with session_scope(app.engine) as s:
         newest = list_generations(s, limit=1)[0]
-    assert newest.id != row.id and newest.status in ("complete", "truncated") and newest.answer
+    # Finished with text: "short" is a finished text that stopped well short of its 10-word target.
+    assert newest.id != row.id and newest.status in ("complete", "truncated", "short") and newest.answer
