@@ -94,8 +94,11 @@ def battle_verdicts(session, *, filters: PreferenceFilters):
     import sqlalchemy as sa
 
     from storage.models import User, Vote
+    from storage.votes import banned_annotators_query
 
-    query = sa.select(Vote.battle_id, Vote.winner, sa.func.count().label("n")).group_by(Vote.battle_id, Vote.winner)
+    query = (sa.select(Vote.battle_id, Vote.winner, sa.func.count().label("n"))
+             .where(Vote.annotator_id.not_in(banned_annotators_query()))  # a banned annotator's votes train nothing
+             .group_by(Vote.battle_id, Vote.winner))
     if not filters.include_flagged_votes:
         query = query.where(Vote.flagged.is_(False))
     if not filters.include_flagged_annotators:

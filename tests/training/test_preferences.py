@@ -114,6 +114,24 @@ def test_filters_flagged_votes_annotators_dates_and_agreement(engine):
         assert len(frame) == 1
 
 
+def test_banned_annotators_votes_are_left_out_until_the_ban_is_lifted(engine):
+    from evaluation.hygiene import ban, unban
+
+    with session_scope(engine) as session:
+        ids = seed_battles(session, [["right", "left", "left"]])
+        frame, _ = preference_pairs(session, filters=PreferenceFilters())
+        assert frame.set_index("battle_id").loc[ids[0], "chosen_model"] == "a"
+        ban(session, name="ann1")
+        ban(session, name="ann2")
+        frame, _ = preference_pairs(session, filters=PreferenceFilters())
+        row = frame.set_index("battle_id").loc[ids[0]]
+        assert row["chosen_model"] == "b" and row["annotators"] == 1
+        unban(session, name="ann1")
+        unban(session, name="ann2")
+        frame, _ = preference_pairs(session, filters=PreferenceFilters())
+        assert frame.set_index("battle_id").loc[ids[0], "chosen_model"] == "a"
+
+
 def test_flagged_votes_are_left_out(sqlite_engine):
     from storage.votes import add_vote
     from storage.users import add_user
