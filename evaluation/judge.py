@@ -158,21 +158,9 @@ def battles_from_verdicts(verdicts: list[dict[str, Any]]):
 
 async def _collect(entry, request) -> tuple[str, str]:
     """Think and answer text of one stream; UserError on a backend failure."""
-    from contextlib import aclosing
+    from generation.service import collect_text
 
-    from generation.events import Answer, Error, Think
-    from generation.service import stream_generation
-
-    think, answer = [], []
-    async with aclosing(stream_generation(entry, request)) as events:
-        async for event in events:
-            if isinstance(event, Think):
-                think.append(event.text)
-            elif isinstance(event, Answer):
-                answer.append(event.text)
-            elif isinstance(event, Error):
-                raise UserError(f"model {entry.name!r} failed: {event.message}")
-    return "".join(think), "".join(answer)
+    return await collect_text(entry, request, failure=f"model {entry.name!r} failed")
 
 
 async def _write_answer(engine, model: str, prompt: dict[str, Any], settings: JudgeSettings, seed: int) -> tuple[int, str]:

@@ -348,6 +348,21 @@ async def stream_generation(entry, request: GenerationRequest, *, cancel: Option
             yield event
 
 
+async def collect_text(entry, request: GenerationRequest, *, failure: str) -> tuple[str, str]:
+    """The think and answer text of one ``stream_generation``, with no database; an Error event is a
+    UserError reading ``"{failure}: {message}"``."""
+    think, answer = [], []
+    async with aclosing(stream_generation(entry, request)) as events:
+        async for event in events:
+            if isinstance(event, Think):
+                think.append(event.text)
+            elif isinstance(event, Answer):
+                answer.append(event.text)
+            elif isinstance(event, Error):
+                raise UserError(f"{failure}: {event.message}")
+    return "".join(think), "".join(answer)
+
+
 async def generate_and_store(
     engine,
     *,

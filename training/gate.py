@@ -170,23 +170,13 @@ def service_generator(*, max_tokens: int, seed: int) -> Callable[[Any, str, int]
     """A ``generate(entry, prompt, target)`` that runs ``generation.service.stream_generation`` with a
     model entry (local backend) and returns the full tagged text. A failed generation is a UserError."""
     import asyncio
-    from contextlib import aclosing
 
-    from generation.events import Answer, Error, Think
     from generation.parser import tagged
-    from generation.service import GenerationRequest, stream_generation
+    from generation.service import GenerationRequest, collect_text
 
     async def collect(entry, request) -> str:
-        think, answer = [], []
-        async with aclosing(stream_generation(entry, request)) as events:
-            async for event in events:
-                if isinstance(event, Think):
-                    think.append(event.text)
-                elif isinstance(event, Answer):
-                    answer.append(event.text)
-                elif isinstance(event, Error):
-                    raise UserError(f"the reward-hacking gate could not generate with {entry.name}: {event.message}")
-        plan, text = "".join(think), "".join(answer)
+        plan, text = await collect_text(entry, request,
+                                        failure=f"the reward-hacking gate could not generate with {entry.name}")
         return tagged(plan, text) if plan.strip() else text
 
     def generate(entry, prompt: str, target: int) -> str:
