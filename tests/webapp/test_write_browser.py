@@ -146,6 +146,28 @@ def test_stop_mid_way_keeps_the_text_and_history_reopens_it(app, page):
     assert "stopped by you" in page.inner_text("#lwz-status")
     assert page.inner_text("#lwz-answer").strip()[:30] in row.answer
 
+    # Continue (the reopened, interrupted text): the same row grows from its old answer, streamed
+    # like Generate, and the round is recorded; stopped again, it is interrupted again.
+    assert page.locator("#lwz-continue").is_enabled()
+    page.click("#lwz-continue")
+    page.wait_for_function("() => document.querySelector('#lwz-status').innerText.includes('Writing')",
+                           timeout=GEN_TIMEOUT_MS)
+    old_words = row.answer_words
+    deadline = time.monotonic() + GEN_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline and rows_of(app, "bob")[0].answer_words <= old_words:
+        time.sleep(0.5)  # the grown text has reached the database
+    page.click("#lwz-stop")
+    summary = wait_for_summary(page)
+    assert f"#{row.id} ·" in summary and "stopped by you" in summary
+    rows = rows_of(app, "bob")
+    assert len(rows) == 1, "a continuation grows its row; it makes no new one"
+    grown = rows[0]
+    assert grown.id == row.id and grown.answer.startswith(row.answer) and grown.answer_words > old_words
+    assert grown.status == "interrupted"
+    (step,) = grown.params["continuations"]
+    assert step["from_words"] == old_words and step["to_words"] == grown.answer_words
+    assert page.inner_text("#lwz-answer").strip()[:30] in grown.answer
+
 
 def test_xss_payloads_are_shown_as_inert_text(app, page):
     alerts = []
