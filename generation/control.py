@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from generation.counting import count_words
+from generation.counting import GrowingCount, count_words
 from generation.length import SHORT_FRACTION, Budget
 
 HARD_CAP_FRACTION = 1.2
@@ -101,6 +101,8 @@ class LengthController:
     stop_reason: Optional[str] = None
     """``target`` (a sentence end past the target) or ``length`` (the hard cap)."""
     words: int = field(default=0)
+    _count: GrowingCount = field(default_factory=GrowingCount, repr=False)
+    """Counts the growing answer at each check without recounting it from the start."""
 
     @property
     def soft_limit(self) -> float:
@@ -138,7 +140,7 @@ class LengthController:
         if not (any(c in chunk for c in SENTENCE_ENDS) or self.tokens_since_check >= interval):
             return chunk
         self.tokens_since_check = 0
-        self.words = count_words(answer)
+        self.words = self._count(answer)
         if self.words >= self.hard_cap:
             self.stop_reason = "length"
         elif self.words >= self.soft_limit:

@@ -11,6 +11,10 @@ import re
 
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _WORD = re.compile(r"\b[a-zA-Z]+\b")
+_WORD_CHAR = re.compile(r"\w")
+_LAST_NON_WORD = re.compile(r"\W(?=\w*\Z)")
+"""The last character that is not a word character: no match spans it (``\b`` on its either side
+depends only on itself and its neighbour), so the text before and after it count apart."""
 
 
 def count_words(text: str) -> int:
@@ -18,6 +22,28 @@ def count_words(text: str) -> int:
     if not text:
         return 0
     return len(_CJK_CHAR.findall(text)) + len(_WORD.findall(text))
+
+
+class GrowingCount:
+    """:func:`count_words` of a text that only grows (a streamed answer), at a cost that does not
+    grow with it: the words before the last non-word character seen are counted once and kept.
+    A text that is not the last one plus more (shorter, or changed at the kept point) is counted
+    from the start again."""
+
+    def __init__(self) -> None:
+        self._upto = 0
+        self._words = 0
+
+    def __call__(self, text: str) -> int:
+        if len(text) < self._upto or (self._upto and _WORD_CHAR.match(text, self._upto - 1)):
+            self._upto = self._words = 0
+        tail = text[self._upto:]
+        split = _LAST_NON_WORD.search(tail)
+        if split is not None:
+            self._words += count_words(tail[: split.end()])
+            self._upto += split.end()
+            tail = tail[split.end():]
+        return self._words + count_words(tail)
 
 
 def has_cjk(text: str) -> bool:

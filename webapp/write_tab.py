@@ -317,8 +317,6 @@ def build_write_tab(gr, ctx) -> dict:
     def live_updates(view, now, target_words, shown: dict):
         """The page's updates for ``view``; the Thinking panel only when its title changed (``shown``
         holds the title on the page), since each property update makes Gradio rebuild the component."""
-        from generation.counting import count_words
-
         label = thinking_label(*view.thinking_state(now))
         if view.queue_position is not None:
             note = f"Waiting for the model: you are **#{view.queue_position}** in the queue."
@@ -332,7 +330,7 @@ def build_write_tab(gr, ctx) -> dict:
             note = "Starting…"
         updates = {
             status: note,
-            progress: progress_html(count_words(view.answer), target_words),
+            progress: progress_html(view.answer_words, target_words),
             think_md: safe_markdown(view.think),
             answer_md: safe_markdown(view.answer),
             current: view.generation_id,

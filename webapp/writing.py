@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
@@ -91,6 +91,16 @@ class WriteView:
     finish_reason: Optional[str] = None
     completion_tokens: Optional[int] = None
     error: Optional[str] = None
+    _answer_count: Any = field(default=None, repr=False)
+
+    @property
+    def answer_words(self) -> int:
+        """Words in the answer so far, counted only where it grew (a live count costs the same at 10,000 words as at 100)."""
+        from generation.counting import GrowingCount
+
+        if self._answer_count is None:
+            self._answer_count = GrowingCount()
+        return self._answer_count(self.answer)
 
     @property
     def ended(self) -> bool:
