@@ -256,6 +256,7 @@ def _request(plan: "Plan", rendered: "Rendered", *, max_tokens: int, min_tokens:
     return BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant="",
                           use_chat=plan.use_chat, max_tokens=max_tokens, min_tokens=min_tokens,
                           temperature=plan.request.temperature, top_p=plan.request.top_p,
+                          repetition_penalty=plan.request.repetition_penalty,
                           seed=plan.seed + plan.stats["rounds"], stop=rendered.stop)
 
 

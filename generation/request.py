@@ -22,6 +22,9 @@ DEFAULT_TEMPERATURE = 0.6
 DEFAULT_TOP_P = 0.95
 """The released model's recommended sampling (its card: temperature 0.6, top_p 0.95)."""
 TEMPERATURE_RANGE = (0.0, 2.0)
+REPETITION_PENALTY_RANGE = (1.0, 2.0)
+"""A repetition penalty divides the logits of every token already in the prompt or the text (as
+vLLM and transformers apply it); 1 is none. The bundled 135M model loops without one."""
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
 """Control characters (tab, newline and carriage return are kept) and invisible format marks."""
 
@@ -57,6 +60,13 @@ def _form_int(value: Any, *, zero_is_none: bool = False) -> Any:
     return value
 
 
+def check_repetition_penalty(value: Any) -> None:
+    """Raises UserError unless ``value`` is None or a number in REPETITION_PENALTY_RANGE."""
+    low, high = REPETITION_PENALTY_RANGE
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high):
+        raise UserError(f"the repetition penalty must be between {low:g} and {high:g} (1 is none), got {value!r}")
+
+
 @dataclass
 class GenerationRequest:
     """One writing request. Construction strips control characters and raises UserError for
@@ -70,6 +80,8 @@ class GenerationRequest:
     top_p: float = DEFAULT_TOP_P
     seed: Optional[int] = None
     max_tokens: Optional[int] = None
+    repetition_penalty: Optional[float] = None
+    """None: the model's own (its registered sampling), else none."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -92,6 +104,7 @@ class GenerationRequest:
             raise UserError(f"the temperature must be between {low:g} and {high:g}, got {self.temperature!r}")
         if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
             raise UserError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        check_repetition_penalty(self.repetition_penalty)
 
     @classmethod
     def from_form(cls, *, prompt: Any, target_words: Any = None, think_budget: Any = None, temperature: Any = None,

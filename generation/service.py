@@ -19,7 +19,7 @@ import asyncio
 import math
 import secrets
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Optional
 
 from generation.backends.base import Backend, BackendError, BackendRequest, Delta, Finish
@@ -82,6 +82,9 @@ async def prepare(entry, request: GenerationRequest, *, template: Optional[str] 
     from generation.tokenization import tokens_per_word
 
     backend = backend_for(entry)
+    model_penalty = (entry.sampling or {}).get("repetition_penalty")
+    if request.repetition_penalty is None and model_penalty is not None:  # the model's own; the row records it
+        request = replace(request, repetition_penalty=model_penalty)
     try:
         rendered = render(template or entry.template, request.prompt)
     except ValueError as exc:
@@ -197,7 +200,8 @@ def _call(plan: Plan, progress: _Progress, round_index: int) -> BackendRequest:
     return BackendRequest(
         prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant=plan.prefill + progress.raw,
         use_chat=plan.use_chat, max_tokens=max_tokens, min_tokens=min_tokens, temperature=plan.request.temperature,
-        top_p=plan.request.top_p, seed=plan.seed + round_index, stop=rendered.stop,
+        top_p=plan.request.top_p, seed=plan.seed + round_index, repetition_penalty=plan.request.repetition_penalty,
+        stop=rendered.stop,
         bad_words=rendered.stop if min_tokens else [],
     )
 

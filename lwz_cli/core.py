@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--api", choices=["completions", "chat"],
                    help="openai backend: completions sends the model card's exact raw template to /v1/completions "
                         "(LongWriter-Zero's documented path); chat sends messages to /v1/chat/completions (default chat)")
+    p.add_argument("--repetition-penalty", type=float, metavar="X",
+                   help="the model's own repetition penalty, 1 to 2 (1 is none; a request may override it)")
     p.add_argument("--parent", help="the registered model this one was trained from")
     p.add_argument("--replace", action="store_true", help="update an existing entry of the same name")
     add_json_flag(p)
@@ -77,16 +79,21 @@ def cmd_models_add(args: argparse.Namespace) -> int:
     from storage.engine import session_scope
 
     from core.errors import UserError
+    from generation.request import check_repetition_penalty
 
     if args.api is not None and args.backend != "openai":
         raise UserError("--api chooses the server endpoint of an openai-backend model; the local backend has none")
+    check_repetition_penalty(args.repetition_penalty)
+    sampling = {"api": args.api or "chat"} if args.backend == "openai" else {}
+    if args.repetition_penalty is not None:
+        sampling["repetition_penalty"] = args.repetition_penalty
     engine = open_engine(args, upgrade=True)
     with session_scope(engine) as session:
         entry = add_model(
             session, name=args.name, backend=args.backend, base_url=args.base_url,
             model_id=args.model_id or (args.name if args.backend == "openai" else None),
             path=args.path, template=args.template, parent=args.parent, replace=args.replace,
-            sampling={"api": args.api or "chat"} if args.backend == "openai" else None,
+            sampling=sampling,
         )
     if args.json:
         print_json(entry)

@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, help="sampling seed (default: random, recorded with the row)")
     p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
     p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P)
+    p.add_argument("--repetition-penalty", type=float, metavar="X",
+                   help="1 to 2; 1 is none (default: the model's own, 1.1 for the bundled model)")
     p.add_argument("--category", help="prompt category to record (single prompt)")
     p.add_argument("--json", action="store_true", help="print one JSON value on stdout and nothing else")
     p.set_defaults(handler=cmd_generate)
@@ -38,7 +40,7 @@ def register(subparsers) -> None:
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
     """Convert the bundled model if needed, print its folder, register ``smollm2-135m`` (local) if absent."""
-    from generation.bundled import BUNDLED_NAME, BUNDLED_TEMPLATE, ensure_bundled_model
+    from generation.bundled import BUNDLED_NAME, BUNDLED_SAMPLING, BUNDLED_TEMPLATE, ensure_bundled_model
     from lwz_cli.common import open_engine, print_json
     from storage.catalog import add_model, get_model
     from storage.engine import session_scope
@@ -48,7 +50,8 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
         entry = get_model(session, name=BUNDLED_NAME)
         created = entry is None
         if created:
-            entry = add_model(session, name=BUNDLED_NAME, backend="local", template=BUNDLED_TEMPLATE)
+            entry = add_model(session, name=BUNDLED_NAME, backend="local", template=BUNDLED_TEMPLATE,
+                              sampling=BUNDLED_SAMPLING)
         summary = {"folder": str(folder), "model": entry.name, "backend": entry.backend, "registered": created}
     if getattr(args, "json", False):
         print_json(summary)
@@ -63,7 +66,7 @@ def _request(args: argparse.Namespace, prompt: str, target_words=None):
     return GenerationRequest(
         prompt=prompt, target_words=args.target_words if args.target_words is not None else target_words,
         think_budget=args.think_budget, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
-        max_tokens=args.max_tokens,
+        max_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty,
     )
 
 

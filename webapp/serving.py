@@ -15,7 +15,7 @@ def settle_default_model(
     backend: str | None,
     base_url: str | None,
     model: str | None,
-    template: str = "think",
+    template: str | None = None,
 ) -> str:
     """The name of the model to pick by default, registering or updating it as asked.
 
@@ -24,8 +24,10 @@ def settle_default_model(
     - ``--backend openai --base-url URL --model NAME``: NAME (served under that id) is registered,
       or updated to point at URL;
     - ``--backend local [--model NAME]``: NAME (default the bundled model) on the embedded backend.
+
+    ``template`` is a new entry's (default ``think``; the bundled model's own, ``direct``, for it).
     """
-    from generation.bundled import BUNDLED_NAME
+    from generation.bundled import BUNDLED_NAME, BUNDLED_SAMPLING, BUNDLED_TEMPLATE
 
     if base_url and backend is None:
         backend = "openai"
@@ -46,12 +48,13 @@ def settle_default_model(
             if entry is None or entry.backend != "openai" or entry.base_url != base_url:
                 model_id = entry.model_id if entry is not None and entry.backend == "openai" and entry.model_id else name
                 add_model(session, name=name, backend="openai", base_url=base_url, model_id=model_id,
-                          template=entry.template if entry is not None else template, replace=True)
+                          template=entry.template if entry is not None else template or "think",
+                          sampling={**(entry.sampling or {})} if entry is not None else None, replace=True)
             return name
         if entry is None:
             if name != BUNDLED_NAME:
                 raise UserError(f"local model {name!r} is not registered: lwz models add {name} --backend local --path DIR")
-            add_model(session, name=name, backend="local", template=template)
+            add_model(session, name=name, backend="local", template=template or BUNDLED_TEMPLATE, sampling=BUNDLED_SAMPLING)
         elif entry.backend != "local":
             raise UserError(f"model {name!r} is registered on the {entry.backend} backend, not local")
         return name

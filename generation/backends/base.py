@@ -36,6 +36,7 @@ class BackendRequest:
     temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P
     seed: Optional[int] = None
+    repetition_penalty: Optional[float] = None
     stop: list[str] = field(default_factory=list)
     bad_words: list[str] = field(default_factory=list)
     """Strings the model may not write (a server that supports it bans them): the stop strings,

@@ -218,6 +218,8 @@ class LocalBackend:
         )
         if request.temperature > 0:
             kwargs.update(temperature=request.temperature, top_p=request.top_p)
+        if request.repetition_penalty is not None:
+            kwargs.update(repetition_penalty=request.repetition_penalty)
         if request.stop:
             kwargs.update(stop_strings=list(request.stop), tokenizer=tokenizer)
         with torch.inference_mode():

@@ -162,6 +162,8 @@ class OpenAIBackend:
             extra_body["min_tokens"] = request.min_tokens
         if request.bad_words:
             extra_body["bad_words"] = list(request.bad_words)
+        if request.repetition_penalty is not None:
+            extra_body["repetition_penalty"] = request.repetition_penalty
         common = dict(
             model=self.model, max_tokens=request.max_tokens, temperature=request.temperature,
             top_p=request.top_p, seed=request.seed, stream=True,

@@ -250,3 +250,23 @@ def test_model_card_max_tokens_15500_is_accepted(vllm_server):
     items = asyncio.run(first_words())
     assert any(isinstance(i, Delta) and i.text for i in items) and items[-1] == Finish("cancelled", items[-1].prompt_tokens,
                                                                                       items[-1].completion_tokens)
+
+
+def test_repetition_penalty_is_the_models_own_unless_the_request_sets_one(vllm_server):
+    # The model's registered penalty reaches the server (the same seed writes otherwise without it),
+    # and the request's own value wins over it; the stored params record what was used.
+    looping = ModelEntry(name="p", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
+                         template="direct", sampling={"api": "chat", "repetition_penalty": 1.5})
+    plain = ModelEntry(name="q", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
+                       template="direct", sampling={"api": "chat"})
+
+    def answer(entry, **kw):
+        request = GenerationRequest("List the colours of the rainbow, again and again.", max_tokens=48, seed=5,
+                                    temperature=0.0, **kw)
+        return "".join(e.text for e in asyncio.run(collect(stream_generation(entry, request))) if isinstance(e, Answer))
+
+    unpenalised = answer(plain)
+    assert answer(looping) != unpenalised
+    assert answer(looping, repetition_penalty=1.0) == unpenalised
+    with pytest.raises(UserError, match="repetition penalty must be between 1 and 2"):
+        GenerationRequest("x", repetition_penalty=0.5)
