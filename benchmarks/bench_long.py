@@ -5,16 +5,22 @@ sequences over all of them) and how the text ended (natural, concluded on reques
 (templates)    the embedded model's templates compared at one target (which reads best decides
                the default template of ``lwz models prepare``).
 (buckets)      part (b): S_l per LongBench-Write length bucket (<500, 500-2,000, 2,000-5,000,
-               >=5,000 words) on the English prompts, per template; ``--per-bucket N`` runs the
-               first N prompts of each bucket (a subset: long outputs are slow on a CPU).
+               >=5,000 words) on the English prompts, per template; ``--per-bucket N`` runs N
+               prompts of each bucket spread over its targets (a subset: long outputs are slow on a
+               CPU), ``--concurrency`` of them at once.
 (continuation) part (c): one request of T words uninterrupted against the same request cut at
                about half (``max_tokens``) and then continued (``lwz generate --continue``'s path).
-
-Part (a), the browser run, is not here (see docs/benchmarks.md).
+(browser)      part (a): one generation through the app (``lwz serve`` on a fresh database, the
+               model on the vLLM server) driven from headless Chromium, at ``--target`` words
+               (10,000 by default). It samples the app process's CPU time (``/proc``) against the
+               live word count on the page, and the page's long tasks (``PerformanceObserver``)
+               and ``requestAnimationFrame`` gaps, and reports app CPU per 1,000 words around 1k,
+               5k and 10k words, the long-task share of wall time and the frame-gap percentiles.
 
     .venv/bin/python benchmarks/bench_long.py templates --target 600 --prompts 2
     .venv/bin/python benchmarks/bench_long.py buckets --base-url http://127.0.0.1:8100/v1 --per-bucket 1
     .venv/bin/python benchmarks/bench_long.py continuation --base-url http://127.0.0.1:8100/v1 --target 800
+    .venv/bin/python benchmarks/bench_long.py browser --base-url http://127.0.0.1:8100/v1 --target 10000
 
 Results are printed as JSON and written to ``--out`` (default benchmarks/results/).
 """
@@ -23,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,16 +58,19 @@ def _engine():
     return engine
 
 
-def _register(engine, name: str, *, template: str, base_url: str | None, model: str) -> None:
+def _register(engine, name: str, *, template: str, base_url: str | None, model: str, penalty: float | None) -> None:
+    """``name`` on the vLLM server at ``base_url`` (else the embedded backend), with ``penalty`` as
+    its own repetition penalty (None: none)."""
     from storage.catalog import add_model
     from storage.engine import session_scope
 
+    sampling = {} if penalty is None else {"repetition_penalty": penalty}
     with session_scope(engine) as session:
         if base_url:
             add_model(session, name=name, backend="openai", base_url=base_url, model_id=model, template=template,
-                      sampling={"api": "chat"})
+                      sampling={"api": "chat", **sampling})
         else:
-            add_model(session, name=name, backend="local", template=template)
+            add_model(session, name=name, backend="local", template=template, sampling=sampling)
 
 
 def _measure(row, target: int, seconds: float) -> dict:
@@ -94,7 +105,8 @@ def bench_templates(args) -> dict:
     engine = _engine()
     result = {"target": args.target, "backend": args.base_url or "embedded", "templates": {}}
     for template in args.templates:
-        _register(engine, template, template=template, base_url=args.base_url, model=args.model)
+        _register(engine, template, template=template, base_url=args.base_url, model=args.model,
+                  penalty=args.repetition_penalty)
         runs = []
         for index, prompt in enumerate(TEMPLATE_PROMPTS[: args.prompts]):
             row, seconds = _generate(engine, template, prompt, target=args.target, seed=args.seed + index)
@@ -105,23 +117,39 @@ def bench_templates(args) -> dict:
     return result
 
 
+def _spread(rows: list[dict], n: int) -> list[dict]:
+    """``n`` of ``rows`` (sorted by target) spread evenly over the bucket, shortest and longest included."""
+    rows = sorted(rows, key=lambda r: r["length"])
+    if n >= len(rows):
+        return rows
+    if n == 1:
+        return [rows[0]]
+    return [rows[round(i * (len(rows) - 1) / (n - 1))] for i in range(n)]
+
+
 def bench_buckets(args) -> dict:
     rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
     engine = _engine()
     result = {"per_bucket": args.per_bucket, "buckets": args.buckets or "all", "backend": args.base_url or "embedded", "templates": {}}
     for template in args.templates:
-        _register(engine, template, template=template, base_url=args.base_url, model=args.model)
+        _register(engine, template, template=template, base_url=args.base_url, model=args.model,
+                  penalty=args.repetition_penalty)
         per_bucket = {}
         for name, low, high in BUCKETS:
             if args.buckets and name not in args.buckets:
                 continue
-            chosen = [r for r in rows if low <= r["length"] < high][: args.per_bucket]
-            runs = []
-            for index, item in enumerate(chosen):
+            chosen = _spread([r for r in rows if low <= r["length"] < high], args.per_bucket)
+
+            def one(indexed, template=template, name=name):
+                index, item = indexed
                 row, seconds = _generate(engine, template, item["prompt"], target=item["length"], seed=args.seed + index)
-                runs.append(_measure(row, item["length"], seconds))
+                run = _measure(row, item["length"], seconds)
                 print(f"  {template} {name}: target {item['length']}, {row.answer_words} words, distinct-4 "
-                      f"{runs[-1]['distinct4']}, {runs[-1]['ending']}, {seconds:.0f} s", file=sys.stderr, flush=True)
+                      f"{run['distinct4']}, {run['ending']}, {seconds:.0f} s", file=sys.stderr, flush=True)
+                return run
+
+            with ThreadPoolExecutor(max_workers=args.concurrency) as pool:  # the server batches them
+                runs = list(pool.map(one, enumerate(chosen)))
             per_bucket[name] = {**_summary(runs), "runs": runs}
         result["templates"][template] = per_bucket
     return result
@@ -137,7 +165,8 @@ def bench_continuation(args) -> dict:
     from storage.generations import get_generation
 
     engine = _engine()
-    _register(engine, "m", template=args.template, base_url=args.base_url, model=args.model)
+    _register(engine, "m", template=args.template, base_url=args.base_url, model=args.model,
+                  penalty=args.repetition_penalty)
     prompt = TEMPLATE_PROMPTS[0]
     whole, whole_s = _generate(engine, "m", prompt, target=args.target, seed=args.seed, think_budget=0)
     half_tokens = max(16, int((whole.completion_tokens or 2 * args.target) / 2))
@@ -173,27 +202,166 @@ def bench_continuation(args) -> dict:
     }
 
 
+PAGE_PROBE = """() => {
+  const probe = {longTasks: [], frames: [], started: performance.now()};
+  new PerformanceObserver(list => { for (const e of list.getEntries()) probe.longTasks.push([e.startTime, e.duration]); })
+    .observe({type: 'longtask', buffered: true});
+  let last = performance.now();
+  const frame = now => { probe.frames.push(now - last); last = now; requestAnimationFrame(frame); };
+  requestAnimationFrame(frame);
+  probe.updates = 0;  // changes of the text on the page (one per streamed update that carried text)
+  const answer = document.querySelector('#lwz-answer');
+  new MutationObserver(() => { probe.updates += 1; }).observe(answer, {childList: true, subtree: true, characterData: true});
+  window.__probe = probe;
+}"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process (all its threads), from /proc."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _window(samples: list[tuple], at: int) -> dict | None:
+    """While the text grew from ``at - 1000`` to ``at`` words (the samples nearest either end): app CPU
+    seconds per 1,000 words, milliseconds per page update, and words per second."""
+    before = [s for s in samples if s[1] <= at - 1000]
+    after = [s for s in samples if s[1] >= at]
+    if not before or not after:
+        return None
+    (t0, w0, c0, u0), (t1, w1, c1, u1) = before[-1], after[0]
+    if w1 <= w0:
+        return None
+    return {"cpu_s_per_1k_words": round(1000 * (c1 - c0) / (w1 - w0), 2),
+            "cpu_ms_per_update": round(1000 * (c1 - c0) / (u1 - u0), 2) if u1 > u0 else None,
+            "updates_per_1k_words": round(1000 * (u1 - u0) / (w1 - w0)), "words_per_s": round((w1 - w0) / (t1 - t0), 1)}
+
+
+def bench_browser(args) -> dict:
+    """Part (a): one long generation through the app in headless Chromium (see the module's docstring)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+    from tests.live_app import start_live_app
+
+    from evaluation.metrics import distinct_n, length_score
+    from storage.engine import session_scope
+    from storage.generations import list_generations
+
+    workdir = Path(tempfile.mkdtemp(prefix="lwz-bench-browser-"))
+    prompt = args.prompt or TEMPLATE_PROMPTS[0]
+    db_url = f"sqlite:///{workdir / 'app.db'}"
+    from storage.engine import make_engine, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine)
+    _register(engine, args.model, template=args.template, base_url=args.base_url, model=args.model,
+              penalty=args.repetition_penalty)  # lwz serve keeps an entry already on this server
+    engine.dispose()
+    with start_live_app(workdir, backend="openai", base_url=args.base_url, model=args.model, db_url=db_url) as app, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(app.url + "/")
+        page.wait_for_selector("#lwz-request textarea")
+        page.evaluate(PAGE_PROBE)
+        page.fill("#lwz-request textarea", prompt)
+        page.fill("#lwz-target input", str(args.target))
+        samples: list[tuple] = [(0.0, 0, 0.0, 0)]  # (seconds, words on the page, app CPU seconds, page updates)
+        cpu0, started = _cpu_seconds(app.process.pid), time.monotonic()
+        page.click("#lwz-generate")
+        deadline = started + args.timeout
+        # The page's own live count (LongBench-Write's rule), e.g. "9,412 / 10,000 words (94%)".
+        words_js = ("() => [parseInt(((document.querySelector('#lwz-progress .lwz-words')?.innerText || '0')"
+                    ".split(' ')[0]).replace(/,/g, '')) || 0, window.__probe.updates]")
+        done_js = "() => /#\\d+ · .*words/.test(document.querySelector('#lwz-status')?.innerText || '')"
+        next_report = 1000
+        while time.monotonic() < deadline:
+            time.sleep(args.sample_s)
+            words, updates = page.evaluate(words_js)
+            samples.append((round(time.monotonic() - started, 2), words, round(_cpu_seconds(app.process.pid) - cpu0, 3),
+                            updates))
+            if words >= next_report:
+                print(f"  {words:,} words, {samples[-1][0]:.0f} s, app CPU {samples[-1][2]:.1f} s", file=sys.stderr, flush=True)
+                next_report += 1000
+            if page.evaluate(done_js):
+                break
+        wall = time.monotonic() - started
+        probe = page.evaluate("() => ({longTasks: window.__probe.longTasks, frames: window.__probe.frames, "
+                              "elapsed: performance.now() - window.__probe.started})")
+        status_line = page.inner_text("#lwz-status")
+        shot = args.out / "long_browser.png"
+        args.out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=False)
+        browser.close()
+        with session_scope(app.engine) as session:
+            (row,) = list_generations(session)[:1]
+            session.expunge(row)
+    frames = sorted(probe["frames"][1:]) or [0.0]
+    long_ms = sum(duration for _, duration in probe["longTasks"])
+    quantile = lambda q: round(frames[min(len(frames) - 1, int(q * len(frames)))], 1)  # noqa: E731
+    final_words = samples[-1][1]
+    last = min(args.target, final_words)  # the last 1,000 words (10k when the text reached its target)
+    windows = {f"{at / 1000:g}k": _window(samples, at) for at in (1000, args.target // 2, last)}
+    measured = [w["cpu_s_per_1k_words"] for w in windows.values() if w]
+    return {
+        "target": args.target, "template": args.template, "backend": args.base_url,
+        "repetition_penalty": args.repetition_penalty,
+        "generation": {"id": row.id, "status": row.status, "finish": row.finish_reason,
+                       "ending": (row.params or {}).get("ending"), "words": row.answer_words,
+                       "s_l": round(length_score(row.answer_words, args.target), 1),
+                       "distinct4": round(distinct_n(row.answer, 4), 3), "tokens": row.completion_tokens,
+                       "plan_words": row.think_words, "rounds": len((row.params or {}).get("rounds", []) or [])},
+        "status_line": status_line, "wall_s": round(wall, 1), "words_on_page": final_words,
+        "app_cpu_s": samples[-1][2], "page_updates": samples[-1][3],
+        "app_cpu_ms_per_word": round(1000 * samples[-1][2] / final_words, 2) if final_words else None,
+        "per_1k_words_around": windows,
+        "flatness": round(max(measured) / min(measured), 2) if len(measured) > 1 else None,
+        "long_tasks": {"count": len(probe["longTasks"]), "total_ms": round(long_ms, 1),
+                       "share_of_wall": round(long_ms / probe["elapsed"], 4) if probe["elapsed"] else None,
+                       "longest_ms": round(max((d for _, d in probe["longTasks"]), default=0.0), 1)},
+        "frame_gap_ms": {"n": len(frames), "p50": quantile(0.5), "p99": quantile(0.99), "max": round(frames[-1], 1)},
+        "samples": samples, "screenshot": str(shot),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("templates", "buckets", "continuation"))
+    parser.add_argument("part", choices=("templates", "buckets", "continuation", "browser"))
     parser.add_argument("--base-url", help="a vLLM server (default: the embedded model)")
     parser.add_argument("--model", default="smollm2-135m", help="served model name (with --base-url)")
     parser.add_argument("--templates", nargs="+", default=["think", "direct", "plan"])
-    parser.add_argument("--template", default="direct", help="continuation: the template")
-    parser.add_argument("--target", type=int, default=600)
+    parser.add_argument("--template", default=None, help="continuation and browser: the template (default direct, the bundled model's)")
+    parser.add_argument("--target", type=int, default=None, help="target words (default 600; browser 10,000)")
+    parser.add_argument("--prompt", help="browser: the request (default: the lighthouse story)")
+    parser.add_argument("--sample-s", type=float, default=1.0, help="browser: seconds between samples")
+    parser.add_argument("--timeout", type=float, default=3600, help="browser: give up after this many seconds")
     parser.add_argument("--prompts", type=int, default=2, help="templates: prompts per template (at most 3)")
-    parser.add_argument("--per-bucket", type=int, default=1)
+    parser.add_argument("--per-bucket", type=int, default=1,
+                        help="buckets: prompts per bucket, spread over its targets (shortest and longest included)")
+    parser.add_argument("--concurrency", type=int, default=1, help="buckets: generations at once (the server batches them)")
     parser.add_argument("--buckets", nargs="+", choices=[b[0] for b in BUCKETS], help="buckets to run (default: all)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--repetition-penalty", type=float, default=None,
+                        help="the model's repetition penalty (default none; the bundled model's own is 1.1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    if args.target is None:
+        args.target = 10_000 if args.part == "browser" else 600
+    if args.template is None and args.part in ("continuation", "browser"):
+        args.template = "direct"
     started = time.monotonic()
-    result = {"templates": bench_templates, "buckets": bench_buckets, "continuation": bench_continuation}[args.part](args)
+    result = {"templates": bench_templates, "buckets": bench_buckets, "continuation": bench_continuation,
+              "browser": bench_browser}[args.part](args)
     result["wall_s"] = round(time.monotonic() - started, 1)
+    result.setdefault("repetition_penalty", args.repetition_penalty)
+    result["load_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"long_{args.part}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2, ensure_ascii=False)[:6000])
+    print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "samples")}, indent=2, ensure_ascii=False)[:6000])
     print(f"written to {path}", file=sys.stderr)
 
 

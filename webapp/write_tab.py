@@ -6,8 +6,9 @@ Every handler is a short adapter: it asks ``ctx.require(request, "write")`` who 
 (refusing visitors and roles that may not write, even for a hand-made POST), then calls the
 plain functions of :mod:`webapp.writing`, :mod:`webapp.history` and :mod:`webapp.rendering`.
 Updates are returned as ``{component: value}`` dicts. Streaming updates are sent at most every
-``UPDATE_INTERVAL_S`` (plus at every change of phase), which keeps the app's own CPU use small
-when many people write at once. The first update waits for the model's first words (at most
+``update_interval(words)`` (plus at every change of phase), which keeps the app's own CPU use small
+when many people write at once, and the browser's: it renders the whole text at each update, so
+past ``STEADY_WORDS`` the updates come less often as the text grows. The first update waits for the model's first words (at most
 ``FIRST_UPDATE_WAIT_S``), so the request reaches the model server before Gradio does any work
 for the page. Gradio rebuilds every output component an update leaves out, so Generate streams
 into a few cheap components, and a follow-up event shows the downloads, Send to arena and the
@@ -35,6 +36,9 @@ from webapp.rendering import (
 from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_continuation, run_generation
 
 UPDATE_INTERVAL_S = 0.1
+STEADY_WORDS = 2000
+"""Up to this many words the page is updated every UPDATE_INTERVAL_S; past it, the interval grows
+with the text (0.5 s at 10,000 words), so the browser's rendering per second stays what it is at 2,000."""
 FIRST_UPDATE_WAIT_S = 0.25
 QUICK_CONCURRENCY = 32
 log = logging.getLogger(__name__)
@@ -42,6 +46,11 @@ log = logging.getLogger(__name__)
 
 CONTINUABLE = ("short", "truncated", "interrupted")
 """Statuses whose text the Continue button offers to write on."""
+
+
+def update_interval(words: int) -> float:
+    """Seconds between two streamed updates of a text of ``words`` words."""
+    return UPDATE_INTERVAL_S * max(1.0, words / STEADY_WORDS)
 
 
 def model_names(engine) -> list[str]:
@@ -292,7 +301,7 @@ def build_write_tab(gr, ctx) -> dict:
                         starting = {}
                         continue
                     new_phase = view.phase()
-                    if new_phase != phase or now - last_sent >= UPDATE_INTERVAL_S or view.ended:
+                    if new_phase != phase or now - last_sent >= update_interval(view.answer_words) or view.ended:
                         phase, last_sent = new_phase, now
                         yield live_updates(view, now, target_words, shown)
             except UserError as exc:
