@@ -1,11 +1,14 @@
-"""``lwz export preferences|prompts`` and ``lwz train reward|dpo|kto|grpo``. Only argparse (and the
+"""``lwz export preferences|prompts`` and ``lwz train reward|dpo|kto|grpo|pretrain``. Only argparse (and the
 plain ``TrainOptions`` dataclass, whose field metadata *is* the train flags and their help) at import."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from lwz_cli.common import add_json_flag, arena_fill_command, open_engine, print_json
+
+FILTER_KINDS = ("reward", "dpo", "kto")  # the kinds whose rows are battles, filtered by the vote flags
 
 
 def register(subparsers) -> None:
@@ -30,14 +33,16 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(handler=cmd_export_prompts)
 
-    train = subparsers.add_parser("train", help="train a reward model, DPO, KTO or GRPO with TRL")
+    train = subparsers.add_parser("train", help="train a reward model, DPO, KTO or GRPO, or continually pretrain, "
+                                                 "with TRL")
     kinds = train.add_subparsers(dest="train_kind", required=True)
     for kind, text in (("reward", "a reward model from preference pairs"), ("dpo", "DPO from preference pairs"),
                        ("kto", "KTO from desirable/undesirable rows (both-bad battles included)"),
-                       ("grpo", "GRPO on a prompt set with the LongWriter-Zero rewards")):
+                       ("grpo", "GRPO on a prompt set with the LongWriter-Zero rewards"),
+                       ("pretrain", "continual pretraining on plain text, packed into --max-length sequences")):
         p = kinds.add_parser(kind, help=text)
         add_option_flags(p, kind)
-        if kind != "grpo":
+        if kind in FILTER_KINDS:
             _add_filter_flags(p)
         add_json_flag(p)
         p.set_defaults(handler=cmd_train)
@@ -72,6 +77,8 @@ def add_option_flags(p: argparse.ArgumentParser, kind: str) -> None:
         else:
             if meta.get("parse") == "comma":
                 kwargs["default"] = ",".join(f.default)
+            elif meta.get("parse") == "files":
+                kwargs["nargs"] = "+"
             else:
                 kwargs["type"] = float if "float" in str(f.type) else int if "int" in str(f.type) else str
                 if kwargs["type"] is not str:
@@ -98,9 +105,11 @@ def options_from_args(args: argparse.Namespace):
         value = getattr(args, f.name)
         if f.metadata.get("parse") == "comma":
             value = tuple(part.strip() for part in value.split(",") if part.strip())
+        elif f.metadata.get("parse") == "files":
+            value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
         values[f.name] = value
     return TrainOptions(kind=kind, config=load_yaml_config(values.get("config_path")),
-                        filters=None if kind == "grpo" else _filters(args), **values)
+                        filters=_filters(args) if kind in FILTER_KINDS else None, **values)
 
 
 def _add_filter_flags(p: argparse.ArgumentParser) -> None:
@@ -176,8 +185,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
         return 0
-    print(f"run {summary['run_id']} complete: {summary['metrics']['steps']} steps, checkpoint {summary['output_dir']}")
-    if "registered" in summary:
+    tokens = summary["metrics"].get("tokens")
+    seen = f", {tokens['seen']} tokens seen" if tokens else ""
+    print(f"run {summary['run_id']} complete: {summary['metrics']['steps']} steps{seen}, checkpoint {summary['output_dir']}")
+    if "registered" in summary and args.train_kind == "pretrain":
+        reg = summary["registered"]
+        parent = f" (parent {reg['parent']})" if reg["parent"] else ""
+        print(f"registered model {reg['name']}{parent}, a base for the next stage, e.g.:")
+        print(f"lwz train grpo --base {shlex.quote(reg['name'])} --data prompts.parquet --out runs/grpo")
+    elif "registered" in summary:
         reg = summary["registered"]
         if summary["metrics"]["gate"].get("forced"):
             regressed = ", ".join(summary["metrics"]["gate"]["regressed"]) or "the gate did not run"

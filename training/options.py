@@ -3,6 +3,9 @@
 ``TrainOptions`` is what ``lwz train`` builds from its flags; ``--config YAML`` adds TRL config
 fields (learning_rate, beta, num_generations, max_length, ...). Every check that can be done
 without loading a model is done in :meth:`TrainOptions.check`, so a bad combination costs no time.
+
+``pretrain`` (the paper's first stage, continual pretraining) reads plain text (``texts``, its
+``--data FILE...``) instead of an ``lwz export`` dataset; the other kinds read ``data`` or the database.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from typing import Any
 
 from core.errors import UserError
 
-KINDS = ("reward", "dpo", "kto", "grpo")
+KINDS = ("reward", "dpo", "kto", "grpo", "pretrain")
+DATASET_KINDS = ("reward", "dpo", "kto", "grpo")  # trained on an lwz export file or the database
 PAIR_KINDS = ("reward", "dpo", "kto")
-REGISTER_KINDS = ("dpo", "kto", "grpo")
+REGISTER_KINDS = ("dpo", "kto", "grpo")  # registered through the reward-hacking gate
+TEXT_SUFFIXES = (".txt", ".md")  # one document per file
+TABLE_SUFFIXES = (".jsonl", ".parquet")  # one document per row of the text column
 GRPO_REWARDS = ("length", "format", "anti_hacking", "quality")
 COMBINES = ("paper", "sum")
 TEMPLATES = ("auto", "think", "direct", "none")
@@ -50,12 +56,21 @@ class TrainOptions:
     base: str = _opt(help="registered model name or a Hugging Face model folder", metavar="MODEL", required=True)
     out: str = _opt(help="output folder (new or empty; with --resume, the run's folder)", metavar="DIR",
                     required=True)
-    data: str | None = _opt(help="dataset file from lwz export (.parquet/.jsonl)", metavar="FILE", group="source")
-    from_db: bool = _opt(False, help="build the dataset from the database instead", group="source")
+    data: str | None = _opt(help="dataset file from lwz export (.parquet/.jsonl)", metavar="FILE", group="source",
+                            kinds=DATASET_KINDS)
+    from_db: bool = _opt(False, help="build the dataset from the database instead", group="source",
+                         kinds=DATASET_KINDS)
+    texts: tuple[str, ...] = _opt((), kinds=("pretrain",), flag="--data", metavar="FILE", parse="files",
+                                  required=True,
+                                  help="text to pretrain on: .txt/.md files (each file one document) or .jsonl/.parquet "
+                                       "files (each row of --text-column one document); several files, separated by "
+                                       "spaces or commas")
+    text_column: str = _opt("text", kinds=("pretrain",), metavar="NAME",
+                            help="the column holding the text in .jsonl/.parquet files")
     max_steps: int | None = _opt(help="stop after N optimiser steps (default: one epoch)")
     config_path: str | None = _opt(help="extra TRL config fields (YAML)", flag="--config", metavar="YAML")
-    register: str | None = _opt(help="register the checkpoint as a local model under this name (dpo/kto/grpo)",
-                                metavar="NAME")
+    register: str | None = _opt(help="register the checkpoint as a local model under this name (dpo/kto/grpo, "
+                                     "and pretrain, which has no reward to hack and so no gate)", metavar="NAME")
     force: bool = _opt(False, kinds=REGISTER_KINDS,
                        help="register even when the reward-hacking gate finds a regression (the run records it)")
     gate_prompts: str | None = _opt(kinds=REGISTER_KINDS, metavar="FILE",
@@ -71,7 +86,8 @@ class TrainOptions:
     save_steps: int | None = _opt(help=f"save a TRL checkpoint every N steps (default {DEFAULT_SAVE_STEPS})")
     resume: bool = _opt(False, help="resume from the latest checkpoint in --out (TRL's own checkpointing)")
     max_length: int | None = _opt(help="token limit per sequence (default: the base model's context); "
-                                       "longer examples are counted, never silently", kinds=PAIR_KINDS)
+                                       "longer examples are counted, never silently; pretrain packs its text into "
+                                       "sequences of this length", kinds=PAIR_KINDS + ("pretrain",))
     rewards: tuple[str, ...] = _opt(("length", "format", "anti_hacking"), kinds=("grpo",), parse="comma",
                                     help=f"comma list of {', '.join(GRPO_REWARDS)}")
     combine: str = _opt("paper", kinds=("grpo",), choices=COMBINES,
@@ -97,7 +113,11 @@ class TrainOptions:
             raise UserError(f"unknown training kind {self.kind!r}: choose {', '.join(KINDS)}")
         if not self.base or not self.out:
             raise UserError("--base MODEL and --out DIR are required")
-        if bool(self.data) == bool(self.from_db):
+        if self.kind == "pretrain":
+            self._check_texts()
+        elif self.texts:
+            raise UserError(f"texts (plain text files) are for pretrain; a {self.kind} run reads --data FILE or --from-db")
+        elif bool(self.data) == bool(self.from_db):
             raise UserError("give exactly one of --data FILE or --from-db")
         if self.data and not Path(self.data).is_file():
             raise UserError(f"no such dataset file: {self.data}")
@@ -118,9 +138,12 @@ class TrainOptions:
             raise UserError(f"output folder {out} is not empty: choose a new --out, or --resume a run")
         if self.kind == "reward" and self.register:
             raise UserError("a reward model scores texts and cannot write: --register is for dpo, kto and grpo runs")
+        if self.kind == "pretrain" and (self.force or self.gate_prompts):
+            raise UserError("--force and --gate-prompts belong to the reward-hacking gate, which pretrain runs do not "
+                            "pass through (no reward to hack)")
         if not self.register and (self.force or self.gate_prompts):
             raise UserError("--force and --gate-prompts apply to the gate before --register NAME; give --register too")
-        if self.register and is_main_process():
+        if self.register and self.kind in REGISTER_KINDS and is_main_process():
             from training.gate import load_gate_prompts
 
             load_gate_prompts(self.gate_prompts)
@@ -157,10 +180,32 @@ class TrainOptions:
                 raise UserError(f"--{flag.replace('_', '-')} {value} contradicts {key}: {self.config[key]} in "
                                 f"{self.config_path or 'the config'}; give it once")
 
+    def _check_texts(self) -> None:
+        """pretrain's text files: given, existing, of a kind it reads, each once (contents: ``training.data``)."""
+        if self.data or self.from_db:
+            raise UserError("pretrain reads plain text files (texts, the --data FILE... of lwz train pretrain), "
+                            "not an export dataset or the database")
+        if not self.texts:
+            raise UserError("pretrain needs --data FILE...: .txt/.md files or .jsonl/.parquet files with a text column")
+        seen: set[Path] = set()
+        for name in self.texts:
+            path = Path(name)
+            if not path.is_file():
+                raise UserError(f"no such text file: {name}")
+            if path.suffix.lower() not in TEXT_SUFFIXES + TABLE_SUFFIXES:
+                raise UserError(f"{name}: pretrain reads {'/'.join(TEXT_SUFFIXES)} files (each one document) or "
+                                f"{'/'.join(TABLE_SUFFIXES)} files with a {self.text_column!r} column")
+            if path.resolve() in seen:
+                raise UserError(f"{name} is given twice in --data")
+            seen.add(path.resolve())
+        if not self.text_column or not self.text_column.strip():
+            raise UserError("--text-column needs a column name")
+
     def record(self) -> dict[str, Any]:
         """JSON-ready copy for the training-runs table."""
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "filters"}
         record["rewards"] = list(self.rewards)
+        record["texts"] = list(self.texts)
         if self.filters is not None:
             record["filters"] = self.filters.as_record()
         return record

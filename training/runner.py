@@ -9,6 +9,12 @@ saves a checkpoint every ``--save-steps``; the run's row records the last step s
 reward-hacking gate (``training.gate``) compares checkpoint and parent on held-out prompts first;
 a refused registration still finishes the run as ``complete`` (the gate's report in its metrics)
 and then raises the refusal as a UserError.
+
+A ``pretrain`` run (continual pretraining on plain text) records the tokens it packed and the tokens
+seen (``metrics.tokens``, counted on across ``--resume``) and registers without the gate: there is no
+reward to hack, and the gate's length and format checks measure instruction following, which a
+continually pretrained base is not trained for (it is the start point of the next stage, as in the
+paper). The run's ``metrics.gate`` says so.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from typing import Any, Callable
 from core.errors import UserError
 
 
+NO_GATE_REASON = ("continual pretraining optimises no reward, so there is nothing to hack; the gate's length and format "
+                  "checks measure instruction following, which a pretrained base is not trained for")
+
+
 def run_training(engine, options, *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train as ``options`` say. Returns the run summary (run id, metrics, counts, registered model)."""
     from storage.engine import session_scope
@@ -30,7 +40,7 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     from training.checkpoints import (check_register_name, model_context, register_checkpoint, resolve_base,
                                       vllm_serve_command)
     from training.data import load_training_rows
-    from training.options import PAIR_KINDS, is_main_process, latest_checkpoint
+    from training.options import PAIR_KINDS, REGISTER_KINDS, is_main_process, latest_checkpoint
     from training.trainers import (build_config, build_trainer, has_gpu, length_report, make_progress_callback,
                                    make_save_callback, quiet_known_warnings)
 
@@ -44,10 +54,11 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         template = base_entry.template if base_entry is not None else "none"
     rows, fingerprint, data_report = load_training_rows(options, lambda: session_scope(engine), template=template)
     gpu = has_gpu()
-    context = model_context(folder) if options.kind in PAIR_KINDS else None
+    context = model_context(folder) if options.kind in PAIR_KINDS + ("pretrain",) else None
     config = build_config(options, gpu=gpu, context=context)
     resume_from = latest_checkpoint(options.out) if options.resume else None
-    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {len(rows)} examples, "
+    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {len(rows)} "
+        f"{'documents' if options.kind == 'pretrain' else 'examples'}, "
         f"dataset {fingerprint[:12]}; left out: {_dropped(data_report) or 'nothing'}"
         + (f"; resuming from {resume_from}" if resume_from else ""))
     record = {**options.record(), "template": template, "base_folder": str(folder), "device": "gpu" if gpu else "cpu",
@@ -68,7 +79,13 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         trainer = build_trainer(options.kind, model_path=str(folder), config=config, rows=rows, options=options,
                                 callbacks=callbacks)
         lengths = length_report(options.kind, trainer, given=len(rows), max_length=getattr(config, "max_length", None))
-        log(f"[lwz train] lengths: {_dropped(lengths) or 'nothing dropped or truncated'} (max_length={lengths['max_length']})")
+        if options.kind == "pretrain":
+            log(f"[lwz train] packed {lengths['documents']} documents, {lengths['tokens']} tokens, into "
+                f"{lengths['sequences']} sequences of {lengths['max_length']} tokens ({config.packing_strategy}; "
+                f"{lengths['sequences'] - lengths['full_sequences']} shorter); nothing dropped or truncated")
+        else:
+            log(f"[lwz train] lengths: {_dropped(lengths) or 'nothing dropped or truncated'} "
+                f"(max_length={lengths['max_length']})")
         if not len(trainer.train_dataset):
             raise UserError(f"every example is longer than max_length={lengths['max_length']} tokens: raise --max-length")
         trainer.train(resume_from_checkpoint=resume_from)
@@ -79,6 +96,8 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {_first_line(exc)}"
         metrics = {"error": reason, "step": progress.step, "checkpoints": _checkpoints(options.out, partial),
                    "data": data_report, "log": progress.history[-50:]}
+        if options.kind == "pretrain":
+            metrics["tokens"] = {"seen": progress.tokens, "this_run": progress.tokens - progress.tokens_at_start}
         if main:
             with session_scope(engine) as session:
                 finish_run(session, run_id=run_id, status="failed", metrics=_jsonable(metrics))
@@ -97,22 +116,31 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         if metrics["zero_advantage_steps"]:
             log(f"[lwz train] {metrics['zero_advantage_steps']} of {progress.step} steps had equal rewards within "
                 "every group: their advantages were zero, so nothing was learned from them")
+    if options.kind == "pretrain":
+        seen = trainer.state.num_input_tokens_seen
+        metrics["tokens"] = {"seen": seen, "this_run": seen - progress.tokens_at_start,
+                             "per_epoch": lengths["tokens"], "sequences": lengths["sequences"],
+                             "max_length": lengths["max_length"]}
+        log(f"[lwz train] {seen} tokens seen ({seen - progress.tokens_at_start} in this run; "
+            f"{lengths['tokens']} per epoch)")
     model_id = None
     summary: dict[str, Any] = {"run_id": run_id, "kind": options.kind, "output_dir": str(Path(options.out).resolve()),
                                "dataset_fingerprint": fingerprint, "template": template}
     if not main:
         return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
     gate = None
-    if options.register:
+    registered_template = template if template != "none" else "direct"
+    if options.register and options.kind in REGISTER_KINDS:
         from training.gate import gate_checkpoint, refusal_line, report_lines
 
-        registered_template = template if template != "none" else "direct"
         gate = metrics["gate"] = gate_checkpoint(options, parent_folder=folder, parent_entry=base_entry,
                                                  template=registered_template)
         for line in report_lines(gate):
             log(line)
+    elif options.register:
+        metrics["gate"] = {"ran": False, "refused": False, "reason": NO_GATE_REASON}
     with session_scope(engine) as session:
-        if options.register and not gate["refused"]:
+        if options.register and not (gate and gate["refused"]):
             entry = register_checkpoint(session, name=options.register, folder=options.out, parent=base_entry,
                                         template=registered_template)
             model_id = entry.id

@@ -1,4 +1,4 @@
-"""TRL trainers for the four run kinds, with CPU defaults and an honest count of truncation.
+"""TRL trainers for the five run kinds, with CPU defaults and an honest count of truncation.
 
 ``build_config`` makes the TRL config without loading anything heavy (so bad values fail before
 a model loads); ``build_trainer`` loads the model through TRL; ``length_report`` compares what
@@ -8,6 +8,13 @@ and DPOTrainer and KTOTrainer truncate them without saying so.
 ``max_length`` defaults to the base model's context (``max_position_embeddings``), not TRL's 1,024:
 the texts this system exists for are thousands of words long. Checkpoints are TRL's own
 (``save_strategy="steps"``), and ``--resume`` hands the latest to ``trainer.train``.
+
+Continual pretraining (``pretrain``) is TRL's SFTTrainer on raw text with ``packing_strategy="wrapped"``:
+each document gets an EOS, the documents are concatenated, and the stream is cut into sequences of
+exactly ``max_length`` tokens (the last one shorter), so no token is dropped and no padding is trained
+on. (TRL's default ``bfd`` packing would cut every document longer than ``max_length`` to its first
+``max_length`` tokens: a book would lose all but its opening.) Tokens seen are transformers'
+``num_input_tokens_seen``, kept in the trainer state, so a resumed run goes on counting.
 """
 
 from __future__ import annotations
@@ -23,7 +30,14 @@ CPU_DEFAULTS = {
     "kto": {"per_device_train_batch_size": 2, "learning_rate": 5e-6, "beta": 0.1},
     "grpo": {"per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 128,
              "learning_rate": 1e-6},
+    "pretrain": {"per_device_train_batch_size": 1, "learning_rate": 1e-5},
 }
+
+# SFTConfig fields a pretrain run fixes: its rows are {"text": ...}, and they are always packed.
+PRETRAIN_FIXED = {"dataset_text_field": "text", "packing": True}
+# Packing strategies that keep every token: "wrapped" (the default) and "bfd_split" (documents kept
+# apart, padding-free, for FlashAttention on a GPU). "bfd" truncates each document to max_length.
+PRETRAIN_PACKING = ("wrapped", "bfd_split")
 
 
 # Messages (regular expressions) of warnings repeated at every step on this stack.
@@ -39,13 +53,15 @@ def has_gpu() -> bool:
 def build_config(options, *, gpu: bool, context: int | None = None):
     """The TRL config for ``options`` (flags > YAML > CPU defaults). Invalid values are UserErrors.
 
-    ``context`` (the base model's, in tokens) is the default ``max_length`` of reward/dpo/kto runs.
+    ``context`` (the base model's, in tokens) is the default ``max_length`` of reward/dpo/kto and
+    pretrain runs; a pretrain ``max_length`` past it is refused with both numbers.
     """
     import trl
 
     from training.options import DEFAULT_SAVE_STEPS, PAIR_KINDS
 
-    classes = {"reward": trl.RewardConfig, "dpo": trl.DPOConfig, "kto": trl.KTOConfig, "grpo": trl.GRPOConfig}
+    classes = {"reward": trl.RewardConfig, "dpo": trl.DPOConfig, "kto": trl.KTOConfig, "grpo": trl.GRPOConfig,
+               "pretrain": trl.SFTConfig}
     cls = classes[options.kind]
     fields = set(cls.__dataclass_fields__)
     unknown = sorted(k for k in options.config if k not in fields)
@@ -60,8 +76,10 @@ def build_config(options, *, gpu: bool, context: int | None = None):
     })
     if not gpu:
         values.update({"use_cpu": True, "bf16": False})
-    if options.kind in PAIR_KINDS and context is not None:
+    if options.kind in PAIR_KINDS + ("pretrain",) and context is not None:
         values["max_length"] = context
+    if options.kind == "pretrain":
+        values.update({**PRETRAIN_FIXED, "packing_strategy": "wrapped", "include_num_input_tokens_seen": "non_padding"})
     if options.kind in ("dpo", "kto"):
         values["precompute_ref_log_probs"] = True
     if options.kind == "grpo":
@@ -83,10 +101,32 @@ def build_config(options, *, gpu: bool, context: int | None = None):
             raise UserError(f"grpo needs num_generations >= 2 to compare completions, got {group}")
         if batch % group:
             raise UserError(f"the grpo batch size ({batch}) must be a multiple of num_generations ({group})")
+    if options.kind == "pretrain":
+        _check_pretrain(values, options, context=context)
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:
         raise UserError(f"invalid {options.kind} config: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _check_pretrain(values: dict[str, Any], options, *, context: int | None) -> None:
+    """Refuse a pretrain config that would drop text or read past the model's positions."""
+    source = options.config_path or "the config"
+    for key, fixed in PRETRAIN_FIXED.items():
+        if values[key] != fixed:
+            raise UserError(f"{source}: pretrain fixes {key}: {fixed!r}, got {values[key]!r}")
+    if values["packing_strategy"] not in PRETRAIN_PACKING:
+        raise UserError(f"{source}: packing_strategy {values['packing_strategy']!r} would cut each document to "
+                        f"max_length tokens; pretrain packs with {' or '.join(PRETRAIN_PACKING)}")
+    if values["packing_strategy"] == "bfd_split":  # padding-free: no attention mask, and the pad token is EOS
+        values["include_num_input_tokens_seen"] = "all"
+    length = values.get("max_length")
+    given = f"--max-length {length}" if options.max_length is not None else f"max_length: {length} in {source}"
+    if length is None or length < 1:
+        raise UserError(f"{given}: pretrain packs its text into sequences of max_length tokens; give --max-length N")
+    if context is not None and length > context:
+        raise UserError(f"{given} is longer than the model's context ({context} tokens, max_position_embeddings): "
+                        f"give --max-length {context} or less")
 
 
 def reward_functions(options) -> list:
@@ -138,6 +178,9 @@ def _make_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, An
         if kind == "kto":
             return trl.KTOTrainer(model=model_path, args=config, train_dataset=dataset,
                                   processing_class=tokenizer, callbacks=callbacks)
+        if kind == "pretrain":
+            return trl.SFTTrainer(model=model_path, args=config, train_dataset=dataset, processing_class=tokenizer,
+                                  callbacks=callbacks)
         tokenizer.padding_side = "left"
         return trl.GRPOTrainer(model=model_path, args=config, train_dataset=dataset, processing_class=tokenizer,
                                reward_funcs=reward_functions(options), callbacks=callbacks)
@@ -146,8 +189,11 @@ def _make_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, An
 
 
 def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> dict[str, int]:
-    """How many examples TRL dropped or will truncate, and why, from the dataset it actually kept."""
+    """How many examples TRL dropped or will truncate, and why, from the dataset it actually kept.
+    For pretrain: the documents given, and the sequences and tokens TRL packed them into."""
     kept = trainer.train_dataset
+    if kind == "pretrain":
+        return {"documents": given, "max_length": max_length, **packed_tokens(kept, max_length=max_length)}
     report = {"given": given, "kept": len(kept), "max_length": max_length}
     if kind == "reward":
         report["dropped_too_long"] = given - len(kept)
@@ -165,19 +211,36 @@ def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> 
     return report
 
 
+def packed_tokens(dataset, *, max_length: int) -> dict[str, int]:
+    """The tokens in a packed dataset (one epoch) and how many of its sequences are ``max_length`` long,
+    counted in Arrow (no Python list per sequence: a corpus has millions)."""
+    import pyarrow.compute as pc
+
+    lengths = pc.list_value_length(dataset.data.column("input_ids"))
+    tokens = pc.sum(lengths).as_py() or 0
+    full = pc.sum(pc.equal(lengths, max_length)).as_py() or 0
+    return {"sequences": len(dataset), "tokens": int(tokens), "full_sequences": int(full)}
+
+
 def make_progress_callback(stream=None):
     """A TrainerCallback printing one line per logged step and keeping the log history.
     ``stream`` defaults to ``sys.stderr`` as it is when a step is logged, not when this module
-    was imported (a replaced and since closed stream would fail the run)."""
+    was imported (a replaced and since closed stream would fail the run). ``tokens`` is the
+    trainer state's ``num_input_tokens_seen`` (0 unless the config counts them), ``tokens_at_start``
+    its value when training began (a resumed run starts from its checkpoint's count)."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
         def __init__(self) -> None:
             self.history: list[dict[str, Any]] = []
             self.step = 0
+            self.tokens = self.tokens_at_start = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.tokens = self.tokens_at_start = state.num_input_tokens_seen
 
         def on_step_end(self, args, state, control, **kwargs):
-            self.step = state.global_step
+            self.step, self.tokens = state.global_step, state.num_input_tokens_seen
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = dict(logs or {})
@@ -221,7 +284,7 @@ def quiet_known_warnings() -> None:
 def _shown(key: str) -> bool:
     return key in ("loss", "learning_rate", "grad_norm", "reward", "reward_std", "rewards/accuracies",
                    "rewards/margins", "accuracy", "margin", "completions/mean_length", "completions/clipped_ratio",
-                   "frac_reward_zero_std",
+                   "frac_reward_zero_std", "num_input_tokens_seen",
                    "train_loss", "train_runtime") or key.startswith("rewards/")
 
 

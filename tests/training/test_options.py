@@ -93,7 +93,7 @@ def test_train_flags_are_the_options_fields():
 
     from lwz_cli.train import add_option_flags
 
-    for kind in ("reward", "dpo", "kto", "grpo"):
+    for kind in ("reward", "dpo", "kto", "grpo", "pretrain"):
         parser = argparse.ArgumentParser()
         add_option_flags(parser, kind)
         helps = {a.dest: a.help for a in parser._actions if a.dest != "help"}
