@@ -108,11 +108,25 @@ def battle_weight(candidate: Candidate, uncertainty: Mapping[str, float]) -> flo
     :func:`uncertainty_from_counts`); widths are scaled by the largest one, and a model missing
     from the mapping counts as maximally uncertain (it has never been rated).
     """
-    top = max((u for u in uncertainty.values() if u > 0), default=1.0)
+    return _weight(candidate, uncertainty, _top_width(uncertainty))
+
+
+def _top_width(uncertainty: Mapping[str, float]) -> float:
+    return max((u for u in uncertainty.values() if u > 0), default=1.0)
+
+
+def _weight(candidate: Candidate, uncertainty: Mapping[str, float], top: float) -> float:
     def scaled(model: str) -> float:
         return min(1.0, max(0.0, uncertainty.get(model, top)) / top)
     spread = (scaled(candidate.model_left) + scaled(candidate.model_right)) / 2
     return (1.0 + spread) / (1.0 + max(0, candidate.votes))
+
+
+def battle_weights(candidates: Sequence[Candidate], uncertainty: Mapping[str, float] | None) -> list[float]:
+    """:func:`battle_weight` of every candidate, in order (the largest width found once)."""
+    widths = dict(uncertainty) if uncertainty is not None else {}
+    top = _top_width(widths)
+    return [_weight(c, widths, top) for c in candidates]
 
 
 def choose_battle(
@@ -122,17 +136,19 @@ def choose_battle(
     already_given: Iterable[int] = (),
     uncertainty: Mapping[str, float] | None = None,
     rng: random.Random,
+    weights: Sequence[float] | None = None,
 ) -> Candidate | None:
     """The next battle for ``annotator_id``, or None when nothing is left for them.
 
     Excluded: battles in ``already_given`` (assigned before, voted or skipped) and battles with
     a generation the annotator wrote (``authors``). The rest are drawn with probability
-    proportional to :func:`battle_weight`, using ``rng`` only.
+    proportional to :func:`battle_weight`, using ``rng`` only. ``weights``: those weights
+    already computed for ``candidates`` (see :func:`battle_weights`), to be reused across calls.
     """
     given = set(already_given)
-    pool = [c for c in candidates if c.battle_id not in given and annotator_id not in c.authors]
-    if not pool:
+    if weights is None:
+        weights = battle_weights(candidates, uncertainty)
+    kept = [(c, w) for c, w in zip(candidates, weights) if c.battle_id not in given and annotator_id not in c.authors]
+    if not kept:
         return None
-    widths = dict(uncertainty) if uncertainty is not None else {}
-    weights = [battle_weight(c, widths) for c in pool]
-    return rng.choices(pool, weights=weights, k=1)[0]
+    return rng.choices([c for c, _ in kept], weights=[w for _, w in kept], k=1)[0]

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from arena.reading import ReadingReport, clamp_reading, parse_reading, words_read
 from core.errors import UserError
-from storage.models import Battle, Generation, Vote, utcnow
-from storage.votes import VALID_WINNERS, add_vote, get_assignment, get_vote
+from storage.models import utcnow
+from storage.votes import VALID_WINNERS
 
 CRITERIA = ("length_fit", "coherence", "structure", "style")
 """The optional per-criterion choices a vote may carry (each left, right or tie)."""
@@ -31,13 +30,16 @@ class ArenaSettings:
     read (``LWZ_ARENA_WPM``, default 1,000). ``name_words_file``: a word list of model and vendor
     names (``LWZ_ARENA_NAME_WORDS``, default: the built-in list). ``seed``: base seed for side
     order and pair selection (``LWZ_ARENA_SEED``). ``refresh_s``: how often at most new pool
-    texts are formed into battles while serving.
+    texts are formed into battles while serving. ``candidates_s``: how long a process reuses the
+    list of showable battles and their vote counts for pair selection (a newly formed battle is
+    seen at once; a vote count or a deleted text up to this late).
     """
 
     words_per_minute: float = 1000.0
     name_words_file: str | None = None
     seed: int = 0
     refresh_s: float = 10.0
+    candidates_s: float = 2.0
 
     def __post_init__(self):
         if not self.words_per_minute > 0:
@@ -96,6 +98,16 @@ def validate_vote_input(
     return cleaned, reason
 
 
+@dataclass(frozen=True)
+class CastVote:
+    """A stored vote as :func:`cast_vote` answers it: the vote that stands, and whether this call stored it."""
+
+    vote_id: int
+    winner: str
+    flagged: bool
+    created: bool
+
+
 def cast_vote(
     session: Session,
     *,
@@ -106,48 +118,39 @@ def cast_vote(
     reason: str | None = None,
     words_per_minute: float = 1000.0,
     reading: ReadingReport | dict | str | None = None,
-) -> tuple[Vote, bool]:
-    """Store an annotator's vote on a battle assigned to them; returns ``(vote, created)``.
+) -> CastVote:
+    """Store an annotator's vote on a battle assigned to them.
 
     Refused (UserError) for a battle not assigned to this annotator, a skipped one, or one whose
     generation was deleted. A repeated vote (double click, replayed POST, a race between two
     requests) returns the first vote unchanged with ``created=False``: the database's unique
-    constraint decides, inside a savepoint, so the caller's transaction stays usable.
+    constraint decides (see :func:`storage.arena.insert_vote_once`), so the caller's transaction
+    stays usable.
     Reading time runs from assignment to now (the server's clock). ``reading`` is the page's
     report (see :mod:`arena.reading`): each side's read and seen shares and the active reading
     time, clamped here and stored with the vote. A vote faster than reading the words scrolled past at
     ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
     """
+    from storage.arena import insert_vote_once, vote_context
+
     criteria, reason = validate_vote_input(winner=winner, criteria=criteria, reason=reason)
     report = reading if isinstance(reading, ReadingReport) else parse_reading(reading)
-    existing = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
-    if existing is not None:
-        return existing, False
-    assignment = get_assignment(session, battle_id=battle_id, annotator_id=annotator_id)
-    if assignment is None:
+    context = vote_context(session, battle_id=battle_id, annotator_id=annotator_id)
+    if context is not None and context["vote"] is not None:
+        return CastVote(*context["vote"], created=False)
+    if context is None:
         raise UserError(f"battle {battle_id} is not assigned to you: load a battle in the Arena tab first")
-    if assignment.skipped:
+    if context["skipped"]:
         raise UserError(f"battle {battle_id} was skipped; it can no longer be voted on")
-    battle = session.get(Battle, battle_id)
-    if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
+    if None in context["sides"]:
         raise UserError(f"battle {battle_id} is no longer available (a text was deleted); press Next")
-    seconds = max(0.0, (utcnow() - assignment.assigned_at).total_seconds())
+    seconds = max(0.0, (utcnow() - context["assigned_at"]).total_seconds())
     report = clamp_reading(report, wall_seconds=seconds)
-    sides = [session.get(Generation, gid) for gid in (battle.left_generation_id, battle.right_generation_id)]
-    left_words, right_words = (gen.answer_words if gen is not None else 0 for gen in sides)
+    left_words, right_words = context["words"]
     words = words_read(words_left=left_words, words_right=right_words, report=report)
     flags = ["too_fast"] if too_fast(seconds=seconds, words=words, words_per_minute=words_per_minute) else []
-    try:
-        with session.begin_nested():
-            vote = add_vote(
-                session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
-                criteria=criteria, reason=reason, reading_seconds=round(seconds, 3), flags=flags,
-                read_left=report.read_left, read_right=report.read_right, seen_left=report.seen_left,
-                seen_right=report.seen_right, active_seconds=report.active_seconds,
-            )
-    except sa.exc.IntegrityError:
-        first = get_vote(session, battle_id=battle_id, annotator_id=annotator_id)
-        if first is None:
-            raise
-        return first, False
-    return vote, True
+    return CastVote(*insert_vote_once(
+        session, battle_id=battle_id, annotator_id=annotator_id, winner=winner, criteria=criteria, reason=reason,
+        reading_seconds=round(seconds, 3), flags=flags, read_left=report.read_left, read_right=report.read_right,
+        seen_left=report.seen_left, seen_right=report.seen_right, active_seconds=report.active_seconds,
+    ))

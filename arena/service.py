@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,45 @@ def refresh_pool(engine: Engine, *, settings: ArenaSettings) -> int:
         return len(form_battles(session, seed=seed, name_words=load_name_words(settings.name_words_file)))
 
 
+@dataclass(frozen=True)
+class _Showable:
+    loaded: float
+    last_battle: int
+    candidates: list
+    weights: list[float]
+
+
+_SHOWABLE: "weakref.WeakKeyDictionary[Engine, _Showable]" = weakref.WeakKeyDictionary()
+_SHOWABLE_LOCK = threading.Lock()
+
+
+def showable_battles(session, engine: Engine, *, settings: ArenaSettings):
+    """Every battle that can be shown (as :class:`arena.pairing.Candidate`) and its pair-selection weight
+    (uncertainty from vote counts), reused for ``settings.candidates_s`` seconds while no battle was formed.
+
+    Reading them costs a join over all battles and a count over all votes, which every Next battle
+    would otherwise pay; a stale vote count only shifts pair-selection weights.
+    """
+    from arena.pairing import Candidate, battle_weights, uncertainty_from_counts, votes_per_model
+    from storage.arena import battle_candidates, last_battle_id
+
+    last = last_battle_id(session)
+    cached = _SHOWABLE.get(engine)
+    now = time.monotonic()
+    if cached is None or cached.last_battle != last or now - cached.loaded > settings.candidates_s:
+        candidates = [Candidate(**row) for row in battle_candidates(session)]
+        widths = uncertainty_from_counts(votes_per_model(candidates))
+        cached = _Showable(now, last, candidates, battle_weights(candidates, widths))
+        with _SHOWABLE_LOCK:
+            _SHOWABLE[engine] = cached
+    return cached.candidates, cached.weights
+
+
+def forget_showable(engine: Engine) -> None:
+    with _SHOWABLE_LOCK:
+        _SHOWABLE.pop(engine, None)
+
+
 def next_battle(
     engine: Engine, *, annotator_id: int, settings: ArenaSettings, uncertainty: dict[str, float] | None = None,
 ) -> dict[str, Any]:
@@ -72,42 +112,55 @@ def next_battle(
 
     Returns ``{"battle": view}`` (see :func:`storage.arena.battle_view`) or ``{"message": text}``
     when the pool is empty or the annotator has read everything. A battle whose generation was
-    deleted is skipped (its assignment marked skipped) and the next one is tried.
+    deleted is skipped (its assignment marked skipped) and the next one is tried. One read
+    transaction, and a second that writes only when a battle is assigned or skipped.
     """
-    from storage.votes import assign_battle
-    from storage.arena import (
-        battle_candidates, battle_view, given_battle_ids, open_assignment, skip_assignment,
-    )
-    from arena.pairing import Candidate, choose_battle, uncertainty_from_counts, votes_per_model
+    from arena.pairing import choose_battle
+    from storage.arena import assign, battle_view, given_battle_ids, open_battle_id, skip_assignment
 
     for _ in range(50):
         with session_scope(engine) as session:
-            current = open_assignment(session, annotator_id=annotator_id)
-            view = battle_view(session, battle_id=current.battle_id) if current is not None else None
-            if view is not None:
-                return {"battle": view}
-            if current is None:
-                rows = battle_candidates(session)
-                if not rows:
+            current = open_battle_id(session, annotator_id=annotator_id)
+            if current is not None:
+                view = battle_view(session, battle_id=current)
+                if view is not None:
+                    return {"battle": view}
+            else:
+                candidates, weights = showable_battles(session, engine, settings=settings)
+                if not candidates:
                     return {"message": EMPTY_POOL_MESSAGE}
                 given = given_battle_ids(session, annotator_id=annotator_id)
                 rng = random.Random(f"{settings.seed}:{annotator_id}:{len(given)}")
-                candidates = [Candidate(**row) for row in rows]
-                widths = uncertainty or uncertainty_from_counts(votes_per_model(candidates))
-                choice = choose_battle(
-                    candidates, annotator_id=annotator_id, already_given=given, uncertainty=widths, rng=rng,
-                )
+                choice = choose_battle(candidates, annotator_id=annotator_id, already_given=given, rng=rng,
+                                       uncertainty=uncertainty, weights=None if uncertainty else weights)
                 if choice is None:
                     return {"message": DONE_MESSAGE}
         try:
             with write_scope(engine) as session:
                 if current is not None:  # its battle lost a side: skip it and look again
-                    skip_assignment(session, battle_id=current.battle_id, annotator_id=annotator_id)
-                elif open_assignment(session, annotator_id=annotator_id) is None:
-                    assign_battle(session, battle_id=choice.battle_id, annotator_id=annotator_id)
+                    skip_assignment(session, battle_id=current, annotator_id=annotator_id)
+                    continue
+                if open_battle_id(session, annotator_id=annotator_id) is not None:
+                    continue  # the same user's other request assigned one a moment ago; read it back
+                view = battle_view(session, battle_id=choice.battle_id)
+                if view is None:  # lost a side since the list was read: never assign it
+                    forget_showable(engine)
+                    continue
+                assign(session, battle_id=choice.battle_id, annotator_id=annotator_id)
+            return {"battle": view}
         except sa.exc.IntegrityError:
             continue  # the same user's other request assigned it a moment ago; read it back
     raise UserError("could not find a battle to show; try again")
+
+
+def _cast(session, *, annotator_id: int, battle_id: int, winner: str, criteria, reason, settings: ArenaSettings,
+          reading) -> dict[str, Any]:
+    from storage.arena import annotator_counts
+
+    vote = cast_vote(session, battle_id=battle_id, annotator_id=annotator_id, winner=winner, criteria=criteria,
+                     reason=reason, words_per_minute=settings.words_per_minute, reading=reading)
+    return {"vote_id": vote.vote_id, "battle_id": battle_id, "winner": vote.winner, "created": vote.created,
+            "flagged": vote.flagged, "counts": annotator_counts(session, annotator_id=annotator_id)}
 
 
 def submit_vote(
@@ -123,16 +176,28 @@ def submit_vote(
     when this repeats an earlier vote, in which case the first vote is what is returned;
     ``counts`` are the annotator's tallies (see :func:`my_counts`) including this vote.
     """
-    from storage.arena import annotator_counts
+    with write_scope(engine) as session:
+        return _cast(session, annotator_id=annotator_id, battle_id=battle_id, winner=winner, criteria=criteria,
+                     reason=reason, settings=settings, reading=reading)
+
+
+def vote_and_reveal(
+    engine: Engine, *, annotator_id: int, battle_id: int, winner: str,
+    criteria: dict[str, str] | None = None, reason: str | None = None, settings: ArenaSettings,
+    reading: Any = None,
+) -> dict[str, Any]:
+    """:func:`submit_vote`'s acknowledgement plus ``"reveal"`` (see :func:`reveal_battle`), in one transaction.
+
+    The reveal is read from the stored vote's row after the insert, and handed back only once the
+    transaction committed: a vote the rules refuse, or one that fails to commit, reveals nothing.
+    """
+    from storage.arena import battle_reveal
 
     with write_scope(engine) as session:
-        vote, created = cast_vote(
-            session, battle_id=battle_id, annotator_id=annotator_id, winner=winner,
-            criteria=criteria, reason=reason, words_per_minute=settings.words_per_minute, reading=reading,
-        )
-        return {"vote_id": vote.id, "battle_id": battle_id, "winner": vote.winner,
-                "created": created, "flagged": bool(vote.flagged),
-                "counts": annotator_counts(session, annotator_id=annotator_id)}
+        ack = _cast(session, annotator_id=annotator_id, battle_id=battle_id, winner=winner, criteria=criteria,
+                    reason=reason, settings=settings, reading=reading)
+        ack["reveal"] = battle_reveal(session, battle_id=battle_id, annotator_id=annotator_id)
+    return ack
 
 
 def skip_battle(engine: Engine, *, annotator_id: int, battle_id: int) -> bool:

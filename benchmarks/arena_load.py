@@ -3,9 +3,12 @@
 Each simulated annotator signs in with ``POST /login``, then loops: Next battle, then vote (whose answer
 reveals the models). How each step travels depends on ``mode``:
 
-- ``gradio``: both as the Arena tab's Gradio events: ``POST /gradio_api/queue/join`` with the
+- ``gradio``: both as queued Gradio events (how the tab voted before): ``POST /gradio_api/queue/join`` with the
   event's ``fn_index`` and a session hash, then reading ``/gradio_api/queue/data`` (server-sent
   events) until the event completes;
+- ``tab``: as the Arena tab sends them: Next as the queued Gradio event, the vote as one POST
+  outside the queue (``/gradio_api/run/predict`` with the event's ``fn_index``), answered with
+  the reveal;
 - ``fast``: Next as the Gradio event, the vote as one ``POST /api/arena/vote``;
 - ``api``: both as plain JSON POSTs (``/api/arena/next``, ``/api/arena/vote``).
 
@@ -146,6 +149,27 @@ async def post_json(client, path: str, payload: dict, attempts: int = 3) -> dict
     raise AssertionError("unreachable")
 
 
+async def call_direct(client, fn_index: int, data: list, *, session_hash: str, attempts: int = 3) -> dict:
+    """Run an event outside the queue, as the page does for ``queue=False`` events: one POST,
+    answered with the outputs (``{"success", "output": {"data"} | {"error"}}``)."""
+    import httpx
+
+    for attempt in range(attempts):
+        try:
+            response = await client.post("/gradio_api/run/predict", json={
+                "data": data, "fn_index": fn_index, "session_hash": session_hash, "event_data": None,
+                "trigger_id": None})
+            body = response.json()
+            if response.status_code == 200:
+                return {"success": True, "output": {"data": body["data"]}}
+            return {"success": False, "output": {"error": body.get("error") if isinstance(body, dict) else body},
+                    "status": response.status_code}
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def next_battle_id(clients, fns: dict[str, int], page: str, mode: str, rng: random.Random) -> tuple[int, dict]:
     """The id of the battle to read (0 when none is left), and the raw answer."""
     if mode == "api":
@@ -181,9 +205,11 @@ async def annotator_loop(
         start = time.perf_counter()
         result.votes_sent += 1
         try:
+            vote_data = [label, battle, None, None, None, None, "", ""]
             if mode == "gradio":
-                ack = await call_with_retry(clients[0], fns["arena_vote"],
-                                            [label, battle, None, None, None, None, "", ""], session_hash=page)
+                ack = await call_with_retry(clients[0], fns["arena_vote"], vote_data, session_hash=page)
+            elif mode == "tab":
+                ack = await call_direct(clients[0], fns["arena_vote"], vote_data, session_hash=page)
             else:
                 target = rng.choice(clients) if mode == "api" else clients[0]
                 ack = await post_json(target, "/api/arena/vote", {"battle_id": battle, "winner": WINNERS[label]})
@@ -198,7 +224,7 @@ async def annotator_loop(
         result.latencies.append(elapsed)
         result.acked.append((name, battle, label))
         votes += 1
-        revealed = ("written by" in json.dumps(ack["output"]["data"]) if mode == "gradio"
+        revealed = ("written by" in json.dumps(ack["output"]["data"]) if mode in ("gradio", "tab")
                     else "model" in ack["body"].get("reveal", {}).get("left", {}))
         if not revealed:
             result.errors.append(f"{name}: vote: the answer did not reveal the models")
@@ -217,11 +243,13 @@ def carry_cookies(client, base_url: str):
 async def run_load(
     base_url: str | list[str], users: list[tuple[str, str]], *, duration_s: float = 30.0, seed: int = 0,
     think_s: tuple[float, float] = (0.0, 0.0), max_votes: int = 10_000, mode: str = "gradio",
+    on_clock=None,
 ) -> LoadResult:
     """Run ``len(users)`` annotators concurrently for ``duration_s``; in-flight calls are finished.
 
     Sign-in (a deliberately slow password hash) and one warm-up call per process happen before
     the clock starts, so the figures describe voting, not logging in or first-call imports.
+    ``on_clock("start"|"stop")`` is called as the clock starts and stops (to read CPU counters).
     """
     urls = [base_url] if isinstance(base_url, str) else list(base_url)
     result = LoadResult()
@@ -245,6 +273,8 @@ async def run_load(
             await call_event(group[1][0], fns["arena_skip"], [0])
             await group[1][0].post("/api/arena/vote", json={"battle_id": 1, "winner": "none"})
         master = random.Random(seed)
+        if on_clock is not None:
+            on_clock("start")
         start = time.monotonic()
         deadline = start + duration_s
         await asyncio.gather(*(
@@ -253,6 +283,8 @@ async def run_load(
             for name, group in signed
         ))
         result.wall_s = time.monotonic() - start
+        if on_clock is not None:
+            on_clock("stop")
     finally:
         await asyncio.gather(*(c.aclose() for c in [*clients, *extra] if c is not None))
     return result

@@ -145,9 +145,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="database URL, or 'postgresql' for a fresh database on the local server "
                              "(default: a fresh SQLite file)")
     parser.add_argument("--processes", type=int, default=1, help="lwz serve processes on the one database")
-    parser.add_argument("--mode", choices=["gradio", "fast", "api"], default="fast",
-                        help="gradio: Next and vote as the tab's events; fast: the vote as one POST; "
-                             "api: both as POSTs spread over the processes")
+    parser.add_argument("--mode", choices=["tab", "gradio", "fast", "api"], default="tab",
+                        help="tab: as the Arena tab sends them (Next queued, the vote as one POST outside "
+                             "the queue); gradio: both as queued events; fast: the vote as one POST to "
+                             "/api/arena/vote; api: both as JSON POSTs spread over the processes")
     args = parser.parse_args(argv)
 
     from benchmarks.arena_load import run_load
@@ -161,20 +162,27 @@ def main(argv: list[str] | None = None) -> int:
                             words=args.words, seed=args.seed)
             ports = [free_port() for _ in range(args.processes)]
             processes = [start_server(db_url, workdir, port, {}) for port in ports]
-            server_cpu0 = [cpu_seconds(p.pid) for p in processes]
-            client_cpu0 = time.process_time()
+            marks: dict[str, tuple] = {}
+
+            def on_clock(when: str) -> None:  # CPU counters and load while the clock runs, not during sign-in
+                marks[when] = ([cpu_seconds(p.pid) for p in processes], time.process_time(), os.getloadavg()[0])
+
             try:
                 result = asyncio.run(run_load([f"http://127.0.0.1:{port}" for port in ports], users,
                                               duration_s=args.duration, seed=args.seed, mode=args.mode,
-                                              think_s=(args.think_min, args.think_max)))
-                server_cpu = [cpu_seconds(p.pid) - c for p, c in zip(processes, server_cpu0)]
+                                              think_s=(args.think_min, args.think_max), on_clock=on_clock))
             finally:
                 for process in processes:
                     stop_server(process)
-            client_cpu = time.process_time() - client_cpu0
+            (server0, client0, load0), (server1, client1, load1) = marks["start"], marks["stop"]
+            server_cpu = [b - a for a, b in zip(server0, server1)]
+            cycles = max(1, len(result.acked))
             report = {**vars(args), **result.summary(), **verify(db_url, result),
-                      "server_cpu_s": [round(c, 1) for c in server_cpu], "client_cpu_s": round(client_cpu, 1),
-                      "load_avg_1m": os.getloadavg()[0],
+                      "server_cpu_s": [round(c, 2) for c in server_cpu],
+                      "server_cpu_ms_per_cycle": round(sum(server_cpu) / cycles * 1000, 2),
+                      "client_cpu_s": round(client1 - client0, 1),
+                      "client_cpu_ms_per_cycle": round((client1 - client0) / cycles * 1000, 2),
+                      "load_avg_1m": [round(load0, 2), round(load1, 2)], "cpus": os.cpu_count(),
                       "sample_errors": (result.errors + result.refused)[:3]}
         finally:
             if fresh_pg:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from core.errors import UserError
-from storage.models import Assignment, Battle, Generation, GenerationStatus, ModelEntry, Prompt, Vote
+from storage.models import Assignment, Battle, Generation, GenerationStatus, ModelEntry, Prompt, Vote, utcnow
 from storage.votes import create_battle, get_assignment, get_vote
 
 def pool_entries(session: Session) -> list[tuple[int, int, str]]:
@@ -72,23 +71,69 @@ def create_battle_with_extra(
     return battle
 
 
-_LEFT_GEN, _RIGHT_GEN = aliased(Generation, name="left_gen"), aliased(Generation, name="right_gen")
-_LEFT_MODEL, _RIGHT_MODEL = aliased(ModelEntry, name="left_model"), aliased(ModelEntry, name="right_model")
-_VOTE_COUNTS = sa.select(Vote.battle_id, sa.func.count(Vote.id).label("n")).group_by(Vote.battle_id).subquery("vc")
+# The arena's hot path (Next battle, vote, reveal) runs these as Core statements over the tables,
+# built once: ORM objects and per-call statement building cost more CPU than the queries themselves.
+_A, _B, _G, _P, _V, _M = (Assignment.__table__, Battle.__table__, Generation.__table__, Prompt.__table__,
+                          Vote.__table__, ModelEntry.__table__)
+_LG, _RG, _LM, _RM = _G.alias("left_gen"), _G.alias("right_gen"), _M.alias("left_model"), _M.alias("right_model")
+_VOTE_COUNTS = sa.select(_V.c.battle_id, sa.func.count(_V.c.id).label("n")).group_by(_V.c.battle_id).subquery("vc")
 _CANDIDATES = (
-    sa.select(
-        Battle.id, _LEFT_MODEL.name, _RIGHT_MODEL.name, sa.func.coalesce(_VOTE_COUNTS.c.n, 0),
-        _LEFT_GEN.author_id, _RIGHT_GEN.author_id,
-    )
-    .join(_LEFT_GEN, _LEFT_GEN.id == Battle.left_generation_id)
-    .join(_RIGHT_GEN, _RIGHT_GEN.id == Battle.right_generation_id)
-    .join(_LEFT_MODEL, _LEFT_MODEL.id == _LEFT_GEN.model_id)
-    .join(_RIGHT_MODEL, _RIGHT_MODEL.id == _RIGHT_GEN.model_id)
-    .outerjoin(_VOTE_COUNTS, _VOTE_COUNTS.c.battle_id == Battle.id)
-    .where(_LEFT_GEN.status == GenerationStatus.complete, _RIGHT_GEN.status == GenerationStatus.complete)
-    .order_by(Battle.id)
+    sa.select(_B.c.id, _LM.c.name, _RM.c.name, sa.func.coalesce(_VOTE_COUNTS.c.n, 0), _LG.c.author_id,
+              _RG.c.author_id)
+    .join(_LG, _LG.c.id == _B.c.left_generation_id)
+    .join(_RG, _RG.c.id == _B.c.right_generation_id)
+    .join(_LM, _LM.c.id == _LG.c.model_id)
+    .join(_RM, _RM.c.id == _RG.c.model_id)
+    .outerjoin(_VOTE_COUNTS, _VOTE_COUNTS.c.battle_id == _B.c.id)
+    .where(_LG.c.status == GenerationStatus.complete, _RG.c.status == GenerationStatus.complete)
+    .order_by(_B.c.id)
 )
-"""Built once: constructing aliased joins costs more CPU than running the query on a small pool."""
+_LAST_BATTLE = sa.select(sa.func.max(_B.c.id))
+_GIVEN = sa.select(_A.c.battle_id).where(_A.c.annotator_id == sa.bindparam("annotator_id"))
+_OPEN_BATTLE = (
+    sa.select(_A.c.battle_id)
+    .where(_A.c.annotator_id == sa.bindparam("annotator_id"), _A.c.skipped.is_(False),
+           ~sa.exists().where(_V.c.battle_id == _A.c.battle_id, _V.c.annotator_id == _A.c.annotator_id))
+    .order_by(_A.c.assigned_at.desc(), _A.c.id.desc())
+    .limit(1)
+)
+_VIEW = (
+    sa.select(_B.c.id, _P.c.text, _P.c.target_words, _LG.c.think, _LG.c.answer, _RG.c.think, _RG.c.answer)
+    .join(_P, _P.c.id == _B.c.prompt_id)
+    .join(_LG, _LG.c.id == _B.c.left_generation_id)
+    .join(_RG, _RG.c.id == _B.c.right_generation_id)
+    .where(_B.c.id == sa.bindparam("battle_id"))
+)
+_ASSIGN = sa.insert(_A)
+_VOTE_CONTEXT = (
+    sa.select(_A.c.assigned_at, _A.c.skipped, _B.c.left_generation_id, _B.c.right_generation_id,
+              _LG.c.answer_words, _RG.c.answer_words, _V.c.id, _V.c.winner, _V.c.flagged)
+    .select_from(_A)
+    .outerjoin(_B, _B.c.id == _A.c.battle_id)
+    .outerjoin(_LG, _LG.c.id == _B.c.left_generation_id)
+    .outerjoin(_RG, _RG.c.id == _B.c.right_generation_id)
+    .outerjoin(_V, sa.and_(_V.c.battle_id == _A.c.battle_id, _V.c.annotator_id == _A.c.annotator_id))
+    .where(_A.c.battle_id == sa.bindparam("battle_id"), _A.c.annotator_id == sa.bindparam("annotator_id"))
+)
+_FIRST_VOTE = sa.select(_V.c.id, _V.c.winner, _V.c.flagged).where(
+    _V.c.battle_id == sa.bindparam("battle_id"), _V.c.annotator_id == sa.bindparam("annotator_id"))
+_INSERT_VOTE: dict[str, Any] = {}
+_REVEAL = (
+    sa.select(_V.c.winner, _V.c.flags, _LM.c.name, _LG.c.answer_words, _RM.c.name, _RG.c.answer_words)
+    .join(_B, _B.c.id == _V.c.battle_id)
+    .outerjoin(_LG, _LG.c.id == _B.c.left_generation_id)
+    .outerjoin(_RG, _RG.c.id == _B.c.right_generation_id)
+    .outerjoin(_LM, _LM.c.id == _LG.c.model_id)
+    .outerjoin(_RM, _RM.c.id == _RG.c.model_id)
+    .where(_V.c.battle_id == sa.bindparam("battle_id"), _V.c.annotator_id == sa.bindparam("annotator_id"))
+)
+_COUNTS = sa.select(
+    sa.select(sa.func.count(_V.c.id)).where(_V.c.annotator_id == sa.bindparam("annotator_id")).scalar_subquery(),
+    sa.select(sa.func.count(_V.c.id)).where(_V.c.annotator_id == sa.bindparam("annotator_id"),
+                                            _V.c.flagged.is_(True)).scalar_subquery(),
+    sa.select(sa.func.count(_A.c.id)).where(_A.c.annotator_id == sa.bindparam("annotator_id"),
+                                            _A.c.skipped.is_(True)).scalar_subquery(),
+)
 
 
 def battle_candidates(session: Session) -> list[dict[str, Any]]:
@@ -97,7 +142,7 @@ def battle_candidates(session: Session) -> list[dict[str, Any]]:
     Each row: ``battle_id, model_left, model_right, votes, authors`` (author ids of the two
     generations, None left out). Model names are for pair selection on the server only.
     """
-    rows = session.execute(_CANDIDATES).all()
+    rows = session.connection().execute(_CANDIDATES).all()
     return [
         {"battle_id": r[0], "model_left": r[1], "model_right": r[2], "votes": int(r[3]),
          "authors": frozenset(a for a in (r[4], r[5]) if a is not None)}
@@ -105,30 +150,30 @@ def battle_candidates(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+def last_battle_id(session: Session) -> int:
+    """The newest battle's id (0 for none): a cheap sign that battles were formed since a look."""
+    return session.connection().execute(_LAST_BATTLE).scalar() or 0
+
+
 def given_battle_ids(session: Session, *, annotator_id: int) -> set[int]:
     """Battles ever assigned to this annotator (voted, skipped or open)."""
-    return set(session.exec(select(Assignment.battle_id).where(Assignment.annotator_id == annotator_id)))
+    return set(session.connection().execute(_GIVEN, {"annotator_id": annotator_id}).scalars())
 
 
-_VOTED = aliased(Vote, name="voted")
-_OPEN_ASSIGNMENT = (
-    sa.select(Assignment)
-    .outerjoin(_VOTED, sa.and_(_VOTED.battle_id == Assignment.battle_id,
-                               _VOTED.annotator_id == Assignment.annotator_id))
-    .where(Assignment.annotator_id == sa.bindparam("annotator_id"), Assignment.skipped.is_(False),
-           _VOTED.id.is_(None))
-    .order_by(Assignment.assigned_at.desc(), Assignment.id.desc())
-    .limit(1)
-)
-
-
-def open_assignment(session: Session, *, annotator_id: int) -> Assignment | None:
-    """The annotator's latest assignment that is neither voted nor skipped (its battle may have lost a side).
+def open_battle_id(session: Session, *, annotator_id: int) -> int | None:
+    """The battle of the annotator's latest assignment that is neither voted nor skipped (it may
+    have lost a side since).
 
     This is the per-user arena state: it lives in the database, keyed by the user, so a reload,
     a second tab or a forged session hash all see the same battle.
     """
-    return session.execute(_OPEN_ASSIGNMENT, {"annotator_id": annotator_id}).scalars().first()
+    return session.connection().execute(_OPEN_BATTLE, {"annotator_id": annotator_id}).scalar()
+
+
+def assign(session: Session, *, battle_id: int, annotator_id: int) -> None:
+    """Record that ``battle_id`` is shown to ``annotator_id`` now (IntegrityError if it was before)."""
+    session.connection().execute(_ASSIGN, {"battle_id": battle_id, "annotator_id": annotator_id,
+                                           "assigned_at": utcnow(), "skipped": False})
 
 
 def skip_assignment(session: Session, *, battle_id: int, annotator_id: int) -> bool:
@@ -147,38 +192,62 @@ def battle_view(session: Session, *, battle_id: int) -> dict[str, Any] | None:
 
     None when the battle is gone or one of its generations was deleted (such a battle is skipped).
     """
-    battle = session.get(Battle, battle_id)
-    if battle is None or battle.left_generation_id is None or battle.right_generation_id is None:
-        return None
-    left = session.get(Generation, battle.left_generation_id)
-    right = session.get(Generation, battle.right_generation_id)
-    prompt = session.get(Prompt, battle.prompt_id)
-    if left is None or right is None or prompt is None:
+    row = session.connection().execute(_VIEW, {"battle_id": battle_id}).first()
+    if row is None:
         return None
     return {
-        "battle_id": battle.id,
-        "prompt": prompt.text,
-        "target_words": prompt.target_words,
-        "left": {"think": left.think, "answer": left.answer},
-        "right": {"think": right.think, "answer": right.answer},
+        "battle_id": row[0],
+        "prompt": row[1],
+        "target_words": row[2],
+        "left": {"think": row[3], "answer": row[4]},
+        "right": {"think": row[5], "answer": row[6]},
     }
 
 
-_REVEAL = (
-    sa.select(Vote.winner, Vote.flags, _LEFT_MODEL.name, _LEFT_GEN.answer_words,
-              _RIGHT_MODEL.name, _RIGHT_GEN.answer_words)
-    .join(Battle, Battle.id == Vote.battle_id)
-    .outerjoin(_LEFT_GEN, _LEFT_GEN.id == Battle.left_generation_id)
-    .outerjoin(_RIGHT_GEN, _RIGHT_GEN.id == Battle.right_generation_id)
-    .outerjoin(_LEFT_MODEL, _LEFT_MODEL.id == _LEFT_GEN.model_id)
-    .outerjoin(_RIGHT_MODEL, _RIGHT_MODEL.id == _RIGHT_GEN.model_id)
-    .where(Vote.battle_id == sa.bindparam("battle_id"), Vote.annotator_id == sa.bindparam("annotator_id"))
-)
+def vote_context(session: Session, *, battle_id: int, annotator_id: int) -> dict[str, Any] | None:
+    """What the vote rules need, in one query; None when ``battle_id`` was never assigned to the annotator.
+
+    ``assigned_at, skipped``; ``sides``: the two generation ids (None for a deleted one);
+    ``words``: their answer word counts; ``vote``: ``(id, winner, flagged)`` of the annotator's
+    vote on it, or None.
+    """
+    row = session.connection().execute(_VOTE_CONTEXT, {"battle_id": battle_id, "annotator_id": annotator_id}).first()
+    if row is None:
+        return None
+    return {"assigned_at": row[0], "skipped": bool(row[1]), "sides": (row[2], row[3]),
+            "words": (row[4] or 0, row[5] or 0), "vote": (row[6], row[7], bool(row[8])) if row[6] is not None else None}
+
+
+def insert_vote_once(session: Session, **values: Any) -> tuple[int, str, bool, bool]:
+    """Insert a vote unless the annotator already has one on that battle; ``(id, winner, flagged, created)``.
+
+    The unique constraint decides (``ON CONFLICT DO NOTHING``), so two racing requests, on one
+    process or several, store one vote; the loser gets the first vote back.
+    """
+    conn = session.connection()
+    dialect = conn.dialect.name
+    statement = _INSERT_VOTE.get(dialect)
+    if statement is None:
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = _INSERT_VOTE[dialect] = (
+            insert(_V).on_conflict_do_nothing(index_elements=["battle_id", "annotator_id"]).returning(_V.c.id))
+    flags = list(values.get("flags") or [])
+    row = {"criteria": {}, "reason": None, "reading_seconds": None, "read_left": None, "read_right": None,
+           "seen_left": None, "seen_right": None, "active_seconds": None,
+           **values, "flags": flags, "flagged": bool(flags), "created_at": utcnow()}
+    new_id = conn.execute(statement, row).scalar()
+    if new_id is not None:
+        return new_id, row["winner"], row["flagged"], True
+    first = conn.execute(_FIRST_VOTE, {"battle_id": row["battle_id"], "annotator_id": row["annotator_id"]}).one()
+    return first[0], first[1], bool(first[2]), False
 
 
 def battle_reveal(session: Session, *, battle_id: int, annotator_id: int) -> dict[str, Any]:
     """Model names and answer word counts of both sides, only once this annotator's vote is stored."""
-    row = session.execute(_REVEAL, {"battle_id": battle_id, "annotator_id": annotator_id}).first()
+    row = session.connection().execute(_REVEAL, {"battle_id": battle_id, "annotator_id": annotator_id}).first()
     if row is None:
         raise UserError("vote first: the models are revealed only after your vote is stored")
     winner, flags, left_model, left_words, right_model, right_words = row
@@ -191,13 +260,7 @@ def battle_reveal(session: Session, *, battle_id: int, annotator_id: int) -> dic
 
 def annotator_counts(session: Session, *, annotator_id: int) -> dict[str, int]:
     """The annotator's own tallies: votes, flagged votes and skips (one round trip)."""
-    mine = Vote.annotator_id == annotator_id
-    votes, flagged, skipped = session.execute(sa.select(
-        sa.select(sa.func.count(Vote.id)).where(mine).scalar_subquery(),
-        sa.select(sa.func.count(Vote.id)).where(mine, Vote.flagged.is_(True)).scalar_subquery(),
-        sa.select(sa.func.count(Assignment.id))
-        .where(Assignment.annotator_id == annotator_id, Assignment.skipped.is_(True)).scalar_subquery(),
-    )).one()
+    votes, flagged, skipped = session.connection().execute(_COUNTS, {"annotator_id": annotator_id}).one()
     return {"votes": int(votes), "flagged": int(flagged), "skipped": int(skipped)}
 
 

@@ -6,7 +6,8 @@ Handlers are thin adapters over :mod:`arena.service`. Identity comes from
 ``request.username`` (through ``ctx.require``), never from client state; the battle id the
 page holds is only a claim that the server checks against the annotator's assignments.
 Model names reach the page only in the answer to a vote, sent once the vote is stored (and
-from the API-only reveal event, which is refused until then).
+from the API-only reveal event, which is refused until then). A vote is one POST outside
+Gradio's queue (``queue=False``): no queued events, no event stream, the reveal in its answer.
 
 Everything stored that the tab shows (the request, both plans, both answers, model names,
 live streams too) goes through :func:`webapp.rendering.safe_markdown`, the Write tab's
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from core.errors import UserError
 from arena.service import (
-    ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, submit_vote,
+    ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, vote_and_reveal,
 )
 from webapp.reading import SYNC_JS, TEXT_BOX_HEIGHT, reading_panel, vote_js
 from webapp.rendering import safe_markdown
@@ -172,20 +173,19 @@ def build_arena_tab(gr, ctx) -> None:
     def vote(label: str, battle, length_fit, coherence, structure, style, why: str, read, request: gr.Request):
         try:
             who = ctx.require(request, "vote")
-            ack = submit_vote(
+            ack = vote_and_reveal(
                 ctx.engine, annotator_id=who.user_id, battle_id=battle_id_of(battle),
                 winner=winner_from_label(label),
                 criteria=criteria_from_choices([length_fit, coherence, structure, style]),
                 reason=why, settings=settings, reading=read,
             )
-            shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=ack["battle_id"])
         except UserError as exc:
             fail(exc)
         return {
             status: vote_status(ack),
             counts: counts_text(ack["counts"]),
             vote_row: gr.update(visible=False),
-            reveal_md: reveal_text(shown),
+            reveal_md: reveal_text(ack["reveal"]),
         }
 
     def reveal(battle: float | None, request: gr.Request) -> str:
@@ -257,14 +257,15 @@ def build_arena_tab(gr, ctx) -> None:
     next_button.click(load, None, shown_outputs, api_name="arena_next", concurrency_id="arena_next", **raw)
     vote_inputs = [None, battle_id, *radios, reason, reading]  # None: the button itself
     for button in vote_buttons:
-        # The vote's answer carries the reveal: it is sent only once the vote is stored. The page's
-        # reading report rides in the last input (an API caller may send "" for none).
+        # One POST outside the queue (/gradio_api/run/...), answered with the reveal once the vote
+        # is stored; the handler checks who asks as every queued event does. The page's reading
+        # report rides in the last input (an API caller may send "" for none).
         button.click(
             vote, [button, *vote_inputs[1:]], [status, counts, vote_row, reveal_md],
             js=vote_js(len(vote_inputs)),
             api_name="arena_vote" if button is vote_buttons[0] else None,
             api_visibility="public" if button is vote_buttons[0] else "private",
-            concurrency_id="arena_vote", trigger_mode="once", **raw,
+            trigger_mode="once", queue=False, preprocess=False, postprocess=False,
         )
     gr.api(reveal, api_name="arena_reveal", api_visibility="private", concurrency_limit=CONCURRENCY,
            concurrency_id="arena_reveal")

@@ -13,11 +13,13 @@ import logging
 import math
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope, write_scope
 from core.errors import UserError
-from storage.users import authenticate, get_or_create_user, get_user
+from storage.models import User
+from storage.users import authenticate, get_or_create_user
 
 log = logging.getLogger("lwz.auth")
 
@@ -30,6 +32,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "data": frozenset({"researcher", "admin"}),
     "admin": frozenset({"admin"}),
 }
+
+
+_BY_NAME = sa.select(User.__table__.c.id, User.__table__.c.name, User.__table__.c.role).where(
+    User.__table__.c.name == sa.bindparam("name"))
 
 
 class PermissionDenied(UserError):
@@ -91,13 +97,13 @@ def sign_in(engine: Engine, *, name: str, password: str, address: str) -> str:
 
 def session_identity(engine: Engine, token: str | None) -> Identity | None:
     """Who holds the live session ``token`` (one query); None for any other token."""
-    from storage.sessions import session_user
+    from storage.sessions import session_identity_row
 
     if not token:
         return None
-    with session_scope(engine) as session:
-        user = session_user(session, token=token)
-        return Identity(user_id=user.id, name=user.name, role=user.role) if user is not None else None
+    with engine.connect() as connection:
+        row = session_identity_row(connection, token=token)
+    return Identity(*row) if row is not None else None
 
 
 def session_user_name(engine: Engine, token: str | None) -> str | None:
@@ -130,11 +136,11 @@ def identify(engine: Engine, *, username: str | None, auth: bool) -> Identity:
     name = username if auth else LOCAL_USER
     if not name:
         raise PermissionDenied("sign in first")
-    with session_scope(engine) as session:
-        user = get_user(session, name=name)
-        if user is None:
-            raise PermissionDenied(f"unknown user {name!r}: sign in again")
-        return Identity(user_id=user.id, name=user.name, role=user.role)
+    with engine.connect() as connection:
+        row = connection.execute(_BY_NAME, {"name": name}).first()
+    if row is None:
+        raise PermissionDenied(f"unknown user {name!r}: sign in again")
+    return Identity(*row)
 
 
 def require(engine: Engine, *, username: str | None, auth: bool, action: str) -> Identity:

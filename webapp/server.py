@@ -238,11 +238,11 @@ def build_server(ctx, demo):
                 response.delete_cookie(cookie, path="/")
             return response
 
-    add_vote_route(server, ctx)
     server.add_middleware(PageOwnership, engine=engine, auth=auth)
     from webapp.write_tab import DownloadOwnership  # a Write tab download goes to its owner only
 
     server.add_middleware(DownloadOwnership, ctx=ctx)
+    add_vote_route(server, ctx)  # the outermost: the arena's JSON routes skip the layers above
     gr.mount_gradio_app(server, demo, path="/", auth=_never if auth else None,
                         auth_message=AUTH_MESSAGE if auth else None, show_error=True)
     gradio_app = next(route.app for route in server.routes if getattr(route, "path", None) == ""

@@ -16,10 +16,13 @@ Request (``Content-Type: application/json``, which a cross-site form cannot send
 
 Answers: 200 with ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts", "reveal",
 "message"}``; 400 with ``{"error": one line}`` for a vote the rules refuse; 401 without a live
-sign-in; 403 for a role that may not vote; 415 for a body that is not JSON.
+sign-in; 403 for a role that may not vote; 405 for another method; 413 for a body over
+:data:`MAX_BODY_BYTES`; 415 for a body that is not JSON.
+
+The vote is stored, and the reveal read, in one transaction (see :func:`arena.service.vote_and_reveal`).
 """
 
-# No `from __future__ import annotations`: FastAPI reads the route functions' `Request` annotations at run time.
+from __future__ import annotations
 
 from typing import Any
 
@@ -58,19 +61,18 @@ def parse_vote(payload: Any) -> dict[str, Any]:
 
 def vote_and_reveal(ctx, *, who, payload: Any) -> dict[str, Any]:
     """Check what ``who`` (an Identity) sends, store the vote, and read back the reveal (blocking)."""
-    from arena.service import reveal_battle, submit_vote
+    from arena.service import vote_and_reveal as store_and_reveal
     from webapp.arena_tab import arena_settings
 
     vote = parse_vote(payload)
-    ack = submit_vote(ctx.engine, annotator_id=who.user_id, settings=arena_settings(ctx), **vote)
-    shown = reveal_battle(ctx.engine, annotator_id=who.user_id, battle_id=ack["battle_id"])
+    ack = store_and_reveal(ctx.engine, annotator_id=who.user_id, settings=arena_settings(ctx), **vote)
     if ack["created"]:
         message = "Vote stored."
     else:
         message = "You had already voted on this battle; your first vote stands."
     if ack["flagged"]:
         message += " It was cast faster than the texts can be read, so it is flagged."
-    return {**ack, "reveal": shown, "message": message}
+    return {**ack, "message": message}
 
 
 def next_for(ctx, *, who) -> dict[str, Any]:
@@ -100,51 +102,98 @@ def caller(ctx, token: str | None):
     return who
 
 
-def add_vote_route(server, ctx) -> None:
-    """Add ``POST /api/arena/vote`` (and ``POST /api/arena/next``, the battle to read) to ``server``."""
-    import anyio
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
+MAX_BODY_BYTES = 64 * 1024
+"""Far above the largest vote (a 5,000-character reason and a reading report); more is refused unread."""
+
+
+def answer_request(ctx, work, *, content_type: str, body: bytes, token: str | None) -> tuple[int, dict]:
+    """``(status, JSON body)`` for one request: parse, identify, ``work(identity, payload)`` (blocking).
+
+    Every refusal is one line under ``"error"``: 401 without a live session, 403 for a role that
+    may not vote, 400 for what the rules refuse, 415 for a body that is not JSON, 503 when the
+    database fails (its details go to the log only).
+    """
+    import json
+
     from sqlalchemy.exc import SQLAlchemyError
 
     from webapp.auth import PermissionDenied, log
-    from webapp.server import request_token
 
-    async def answer(request: Request, work):
-        """Run ``work(identity, payload)`` for a JSON request, in one worker thread with the identity check."""
-        if not request.headers.get("content-type", "").startswith("application/json"):
-            return JSONResponse({"error": "send the request as application/json"}, status_code=415)
+    if not content_type.startswith("application/json"):
+        return 415, {"error": "send the request as application/json"}
+    try:
+        who = caller(ctx, token)
         try:
-            payload = await request.json()
+            payload = json.loads(body or b"null")
         except ValueError:
-            payload = ValueError
-        token = request_token(request.headers)
+            raise UserError("send a JSON object with battle_id and winner") from None
+        return 200, work(who, payload)
+    except NotSignedIn as exc:
+        return 401, {"error": str(exc)}
+    except PermissionDenied as exc:
+        return 403, {"error": str(exc)}
+    except DatabaseUnavailable as exc:
+        return 503, {"error": str(exc)}
+    except UserError as exc:
+        return 400, {"error": str(exc)}
+    except SQLAlchemyError as exc:
+        log.warning("arena request refused by the database: %s", type(exc).__name__)
+        return 503, {"error": "the database refused this request; try again"}
 
-        def checked():
-            who = caller(ctx, token)
-            if payload is ValueError:
-                raise UserError("send a JSON object with battle_id and winner")
-            return work(who, payload)
 
-        try:
-            result = await anyio.to_thread.run_sync(checked)
-        except NotSignedIn as exc:
-            return JSONResponse({"error": str(exc)}, status_code=401)
-        except PermissionDenied as exc:
-            return JSONResponse({"error": str(exc)}, status_code=403)
-        except DatabaseUnavailable as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
-        except UserError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        except SQLAlchemyError as exc:
-            log.warning("vote refused by the database: %s", type(exc).__name__)
-            return JSONResponse({"error": "the database refused this request; try again"}, status_code=503)
-        return JSONResponse(result)
+class ArenaRoutes:
+    """ASGI middleware answering ``POST /api/arena/vote`` and ``POST /api/arena/next`` itself.
 
-    @server.post(VOTE_PATH)
-    async def vote(request: Request):
-        return await answer(request, lambda who, payload: vote_and_reveal(ctx, who=who, payload=payload))
+    They are the arena's hot path, so they skip the framework's routing, request objects and
+    dependency machinery: read the body, hop once to a worker thread for the identity check and
+    the work, answer JSON. Every other request goes on to the app.
+    """
 
-    @server.post(NEXT_PATH)
-    async def next_one(request: Request):
-        return await answer(request, lambda who, _payload: next_for(ctx, who=who))
+    def __init__(self, app, *, ctx):
+        self.app, self.ctx = app, ctx
+        self.routes = {
+            VOTE_PATH: lambda who, payload: vote_and_reveal(ctx, who=who, payload=payload),
+            NEXT_PATH: lambda who, _payload: next_for(ctx, who=who),
+        }
+        self.limiter = None
+
+    async def __call__(self, scope, receive, send):
+        work = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if work is None:
+            return await self.app(scope, receive, send)
+        import anyio
+
+        from webapp.server import _json, request_token
+
+        if scope["method"] != "POST":
+            return await _json(send, 405, {"error": "use POST"}, headers=[(b"allow", b"POST")])
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        body = await _read_body(receive, limit=MAX_BODY_BYTES)
+        if body is None:
+            return await _json(send, 413, {"error": f"the request is larger than {MAX_BODY_BYTES:,} bytes"})
+        content_type, token = headers.get("content-type", ""), request_token(headers)
+        status, payload = await anyio.to_thread.run_sync(
+            lambda: answer_request(self.ctx, work, content_type=content_type, body=body, token=token))
+        await _json(send, status, payload)
+
+
+async def _read_body(receive, *, limit: int) -> bytes | None:
+    """The request body, or None once it passes ``limit`` bytes (the rest is left unread)."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def add_vote_route(server, ctx) -> None:
+    """Answer ``POST /api/arena/vote`` (and ``POST /api/arena/next``, the battle to read) ahead of ``server``'s
+    routes; call it after every other ``add_middleware``, so that it is the outermost."""
+    server.add_middleware(ArenaRoutes, ctx=ctx)

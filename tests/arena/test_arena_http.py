@@ -2,8 +2,10 @@
 
 Every call is a POST to ``/gradio_api/queue/join`` with an ``fn_index`` and a session hash,
 read back from ``/gradio_api/queue/data``, signed in through ``POST /login`` — what a script
-(not the page) can send. All refusals must come from the server, and no response before a
-vote may carry a model's name.
+(not the page) can send. A vote is also sent the way the page sends it, as one POST outside
+the queue (``/gradio_api/run/predict``, see :func:`direct_call`); every vote test runs both
+ways. All refusals must come from the server, and no response before a vote may carry a
+model's name.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ USERS = [("ann", "annotator", "pw-ann"), ("bob", "annotator", "pw-bob"), ("wri",
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     with start_live_app(tmp_path_factory.mktemp("arena_http"), auth=True, users=USERS) as live:
-        seed_pool(live.engine, models=MODELS, prompts=4, words=40, seed=3)
+        seed_pool(live.engine, models=MODELS, prompts=10, words=40, seed=3)
         yield live
 
 
@@ -45,6 +47,27 @@ def clients(app):
 def fns(clients):
     config = gradio_config(clients["ann"])
     return {dep["api_name"]: dep.get("id", i) for i, dep in enumerate(config["dependencies"]) if dep.get("api_name")}
+
+
+def direct_call(client, fn_index: int, data: list, *, session_hash: str | None = None) -> list[dict]:
+    """Run an event as the page runs a ``queue=False`` one: one POST to ``/gradio_api/run/predict``,
+    answered with the outputs. Returned in :func:`raw_call`'s shape (one ``process_completed``
+    message); a refusal at the door (401/403) raises ``httpx.HTTPStatusError`` as there."""
+    response = client.post("/gradio_api/run/predict", json={
+        "data": data, "fn_index": fn_index, "session_hash": session_hash or uuid.uuid4().hex[:11],
+        "event_data": None, "trigger_id": None})
+    if response.status_code in (401, 403):
+        response.raise_for_status()
+    body = response.json()
+    ok = response.status_code == 200
+    return [{"msg": "process_completed", "success": ok,
+             "output": {"data": body["data"]} if ok else {"error": body.get("error")}}]
+
+
+@pytest.fixture(params=["queue", "direct"])
+def vote_call(request):
+    """How a vote event is sent: through the queue (a script) or as one POST outside it (the page)."""
+    return raw_call if request.param == "queue" else direct_call
 
 
 def completed(messages: list[dict]) -> dict:
@@ -92,13 +115,13 @@ def test_signed_out_visitor_cannot_join_the_queue(app, fns):
         assert response.status_code in (401, 403)
 
 
-def test_no_model_name_before_the_vote_then_reveal(app, clients, fns):
+def test_no_model_name_before_the_vote_then_reveal(app, clients, fns, vote_call):
     ann = clients["ann"]
     battle, messages = load_battle(ann, fns)
     raw = json.dumps(messages)
     assert battle > 0 and not any(name in raw for name in MODELS)
     refused(raw_call(ann, fns["arena_reveal"], [battle]), "vote first")
-    done = completed(raw_call(ann, fns["arena_vote"], vote_data("A is better", battle)))
+    done = completed(vote_call(ann, fns["arena_vote"], vote_data("A is better", battle)))
     assert done["success"] and all(name in json.dumps(done["output"]) for name in MODELS)  # stored, then revealed
     assert stored_votes(app, battle_id=battle, annotator_id=user_id(app, "ann"))
     shown = completed(raw_call(ann, fns["arena_reveal"], [battle]))
@@ -110,27 +133,27 @@ def user_id(app, name: str) -> int:
         return session.execute(sa.text("SELECT id FROM users WHERE name = :n"), {"n": name}).scalar_one()
 
 
-def test_vote_on_unassigned_battle_is_refused(app, clients, fns):
+def test_vote_on_unassigned_battle_is_refused(app, clients, fns, vote_call):
     bob_id = user_id(app, "bob")
     with session_scope(app.engine) as session:
         given = set(session.exec(sa.select(Assignment.battle_id).where(Assignment.annotator_id == bob_id)).scalars())
         battle = next(b for b in session.exec(sa.select(Battle.id)).scalars() if b not in given)
-    refused(raw_call(clients["bob"], fns["arena_vote"], vote_data("Tie", battle)), "not assigned")
+    refused(vote_call(clients["bob"], fns["arena_vote"], vote_data("Tie", battle)), "not assigned")
     assert stored_votes(app, battle_id=battle, annotator_id=bob_id) == []
 
 
-def test_second_vote_returns_the_first(app, clients, fns):
+def test_second_vote_returns_the_first(app, clients, fns, vote_call):
     bob = clients["bob"]
     battle, _ = load_battle(bob, fns)
-    first = completed(raw_call(bob, fns["arena_vote"], vote_data("B is better", battle)))
+    first = completed(vote_call(bob, fns["arena_vote"], vote_data("B is better", battle)))
     assert first["success"]
     hidden_vote = fns["vote_1"]  # the "B is better" button's own event, hidden from the API page
-    again = completed(raw_call(bob, hidden_vote, vote_data("Both bad", battle)))
+    again = completed(vote_call(bob, hidden_vote, vote_data("Both bad", battle)))
     assert again["success"] and "first vote stands" in json.dumps(again["output"])
     assert [v.winner for v in stored_votes(app, battle_id=battle, annotator_id=user_id(app, "bob"))] == ["right"]
 
 
-def test_vote_as_another_user_is_refused(app, clients, fns):
+def test_vote_as_another_user_is_refused(app, clients, fns, vote_call):
     ann, bob = clients["ann"], clients["bob"]
     battle, _ = load_battle(ann, fns)
     session_of_ann = uuid.uuid4().hex[:11]
@@ -138,23 +161,23 @@ def test_vote_as_another_user_is_refused(app, clients, fns):
     # Bob replays Ann's battle id under Ann's session hash: the page is Ann's, refused at the door;
     # under a page of his own, identity is the cookie, not the hash, and the battle is not his.
     with pytest.raises(httpx.HTTPStatusError, match="403"):
-        raw_call(bob, fns["arena_vote"], vote_data("Tie", battle), session_hash=session_of_ann)
-    refused(raw_call(bob, fns["arena_vote"], vote_data("Tie", battle)), "not assigned")
+        vote_call(bob, fns["arena_vote"], vote_data("Tie", battle), session_hash=session_of_ann)
+    refused(vote_call(bob, fns["arena_vote"], vote_data("Tie", battle)), "not assigned")
     refused(raw_call(bob, fns["arena_reveal"], [battle]), "vote first")
     assert stored_votes(app, battle_id=battle, annotator_id=user_id(app, "bob")) == []
 
 
-def test_hidden_events_by_fn_index_check_the_role(app, clients, fns):
+def test_hidden_events_by_fn_index_check_the_role(app, clients, fns, vote_call):
     writer = clients["wri"]
     for name in ("arena_next", "vote_2", "arena_reveal", "arena_skip"):
         data = [] if name == "arena_next" else vote_data("Tie", 1) if name.startswith("vote") else [1]
-        refused(raw_call(writer, fns[name], data), "may not vote")
+        refused((vote_call if name.startswith("vote") else raw_call)(writer, fns[name], data), "may not vote")
 
 
-def test_bad_input_is_refused_with_the_reason(app, clients, fns):
+def test_bad_input_is_refused_with_the_reason(app, clients, fns, vote_call):
     ann = clients["ann"]
     battle, _ = load_battle(ann, fns)
-    refused(raw_call(ann, fns["arena_vote"], vote_data("Z is best", battle)), "invalid choice")
-    refused(raw_call(ann, fns["arena_vote"], vote_data("Tie", battle, "x" * 5001)), "the limit is 5,000")
-    refused(raw_call(ann, fns["arena_vote"], vote_data("Tie", -4)), "no battle loaded")
+    refused(vote_call(ann, fns["arena_vote"], vote_data("Z is best", battle)), "invalid choice")
+    refused(vote_call(ann, fns["arena_vote"], vote_data("Tie", battle, "x" * 5001)), "the limit is 5,000")
+    refused(vote_call(ann, fns["arena_vote"], vote_data("Tie", -4)), "no battle loaded")
     assert stored_votes(app, battle_id=battle, winner="tie") == []

@@ -1,7 +1,8 @@
 """Load: 50 annotators vote concurrently for 30 s through the app's HTTP interface on loopback.
 
-Each annotator signs in and loops Next battle → vote → reveal through ``/gradio_api/queue/join``
-(see :mod:`benchmarks.arena_load`). The run is bounded in time (30 s plus in-flight calls) and in
+Each annotator signs in and loops Next battle → vote → reveal as the Arena tab sends them: Next
+through ``/gradio_api/queue/join``, the vote as one POST outside the queue whose answer is the
+reveal (see :mod:`benchmarks.arena_load`, mode ``tab``). The run is bounded in time (30 s plus in-flight calls) and in
 count (at most 20 votes per annotator). Every acknowledged vote must be stored exactly once,
 and nothing may be stored that was not acknowledged.
 """
@@ -32,7 +33,7 @@ def test_fifty_annotators_every_acknowledged_vote_stored_once(tmp_path):
     with start_live_app(tmp_path, auth=True, users=users) as app:
         seed_pool(app.engine, models=["m-a", "m-b", "m-c", "m-d"], prompts=10, words=200, seed=11)
         result = in_thread(asyncio.run, run_load(app.url, [(n, p) for n, _, p in users], duration_s=DURATION_S,
-                                      seed=11, max_votes=MAX_VOTES))
+                                      seed=11, max_votes=MAX_VOTES, mode="tab"))
         with session_scope(app.engine) as session:
             rows = session.execute(sa.select(User.name, Vote.battle_id).join(User, User.id == Vote.annotator_id)).all()
     print(result.summary())

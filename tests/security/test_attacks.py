@@ -9,6 +9,7 @@ Structure, for whoever adds an attack:
   user of every role (:data:`USERS`: name -> (role, password)) and a small arena pool seeded
   with :data:`MODELS` (hand-made texts; no model runs).
 - ``as_user(target, name)`` is an ``httpx.Client`` signed in through ``POST /login``;
+  ``tab_vote(client, battle)`` votes as the Arena tab does (one POST outside Gradio's queue);
   ``anonymous(target)`` one that is not. ``assign(target, name)`` gives that user an open
   battle (as Next battle does) and returns its id. The helpers of ``tests/live_app.py``
   (``raw_call``, ``gradio_config``, ``fn_index_of``) run Gradio events by hand.
@@ -44,6 +45,8 @@ USERS = {
     "rita": ("researcher", "pw-rita"),
     "adam": ("admin", "pw-adam"),
     "locked": ("annotator", "pw-locked"),  # the throttle tests lock this name; nobody else signs in with it
+    "bea": ("annotator", "pw-bea"),  # votes through the tab's POST outside the queue
+    "barred": ("annotator", "pw-barred"),  # banned by an admin
 }
 VOTE = "/api/arena/vote"
 
@@ -237,6 +240,103 @@ def test_vote_route_refuses_a_cross_site_form_post(target):
     response = client.post(VOTE, content="battle_id=1&winner=left",
                            headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert response.status_code == 415
+
+
+def test_vote_route_refuses_other_methods_and_oversized_bodies(target):
+    client = as_user(target, "ann")
+    assert client.get(VOTE).status_code == 405
+    response = client.post(VOTE, content=b'{"battle_id": 1, "winner": "left", "reason": "' + b"x" * 70_000 + b'"}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+
+
+# --- the Arena tab's vote: one POST outside Gradio's queue ----------------------------------------
+
+RUN = "/gradio_api/run/predict"
+
+
+def tab_vote(client, battle, label: str = "A is better", reason: str = "", *, session_hash: str | None = None,
+             fn: int | None = None):
+    """A vote as the Arena tab sends it: one POST outside the queue, answered with the outputs."""
+    if fn is None:
+        fn = fn_index_of(gradio_config(client), "arena_vote")
+    return client.post(RUN, json={"data": [label, battle, None, None, None, None, reason, ""], "fn_index": fn,
+                                  "session_hash": session_hash or uuid.uuid4().hex[:11], "event_data": None,
+                                  "trigger_id": None})
+
+
+def test_tab_vote_without_a_session_is_refused(target):
+    fn = fn_index_of(gradio_config(as_user(target, "ann")), "arena_vote")
+    response = tab_vote(anonymous(target), 1, fn=fn)
+    assert response.status_code == 401 and not any(m in response.text for m in MODELS)
+
+
+def test_tab_vote_on_another_users_page_or_battle_is_refused(target):
+    owner, intruder = as_user(target, "ann"), as_user(target, "amy")
+    page = uuid.uuid4().hex[:11]
+    shown = raw_call(owner, fn_index_of(gradio_config(owner), "arena_next"), [], session_hash=page)[-1]
+    battle = shown["output"]["data"][1]
+    assert tab_vote(intruder, battle, session_hash=page).status_code == 403  # ann's page
+    response = tab_vote(intruder, battle)  # a page of amy's own: the battle is still ann's
+    assert response.status_code == 500 and "not assigned to you" in response.json()["error"]
+    assert not any(m in response.text for m in MODELS)
+    assert votes_of(target, "amy", battle) == 0
+
+
+def test_tab_vote_stores_once_flags_too_fast_and_reveals_in_its_answer(target):
+    client = as_user(target, "bea")
+    battle = assign(target, "bea")
+    first = tab_vote(client, battle, "A is better")
+    assert first.status_code == 200, first.text
+    status, _counts, _row, reveal = first.json()["data"]
+    assert status.startswith("Vote stored.") and "flagged" in status  # voted at once on 600 words
+    assert all(m in reveal for m in MODELS)
+    again = tab_vote(client, battle, "B is better")
+    assert again.status_code == 200 and "first vote stands" in again.json()["data"][0]
+    assert votes_of(target, "bea", battle) == 1
+    with session_scope(target.engine) as s:
+        vote = s.execute(sa.select(Vote).where(Vote.battle_id == battle, Vote.annotator_id == user_id(target, "bea"))
+                         ).scalars().one()
+        assert vote.winner == "left" and vote.flags == ["too_fast"]
+
+
+def test_tab_vote_caps_the_reason_and_refuses_bad_values_in_one_line(target):
+    client = as_user(target, "bea")
+    battle = assign(target, "bea")
+    for reason, label, fragment in (("x" * 5001, "Tie", "limit is 5,000"), ("ok\x00", "Tie", "NUL"),
+                                    ("", "C is better", "invalid choice")):
+        response = tab_vote(client, battle, label, reason)
+        error = response.json()["error"]
+        assert response.status_code == 500 and fragment in error and "\n" not in error and "Traceback" not in error
+    assert votes_of(target, "bea", battle) == 0
+
+
+def test_tab_vote_refuses_a_role_that_may_not_vote(target):
+    response = tab_vote(as_user(target, "wendy"), 1)
+    assert response.status_code == 500 and "writer may not vote" in response.json()["error"]
+
+
+def test_a_banned_annotators_votes_are_stored_but_count_nowhere(target):
+    """A ban takes votes out of ratings and exports (see evaluation.hygiene); both vote paths still
+    store them, with every other check, so lifting the ban brings them back."""
+    from evaluation.hygiene import ban
+    from storage.votes import votes_table
+
+    with session_scope(target.engine) as s:
+        ban(s, name="barred", reason="rigging", by="adam")
+    client = as_user(target, "barred")
+    by_route = assign(target, "barred")
+    response = client.post(VOTE, json={"battle_id": by_route, "winner": "left"})
+    assert response.status_code == 200 and response.json()["created"] is True
+    assert client.post(VOTE, json={"battle_id": by_route, "winner": "right"}).json()["created"] is False
+    by_tab = assign(target, "barred")
+    assert tab_vote(client, by_tab, "Tie").status_code == 200
+    mine = {by_route, by_tab}
+    with session_scope(target.engine) as s:
+        counted = set(votes_table(s, include_flagged=True)["battle_id"]) & mine
+        kept = votes_table(s, include_flagged=True, include_banned=True)
+    assert counted == set()
+    assert set(kept[kept["annotator"] == "barred"]["battle_id"]) == mine
 
 
 # --- integrity: what a writer types, blind battles, bad values --------------------------------
