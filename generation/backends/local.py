@@ -222,6 +222,9 @@ class LocalBackend:
             kwargs.update(repetition_penalty=request.repetition_penalty)
         if request.stop:
             kwargs.update(stop_strings=list(request.stop), tokenizer=tokenizer)
+        if request.bad_words:  # each banned string as the model would write it, alone and after a space
+            kwargs.update(bad_words_ids=[tokenizer(form, add_special_tokens=False).input_ids
+                                         for word in request.bad_words for form in (word, " " + word)])
         with torch.inference_mode():
             output = model.generate(**inputs, **kwargs)
         new_tokens = int(output.shape[1] - prompt_len)

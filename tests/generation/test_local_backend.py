@@ -52,6 +52,20 @@ def test_min_tokens_and_context(local):
     assert items[-1].completion_tokens == 10 and context == 8192
 
 
+def test_banned_words_are_not_written(local):
+    # What the service bans while it holds an answer open (its stop strings) the embedded model
+    # may not write either: the word it writes first, greedily, is gone once banned.
+    async def text(**kwargs):
+        items = [item async for item in local.stream(_request(16, temperature=0.0, **kwargs))]
+        return "".join(i.text for i in items if isinstance(i, Delta))
+
+    def words(text):
+        return [w.strip(".,;:!?\"'") for w in text.split()]
+
+    word = next(w for w in words(asyncio.run(text())) if len(w) >= 3)
+    assert word not in words(asyncio.run(text(bad_words=[word])))
+
+
 def test_queue_positions_and_cancel_while_queued(local):
     async def go():
         cancel_third = asyncio.Event()
