@@ -78,6 +78,13 @@ def thinking_label(state: str, seconds: Optional[float] = None) -> str:
     raise ValueError(f"unknown thinking state {state!r}")
 
 
+LOOPING_DISTINCT4 = 0.4
+"""Below this share of distinct 4-word sequences the summary says the text repeats itself (fluent
+prose is above 0.9; the bundled model's loops are below 0.1)."""
+REPETITION_MIN_WORDS = 100
+"""Shorter texts get no repetition figure: a few sentences say little about loops."""
+
+
 @dataclass(frozen=True)
 class Summary:
     """What the tab shows when a generation has ended."""
@@ -90,11 +97,15 @@ class Summary:
     finish_reason: Optional[str]
     error: Optional[str] = None
     generation_id: Optional[int] = None
+    distinct4: Optional[float] = None
+    """Distinct 4-word sequences over all of them: length reached by looping is not length."""
 
     def markdown(self) -> str:
         parts = [f"**{self.words:,} words**"]
         if self.target:
             parts[0] += f" ({self.words / self.target:.0%} of {self.target:,})"
+        if self.distinct4 is not None:
+            parts.append(f"distinct-4 {self.distinct4:.2f}" + (" (**it repeats itself**)" if self.distinct4 < LOOPING_DISTINCT4 else ""))
         if self.completion_tokens is not None:
             parts.append(f"{self.completion_tokens:,} tokens")
         if self.seconds is not None:

@@ -30,8 +30,9 @@ from storage.engine import session_scope
 from storage.models import GenerationStatus
 from core.errors import UserError
 from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_generation
+from evaluation.metrics import distinct_n
 from webapp.rendering import (
-    Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
+    REPETITION_MIN_WORDS, Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
 )
 from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_continuation, run_generation
 
@@ -223,7 +224,8 @@ def build_write_tab(gr, ctx) -> dict:
         """Updates showing a stored generation's text as it ended, with its summary."""
         summary = Summary(words=g.answer_words, target=g.target_words, completion_tokens=g.completion_tokens,
                           seconds=None if g.duration_ms is None else g.duration_ms / 1000, status=g.status,
-                          finish_reason=g.finish_reason, error=g.error, generation_id=g.id)
+                          finish_reason=g.finish_reason, error=g.error, generation_id=g.id,
+                          distinct4=distinct_n(g.answer, 4) if g.answer_words >= REPETITION_MIN_WORDS else None)
         arena_note = " · in the arena pool" if g.in_pool else ""
         return {
             status: summary.markdown() + arena_note,

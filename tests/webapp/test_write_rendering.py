@@ -76,6 +76,14 @@ def test_summary_in_plain_words():
     bad = Summary(words=0, target=None, completion_tokens=None, seconds=None, status="failed",
                   finish_reason=None, error="<b>down</b>")
     assert bad.markdown() == "**0 words** · failed: &lt;b>down&lt;/b>"
+    # Repetition beside the length: a text that reached its length by looping says so.
+    looping = Summary(words=10077, target=10000, completion_tokens=12112, seconds=None, status="complete",
+                      finish_reason="stop", generation_id=1, distinct4=0.035)
+    assert looping.markdown() == ("#1 · **10,077 words** (101% of 10,000) · distinct-4 0.04 (**it repeats itself**) · "
+                                  "12,112 tokens · the model finished the text")
+    fluent = Summary(words=600, target=600, completion_tokens=800, seconds=None, status="complete",
+                     finish_reason="stop", distinct4=0.97)
+    assert "distinct-4 0.97 ·" in fluent.markdown() and "repeats" not in fluent.markdown()
 
 
 def test_downloads_and_slug():
