@@ -6,9 +6,8 @@ reveals the models). How each step travels depends on ``mode``:
 - ``gradio``: both as queued Gradio events (how the tab voted before): ``POST /gradio_api/queue/join`` with the
   event's ``fn_index`` and a session hash, then reading ``/gradio_api/queue/data`` (server-sent
   events) until the event completes;
-- ``tab``: as the Arena tab sends them: Next as the queued Gradio event, the vote as one POST
-  outside the queue (``/gradio_api/run/predict`` with the event's ``fn_index``), answered with
-  the reveal;
+- ``tab``: as the Arena tab sends them: Next and the vote each as one POST outside Gradio's queue
+  (``/gradio_api/run/predict`` with the event's ``fn_index``), the vote answered with the reveal;
 - ``fast``: Next as the Gradio event, the vote as one ``POST /api/arena/vote``;
 - ``api``: both as plain JSON POSTs (``/api/arena/next``, ``/api/arena/vote``).
 
@@ -175,7 +174,10 @@ async def next_battle_id(clients, fns: dict[str, int], page: str, mode: str, rng
     if mode == "api":
         shown = await post_json(rng.choice(clients), "/api/arena/next", {})
         return (shown["body"].get("battle", {}).get("battle_id", 0) if shown["success"] else 0), shown
-    shown = await call_with_retry(clients[0], fns["arena_next"], [], session_hash=page)
+    if mode == "tab":
+        shown = await call_direct(clients[0], fns["arena_next"], [], session_hash=page)
+    else:
+        shown = await call_with_retry(clients[0], fns["arena_next"], [], session_hash=page)
     return (int(update_value(shown["output"]["data"][1]) or 0) if shown.get("success") else 0), shown
 
 

@@ -131,6 +131,50 @@ def stop_server(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def in_process(cycles: int, *, annotators: int, models: int, prompts: int, words: int, seed: int) -> dict:
+    """Server CPU of the arena's own work per Next+vote cycle, without HTTP: the identity check, Next
+    and the vote with its reveal, called as the JSON routes call them, one after another in this
+    process on a fresh SQLite file (``time.process_time`` around each part)."""
+    from storage.engine import make_engine, write_scope
+    from storage.sessions import create_session
+    from storage.users import get_user
+    from webapp.app import AppContext, ServeSettings
+    from webapp.vote_api import caller, next_for, vote_and_reveal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        users = prepare(db_url, annotators=annotators, models=models, prompts=prompts, words=words, seed=seed)
+        engine = make_engine(db_url)
+        with write_scope(engine) as session:
+            tokens = [create_session(session, user_id=get_user(session, name=name).id) for name, _ in users]
+        ctx = AppContext(engine=engine, settings=ServeSettings(auth=True))
+        spent = {"identity": 0.0, "next": 0.0, "vote": 0.0}
+        done = 0
+        clock = time.process_time
+        for i in range(cycles + annotators):  # the first round per annotator warms up, uncounted
+            token, counted = tokens[i % annotators], i >= annotators
+            t0 = clock()
+            who = caller(ctx, token)
+            t1 = clock()
+            shown = next_for(ctx, who=who)
+            t2 = clock()
+            if "battle" not in shown:
+                break
+            who = caller(ctx, token)
+            t3 = clock()
+            vote_and_reveal(ctx, who=who, payload={"battle_id": shown["battle"]["battle_id"], "winner": "tie"})
+            t4 = clock()
+            if counted:
+                spent["identity"] += (t1 - t0) + (t3 - t2)
+                spent["next"] += t2 - t1
+                spent["vote"] += t4 - t3
+                done += 1
+        engine.dispose()
+    per = {f"{k}_ms_per_cycle": round(v / max(done, 1) * 1000, 3) for k, v in spent.items()}
+    return {"in_process_cycles": done, "total_ms_per_cycle": round(sum(spent.values()) / max(done, 1) * 1000, 3),
+            **per, "load_avg_1m": os.getloadavg()[0]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--annotators", type=int, default=50)
@@ -146,10 +190,18 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: a fresh SQLite file)")
     parser.add_argument("--processes", type=int, default=1, help="lwz serve processes on the one database")
     parser.add_argument("--mode", choices=["tab", "gradio", "fast", "api"], default="tab",
-                        help="tab: as the Arena tab sends them (Next queued, the vote as one POST outside "
-                             "the queue); gradio: both as queued events; fast: the vote as one POST to "
-                             "/api/arena/vote; api: both as JSON POSTs spread over the processes")
+                        help="tab: as the Arena tab sends them (Next and the vote each one POST outside "
+                             "Gradio's queue); gradio: both as queued events (the tab's path before); fast: "
+                             "Next queued, the vote as one POST to /api/arena/vote; api: both as JSON POSTs "
+                             "spread over the processes")
+    parser.add_argument("--in-process", type=int, default=0, metavar="CYCLES",
+                        help="instead of serving: CPU of the arena's own work per Next+vote cycle, no HTTP")
     args = parser.parse_args(argv)
+    if args.in_process:
+        print(json.dumps({"cycles_asked": args.in_process, **in_process(
+            args.in_process, annotators=args.annotators, models=args.models, prompts=args.prompts,
+            words=args.words, seed=args.seed)}))
+        return 0
 
     from benchmarks.arena_load import run_load
 

@@ -6,8 +6,9 @@ Handlers are thin adapters over :mod:`arena.service`. Identity comes from
 ``request.username`` (through ``ctx.require``), never from client state; the battle id the
 page holds is only a claim that the server checks against the annotator's assignments.
 Model names reach the page only in the answer to a vote, sent once the vote is stored (and
-from the API-only reveal event, which is refused until then). A vote is one POST outside
-Gradio's queue (``queue=False``): no queued events, no event stream, the reveal in its answer.
+from the API-only reveal event, which is refused until then). Next battle and a vote are each
+one POST outside Gradio's queue (``queue=False``): no queued events, no event stream, the
+vote's answer carrying the reveal.
 
 Everything stored that the tab shows (the request, both plans, both answers, model names,
 live streams too) goes through :func:`webapp.rendering.safe_markdown`, the Write tab's
@@ -254,7 +255,10 @@ def build_arena_tab(gr, ctx) -> None:
     raw = dict(preprocess=False, postprocess=False, concurrency_limit=CONCURRENCY)
     shown_outputs = [status, battle_id, request_md, think_a, think_b, text_a, text_b, reveal_md, reason,
                      vote_row, counts, *radios]
-    next_button.click(load, None, shown_outputs, api_name="arena_next", concurrency_id="arena_next", **raw)
+    # Next battle is one POST outside the queue too: it streams nothing, so a queued event's join,
+    # event stream and queue bookkeeping would only add cost.
+    next_button.click(load, None, shown_outputs, api_name="arena_next", queue=False, preprocess=False,
+                      postprocess=False)
     vote_inputs = [None, battle_id, *radios, reason, reading]  # None: the button itself
     for button in vote_buttons:
         # One POST outside the queue (/gradio_api/run/...), answered with the reveal once the vote

@@ -39,9 +39,13 @@ def test_full_flow_in_the_browser(live_app, page):
     assert "Plan:" in page.locator("#arena-think-a").inner_text()
 
     page.locator("#arena-reason").locator("textarea").fill("A keeps the thread better.")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.get_by_role("button", name="A is better").click()
     page.wait_for_function(
         "document.querySelector('#arena-reveal')?.innerText.includes('written by')", timeout=30_000)
+    # The vote is one POST outside Gradio's queue, and its answer carried the reveal.
+    assert [url.split("/gradio_api/", 1)[-1] for url in posts] == ["run/predict"], posts
     reveal = page.locator("#arena-reveal").inner_text()
     assert all(name in reveal for name in MODELS) and re.search(r"\(60 words\)", reveal)
     assert "Vote stored" in page.locator("#arena-status").inner_text()
