@@ -29,6 +29,10 @@ controller stops it at a sentence end: the model gets room to finish its ending.
 WORD_CHECK_TOKENS = 16
 """Answer words are recounted at each sentence end and every this many answer tokens (fewer
 for small targets: a tenth of the target)."""
+NO_WORDS_TOKENS = 200
+"""An answer that gains no word over this many tokens has broken down (one symbol or a foreign
+letter repeated, seen from the bundled model past 2,000 words): it is stopped (``degenerate``)
+instead of spending the rest of its budget on text that counts for nothing."""
 SENTENCE_ENDS = (".", "!", "?", "\n", "。", "！", "？")
 CLOSERS = ('"', "”", "'", "’", ")", "」", "*")
 
@@ -99,7 +103,10 @@ class LengthController:
     """True once the model has been asked to conclude (then it may run to CONCLUDED_SLACK x target)."""
     conclude_wanted: bool = False
     stop_reason: Optional[str] = None
-    """``target`` (a sentence end past the target) or ``length`` (the hard cap)."""
+    """``target`` (a sentence end past the target), ``length`` (the hard cap) or ``degenerate``
+    (NO_WORDS_TOKENS tokens without a word)."""
+    tokens_seen: int = 0
+    tokens_at_last_word: int = 0
     words: int = field(default=0)
     _count: GrowingCount = field(default_factory=GrowingCount, repr=False)
     """Counts the growing answer at each check without recounting it from the start."""
@@ -136,12 +143,18 @@ class LengthController:
                 return self.held
             return ""
         self.tokens_since_check += tokens
+        self.tokens_seen += tokens
         interval = min(WORD_CHECK_TOKENS, max(1, self.target // 10))
         if not (any(c in chunk for c in SENTENCE_ENDS) or self.tokens_since_check >= interval):
             return chunk
         self.tokens_since_check = 0
-        self.words = self._count(answer)
-        if self.words >= self.hard_cap:
+        words = self._count(answer)
+        if words > self.words:
+            self.tokens_at_last_word = self.tokens_seen
+        self.words = words
+        if self.tokens_seen - self.tokens_at_last_word >= NO_WORDS_TOKENS:
+            self.stop_reason = "degenerate"
+        elif self.words >= self.hard_cap:
             self.stop_reason = "length"
         elif self.words >= self.soft_limit:
             if answer.rstrip(" ").endswith(SENTENCE_ENDS):

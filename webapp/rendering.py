@@ -24,6 +24,7 @@ FINISH_WORDS = {
     "length": "stopped at the length limit",
     "target": "stopped at the target length",
     "short": "the model stopped well short of the target; Continue writes on from here",
+    "degenerate": "stopped: the text broke down (no words in 200 tokens); Continue writes on from here",
     "cancelled": "stopped by you",
     "process_died": "interrupted: the server stopped while writing",
 }

@@ -99,6 +99,20 @@ def test_hard_cap_without_sentence_end():
     assert len(text(events, Answer).split()) == 24  # 1.2 x the target, the hard cap
 
 
+def test_an_answer_that_stops_writing_words_is_stopped_as_degenerate():
+    # Seen from the bundled model past 2,000 words: one foreign letter, token after token. The
+    # text is stopped NO_WORDS_TOKENS tokens after its last word, not at the end of its budget.
+    from generation.control import NO_WORDS_TOKENS
+
+    junk = " ".join(["קק"] * 1000)
+    backend = ScriptedBackend([(words(30) + " " + junk, "length")])
+    events = events_of(plan_for(backend, template="direct", target=500, answer_max=2000))
+    done = events[-1]
+    assert done.finish_reason == "degenerate"
+    assert NO_WORDS_TOKENS <= done.completion_tokens - 30 <= NO_WORDS_TOKENS + 16  # checked every 16 tokens
+    assert text(events, Answer).startswith(words(30))
+
+
 def test_short_answer_is_continued_with_min_tokens():
     backend = ScriptedBackend([("<answer>Short.", "stop"), (" And then much more text here to reach it.", "stop")])
     plan = plan_for(backend, target=10, think=8, answer_max=100, answer_min=10)
