@@ -1,12 +1,14 @@
 """Training benchmarks: exporting a million votes, and seconds per step / peak memory of the trainers.
 
-    .venv/bin/python benchmarks/bench_training.py export [--votes 1000000] [--db URL]
+    .venv/bin/python benchmarks/bench_training.py export [--votes 1000000] [--db URL] [--profile N]
     .venv/bin/python benchmarks/bench_training.py steps [--kinds reward,dpo,grpo] [--steps 3]
     .venv/bin/python benchmarks/bench_training.py long [--tokens 2048,4096,8192] [--kinds reward,dpo] [--memory-gb 18]
                                                        [--activation-checkpointing]
 
 ``export`` fills a fresh database (SQLite in a temporary folder unless ``--db``) with battles and
-votes in bulk (not timed), then times ``export_preferences`` to a DPO parquet file. ``steps`` runs
+votes in bulk (not timed), then times ``export_preferences`` to a DPO parquet file: wall and CPU
+seconds of this process (on PostgreSQL the server's work is in the wall time only), the 1-minute
+load average before and after, and apart, the first import of numpy, pandas and pyarrow. ``steps`` runs
 ``lwz train KIND`` on the bundled model in a subprocess per kind and reports TRL's seconds per
 step (model loading and DPO's reference pass excluded) and the process's peak resident memory.
 ``long`` trains one step (batch 1) of each kind on one pair whose chosen and rejected texts are
@@ -18,6 +20,7 @@ seconds for the step and the peak resident memory. Each run's address space is c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import subprocess
@@ -84,9 +87,18 @@ def fill(engine, *, votes: int, votes_per_battle: int, generations: int, answer_
 
 
 def bench_export(args: argparse.Namespace) -> dict:
+    import os
+
     from storage.engine import make_engine, session_scope, upgrade
+
+    started = time.perf_counter()  # the first import, which a fresh ``lwz export`` pays once, is timed apart
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
     from training.preferences import PreferenceFilters, export_preferences
 
+    import_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(args.db or f"sqlite:///{tmp}/bench.db")
         upgrade(engine)
@@ -95,16 +107,37 @@ def bench_export(args: argparse.Namespace) -> dict:
                       generations=args.generations, answer_words=args.answer_words, seed=args.seed)
         fill_s = time.perf_counter() - started
         out = Path(tmp) / "prefs.parquet"
-        started = time.perf_counter()
-        with session_scope(engine) as session:
+        load_before = os.getloadavg()[0]
+        started, cpu_started = time.perf_counter(), time.process_time()
+        with _profiled(args.profile), session_scope(engine) as session:
             report = export_preferences(session, out=out, fmt="dpo", filters=PreferenceFilters())
-        export_s = time.perf_counter() - started
+        export_s, export_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
         size_mb = out.stat().st_size / 1e6
         engine.dispose()
-    return {"bench": "export", **counts, "fill_s": round(fill_s, 1), "export_s": round(export_s, 2),
+    return {"bench": "export", **counts, "fill_s": round(fill_s, 1), "import_s": round(import_s, 2),
+            "export_s": round(export_s, 2), "export_cpu_s": round(export_cpu_s, 2),
+            "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2),
             "rows": report["rows"], "dropped_ties": report.get("dropped_ties"),
             "dropped_both_bad": report.get("dropped_both_bad"), "parquet_mb": round(size_mb, 1),
             "db": "postgresql" if args.db and args.db.startswith("postgres") else "sqlite"}
+
+
+@contextlib.contextmanager
+def _profiled(top: int):
+    """Profile the block in CPU seconds and print its ``top`` costliest calls to stderr (0: no profile)."""
+    if not top:
+        yield
+        return
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(top)
 
 
 def _training_files(folder: Path) -> dict[str, Path]:
@@ -205,6 +238,8 @@ def main() -> int:
     p.add_argument("--answer-words", type=int, default=150)
     p.add_argument("--db", help="database URL (default: a temporary SQLite file)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="print the N costliest calls of the export (cProfile, CPU seconds) to stderr")
     p = sub.add_parser("steps")
     p.add_argument("--kinds", default="reward,dpo,grpo")
     p.add_argument("--steps", type=int, default=3)

@@ -1,8 +1,9 @@
 """Votes -> preference datasets: one row per battle with a decisive majority verdict.
 
-The aggregation runs in the database (votes counted per battle and verdict with one GROUP BY)
-and in vectorised pandas (majority, agreement, margin, filters), so a million votes export in
-seconds; no ORM object is built per vote. Texts are joined once per kept battle.
+The aggregation runs in the database (one GROUP BY battle with a count per choice, joined to the
+battle's sides) and in vectorised numpy (majority, agreement, margin, filters), so no vote row
+reaches Python. Each generation's text is read and built once and spread to the rows by position
+(an Arrow take); the parquet file keeps one copy of each distinct text in its dictionary.
 
 A *valid* vote is one that is not flagged, by an annotator who is not flagged, inside the
 date range; each filter can be relaxed. The verdict of a battle (see :func:`verdict_of`):
@@ -19,6 +20,7 @@ Agreement is the share of valid votes for the verdict; margin is
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -85,32 +87,41 @@ class PreferenceFilters:
 
 
 def battle_verdicts(session, *, filters: PreferenceFilters):
-    """Per-battle vote counts and verdicts as a DataFrame (one row per battle with a valid vote).
+    """Per-battle vote counts, verdicts and sides as a DataFrame: one row per battle with a valid vote, by id.
 
-    Columns: battle_id, left, right, tie, both_bad (valid-vote counts), annotators, verdict,
-    agreement. Counting happens in SQL; the verdict is a vectorised argmax.
+    Columns: battle_id, prompt_id, left_id, right_id (-1 for a deleted side), left, right, tie,
+    both_bad (valid-vote counts), annotators, verdict, agreement. One statement counts the valid
+    votes per battle and choice (``COUNT(*) FILTER``) and joins the battle, so no vote row reaches
+    Python; the verdict is a vectorised argmax.
     """
     import numpy as np
+    import pandas as pd
     import sqlalchemy as sa
 
-    from storage.models import User, Vote
+    from storage.models import Battle, User, Vote
     from storage.votes import banned_annotators_query
 
-    query = (sa.select(Vote.battle_id, Vote.winner, sa.func.count().label("n"))
+    no_side = -1  # generation ids are positive
+    query = (sa.select(Battle.id, Battle.prompt_id, sa.func.coalesce(Battle.left_generation_id, no_side),
+                       sa.func.coalesce(Battle.right_generation_id, no_side),
+                       *(sa.func.count().filter(Vote.winner == name) for name in _VERDICTS))
+             .join(Battle, Battle.id == Vote.battle_id)
              .where(Vote.annotator_id.not_in(banned_annotators_query()))  # a banned annotator's votes train nothing
-             .group_by(Vote.battle_id, Vote.winner))
+             .group_by(Battle.id)
+             .order_by(Battle.id))
     if not filters.include_flagged_votes:
-        query = query.where(Vote.flagged.is_(False))
+        # IS NOT TRUE, not = FALSE: SQLite would walk the flagged index, which nearly every vote matches.
+        query = query.where(Vote.flagged.is_not(True))
     if not filters.include_flagged_annotators:
-        query = query.join(User, User.id == Vote.annotator_id).where(User.flagged.is_(False))
+        query = query.where(Vote.annotator_id.not_in(sa.select(User.id).where(User.flagged.is_(True))))
     if filters.since is not None:
         query = query.where(Vote.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Vote.created_at < filters.until)
-    counts = query_frame(session, query, ["battle_id", "winner", "n"])
-    wide = counts.pivot_table(index="battle_id", columns="winner", values="n", aggfunc="sum", fill_value=0)
-    wide = wide.reindex(columns=list(_VERDICTS), fill_value=0).astype("int64").reset_index()
-    wide.columns.name = None
+    columns = ["battle_id", "prompt_id", "left_id", "right_id", *_VERDICTS]
+    rows = _driver_rows(session, query)
+    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * len(columns))
+    wide = pd.DataFrame(values.reshape(len(rows), len(columns)), columns=columns)
     left, right, tie, bad = (wide[name].to_numpy() for name in _VERDICTS)
     verdict = verdict_of(left, right, tie, bad)
     total = left + right + tie + bad
@@ -145,6 +156,9 @@ def preference_pairs(session, *, filters: PreferenceFilters, both_bad: bool = Fa
     agreement, annotators, chosen_model, rejected_model, category, target_words, language,
     sorted by battle_id. ``report`` counts battles at each filter step. Raises UserError naming
     the filters when nothing is left.
+
+    Each generation's text is read and built once; the text columns are Arrow ``take``s of those
+    few thousand strings by position, so no per-row Python string is made.
     """
     import numpy as np
     import pandas as pd
@@ -154,79 +168,99 @@ def preference_pairs(session, *, filters: PreferenceFilters, both_bad: bool = Fa
 
     verdicts = battle_verdicts(session, filters=filters)
     report: dict[str, int] = {"battles_with_valid_votes": int(len(verdicts))}
-    keep = verdicts["annotators"] >= filters.min_votes
+    keep = verdicts["annotators"].to_numpy() >= filters.min_votes
     report["dropped_min_votes"] = int((~keep).sum())
-    bad = (verdicts["verdict"] == "both_bad").to_numpy()
+    verdict = verdicts["verdict"].to_numpy()
+    bad = verdict == "both_bad"
     if both_bad:
         report["both_bad"] = int((keep & bad).sum())
     else:
         report["dropped_both_bad"] = int((keep & bad).sum())
         keep &= ~bad
-    tie = verdicts["verdict"] == "tie"
+    tie = verdict == "tie"
     report["dropped_ties"] = int((keep & tie).sum())
     keep &= ~tie
-    low = verdicts["agreement"] < filters.min_agreement
+    low = verdicts["agreement"].to_numpy() < filters.min_agreement
     report["dropped_min_agreement"] = int((keep & low).sum())
     keep &= ~low
-    kept = verdicts[keep]
-
-    battles = query_frame(session, sa.select(Battle.id, Battle.prompt_id, Battle.left_generation_id,
-                                             Battle.right_generation_id), ["battle_id", "prompt_id", "left_id", "right_id"])
-    kept = kept.merge(battles, on="battle_id", how="inner")
-    missing_side = kept["left_id"].isna() | kept["right_id"].isna()
-    report["dropped_deleted_generation"] = int(missing_side.sum())
-    kept = kept[~missing_side]
+    missing_side = (verdicts["left_id"].to_numpy() < 0) | (verdicts["right_id"].to_numpy() < 0)
+    report["dropped_deleted_generation"] = int((keep & missing_side).sum())
+    kept = verdicts[keep & ~missing_side]
     if kept.empty:
         raise UserError(f"no preference pair left after the filters ({filters.describe()}); counts: {_counts(report)}")
 
     referenced = sa.union(sa.select(Battle.left_generation_id.label("gid")), sa.select(Battle.right_generation_id))
-    gens = query_frame(session, sa.select(Generation.id, Generation.think, Generation.answer, ModelEntry.name)
-                       .join(ModelEntry, ModelEntry.id == Generation.model_id)
-                       .where(Generation.id.in_(sa.select(referenced.subquery().c.gid))),
-                       ["gid", "think", "answer", "model"])
+    gens = pd.DataFrame(_driver_rows(session, sa.select(Generation.id, Generation.think, Generation.answer,
+                                                        ModelEntry.name)
+                                     .join(ModelEntry, ModelEntry.id == Generation.model_id)
+                                     .where(Generation.id.in_(sa.select(referenced.subquery().c.gid)))),
+                        columns=["gid", "think", "answer", "model"])
     gens["text"] = completion_texts(gens["think"], gens["answer"], mode=filters.text)
     gens = gens.set_index("gid")
-    prompts = query_frame(session, sa.select(Prompt.id, Prompt.text, Prompt.category, Prompt.target_words,
-                                             Prompt.language),
-                          ["prompt_id", "prompt", "category", "target_words", "language"]).set_index("prompt_id")
+    prompts = pd.DataFrame(_driver_rows(session, sa.select(Prompt.id, Prompt.text, Prompt.category,
+                                                           Prompt.target_words, Prompt.language)),
+                           columns=["prompt_id", "prompt", "category", "target_words", "language"])
+    prompts = prompts.set_index("prompt_id")
 
-    right_wins = (kept["verdict"] == "right").to_numpy()
-    left_ids, right_ids = kept["left_id"].astype("int64").to_numpy(), kept["right_id"].astype("int64").to_numpy()
+    verdict = kept["verdict"].to_numpy()
+    right_wins = verdict == "right"
+    left_ids, right_ids = kept["left_id"].to_numpy(), kept["right_id"].to_numpy()
     chosen_ids = np.where(right_wins, right_ids, left_ids)
     rejected_ids = np.where(right_wins, left_ids, right_ids)
     n_chosen = np.where(right_wins, kept["right"], kept["left"])
     n_rejected = np.where(right_wins, kept["left"], kept["right"])
-    all_bad = (kept["verdict"] == "both_bad").to_numpy()
-    prompt_rows = prompts.loc[kept["prompt_id"].to_numpy()]
+    annotators = kept["annotators"].to_numpy()
+    chosen_at, rejected_at = gens.index.get_indexer(chosen_ids), gens.index.get_indexer(rejected_ids)
+    prompt_at = prompts.index.get_indexer(kept["prompt_id"].to_numpy())
     frame = pd.DataFrame({
         "battle_id": kept["battle_id"].to_numpy(),
-        "prompt": prompt_rows["prompt"].to_numpy(),
-        "chosen": gens["text"].loc[chosen_ids].to_numpy(),
-        "rejected": gens["text"].loc[rejected_ids].to_numpy(),
-        "margin": np.where(all_bad, 0.0, (n_chosen - n_rejected) / kept["annotators"].to_numpy()),
+        "prompt": _spread(prompts["prompt"], prompt_at),
+        "chosen": _spread(gens["text"], chosen_at),
+        "rejected": _spread(gens["text"], rejected_at),
+        "margin": np.where(verdict == "both_bad", 0.0, (n_chosen - n_rejected) / annotators),
         "agreement": kept["agreement"].to_numpy(),
-        "annotators": kept["annotators"].to_numpy(),
-        "chosen_model": gens["model"].loc[chosen_ids].to_numpy(),
-        "rejected_model": gens["model"].loc[rejected_ids].to_numpy(),
-        "category": prompt_rows["category"].to_numpy(),
-        "target_words": prompt_rows["target_words"].astype("Int64").to_numpy(),
-        "language": prompt_rows["language"].to_numpy(),
+        "annotators": annotators,
+        "chosen_model": _spread(gens["model"], chosen_at),
+        "rejected_model": _spread(gens["model"], rejected_at),
+        "category": prompts["category"].take(prompt_at).to_numpy(),
+        "target_words": prompts["target_words"].astype("Int64").take(prompt_at).to_numpy(),
+        "language": prompts["language"].take(prompt_at).to_numpy(),
         "chosen_generation_id": chosen_ids,
         "rejected_generation_id": rejected_ids,
-        "verdict": kept["verdict"].to_numpy(),
-    }).sort_values("battle_id", kind="stable").reset_index(drop=True)
+        "verdict": verdict,
+    })
     report["pairs"] = int(len(frame))
     frame.attrs["fingerprint"] = _pairs_fingerprint(frame, gens["text"])
     return frame, report
 
 
-def query_frame(session, query, columns: list[str]):
-    """A query's rows as a DataFrame, built column-wise (pandas is slow on a list of Row objects)."""
-    import pandas as pd
+def _spread(values, positions):
+    """``values`` (one string per generation or prompt) at ``positions``, as an array of the same dtype.
 
-    rows = session.connection().execute(query).fetchall()  # Core rows: no ORM loading per row
-    data = list(zip(*rows)) if rows else [()] * len(columns)
-    return pd.DataFrame({name: list(values) for name, values in zip(columns, data)}, columns=columns)
+    For Arrow-backed strings: one Arrow ``take`` into a buffer from the system allocator. The text columns
+    of a large export are hundreds of MB, and Arrow's default pool (mimalloc) maps them as huge pages, which
+    a machine short of free memory was seen to take seconds of kernel time to hand over.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(values.array, pd.arrays.ArrowStringArray):
+        return values.array.take(positions)
+    taken = pc.take(pa.array(values.array), positions, memory_pool=pa.system_memory_pool())
+    return pd.array(taken, dtype=values.dtype)
+
+
+def _driver_rows(session, query) -> list[tuple]:
+    """A Core query's rows as the driver's plain tuples, read on the session's connection (so rows it has
+    not committed are seen). SQLAlchemy's per-row objects and result processing are skipped: only integer
+    and text columns are read this way, which the drivers return as they are.
+    """
+    result = session.connection().execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 def _pairs_fingerprint(frame, texts) -> str:
@@ -314,6 +348,12 @@ def shape_rows(frame, *, fmt: str, layout: str):
     return out
 
 
+# A parquet column chunk keeps its dictionary (each distinct value stored once) up to this size, then falls back
+# to plain values. Pyarrow's 1 MiB default gives up after a few hundred long texts; an export repeats a few
+# thousand generation texts across hundreds of thousands of rows, so a larger dictionary is ~20x smaller on disk.
+_PARQUET_DICTIONARY_BYTES = 128 << 20
+
+
 def write_table(frame, path) -> str:
     """Write ``frame`` to ``path`` (.parquet, or .jsonl/.json for JSON lines) atomically. Returns the format."""
     from pathlib import Path
@@ -327,7 +367,7 @@ def write_table(frame, path) -> str:
     staging = path.with_name(path.name + ".partial")
     try:
         if suffix == ".parquet":
-            frame.to_parquet(staging, index=False)
+            frame.to_parquet(staging, index=False, dictionary_pagesize_limit=_PARQUET_DICTIONARY_BYTES)
         else:
             frame.to_json(staging, orient="records", lines=True, force_ascii=False)
         staging.replace(path)

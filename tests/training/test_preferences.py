@@ -238,3 +238,147 @@ def test_export_fingerprint_is_the_file_hash_and_stable(sqlite_engine, tmp_path)
     assert first["fingerprint"] == hashlib.sha256((tmp_path / "a.parquet").read_bytes()).hexdigest()
     assert first["fingerprint"] == second["fingerprint"]
     assert frame_a.attrs["fingerprint"] != frame_b.attrs["fingerprint"]
+
+
+def _tally(session, filters: PreferenceFilters) -> tuple[dict, dict]:
+    """The pairs and the report, counted vote by vote over ORM objects: the definition the SQL aggregate must match.
+
+    Returns ``({battle_id: (chosen_generation_id, rejected_generation_id, annotators, margin, agreement)}, report)``.
+    """
+    from collections import Counter
+
+    from sqlmodel import select
+
+    from storage.models import AnnotatorBan, Battle, User, Vote
+
+    banned = {ban.user_id for ban in session.exec(select(AnnotatorBan)) if ban.lifted_at is None}
+    flagged_users = {user.id for user in session.exec(select(User)) if user.flagged}
+    counts: dict[int, Counter] = {}
+    for vote in session.exec(select(Vote)):
+        if (vote.annotator_id in banned or (vote.flagged and not filters.include_flagged_votes)
+                or (vote.annotator_id in flagged_users and not filters.include_flagged_annotators)
+                or (filters.since and vote.created_at < filters.since)
+                or (filters.until and vote.created_at >= filters.until)):
+            continue
+        counts.setdefault(vote.battle_id, Counter())[vote.winner] += 1
+    report = dict.fromkeys(["dropped_min_votes", "dropped_both_bad", "dropped_ties", "dropped_min_agreement",
+                            "dropped_deleted_generation"], 0)
+    pairs = {}
+    for battle_id, count in counts.items():
+        total = sum(count.values())
+        if total < filters.min_votes:
+            report["dropped_min_votes"] += 1
+        elif count["both_bad"] > max(count["left"], count["right"], count["tie"]):
+            report["dropped_both_bad"] += 1
+        elif count["left"] == count["right"]:
+            report["dropped_ties"] += 1
+        else:
+            winner, loser = ("left", "right") if count["left"] > count["right"] else ("right", "left")
+            battle = session.get(Battle, battle_id)
+            sides = {"left": battle.left_generation_id, "right": battle.right_generation_id}
+            if count[winner] / total < filters.min_agreement:
+                report["dropped_min_agreement"] += 1
+            elif None in sides.values():
+                report["dropped_deleted_generation"] += 1
+            else:
+                pairs[battle_id] = (sides[winner], sides[loser], total, (count[winner] - count[loser]) / total,
+                                    count[winner] / total)
+    return pairs, {"battles_with_valid_votes": len(counts), **report, "pairs": len(pairs)}
+
+
+def test_pairs_match_a_vote_by_vote_tally(engine):
+    """Forty battles of up to five random votes (some flagged, some old, a flagged and a banned annotator,
+    a deleted generation): the aggregate in SQL and the tally over ORM rows agree, filter by filter."""
+    import random
+
+    import sqlalchemy as sa
+    from sqlmodel import select
+
+    from evaluation.hygiene import ban
+    from storage.models import Battle, Generation, Vote
+
+    rng = random.Random(17)
+    choices = ("left", "right", "tie", "both_bad", None)  # None: that annotator did not vote
+    with session_scope(engine) as session:
+        # The first battle, unanimous for left, loses its left generation below: a pair left out for that reason.
+        ids = seed_battles(session, [["left"] * 5] + [[rng.choice(choices) for _ in range(5)] for _ in range(39)],
+                           flagged_users=(1,))
+        for vote in session.exec(select(Vote).where(Vote.battle_id != ids[0])).all():
+            roll = rng.random()
+            if roll < 0.15:
+                vote.flagged = True
+            elif roll < 0.3:
+                vote.created_at = utc(days=-3)
+            session.add(vote)
+        ban(session, name="ann4")
+        deleted = session.get(Battle, ids[0]).left_generation_id
+        session.execute(sa.delete(Generation).where(Generation.id == deleted))
+        session.flush()
+        session.expire_all()
+        deleted_counts = []
+        for filters in (PreferenceFilters(),
+                        PreferenceFilters(include_flagged_votes=True, include_flagged_annotators=True),
+                        PreferenceFilters(since=utc(days=-1), text="answer"), PreferenceFilters(until=utc(days=-1)),
+                        PreferenceFilters(min_votes=3, min_agreement=0.6)):
+            expected, expected_report = _tally(session, filters)
+            frame, report = preference_pairs(session, filters=filters)
+            assert report == expected_report, filters
+            assert ids[0] not in set(frame["battle_id"]), filters
+            deleted_counts.append(report["dropped_deleted_generation"])
+            got = {row.battle_id: (row.chosen_generation_id, row.rejected_generation_id, row.annotators, row.margin,
+                                   row.agreement) for row in frame.itertuples()}
+            assert got.keys() == expected.keys(), filters
+            for battle_id, (chosen, rejected, annotators, margin, agreement) in expected.items():
+                assert got[battle_id][:3] == (chosen, rejected, annotators), (filters, battle_id)
+                assert got[battle_id][3:] == (pytest.approx(margin), pytest.approx(agreement)), (filters, battle_id)
+            assert list(frame["battle_id"]) == sorted(expected)
+            if filters.text == "answer":
+                answers = {g.id: g.answer for g in session.exec(select(Generation))}
+                assert list(frame["chosen"]) == [answers[g] for g in frame["chosen_generation_id"]]
+                assert list(frame["rejected"]) == [answers[g] for g in frame["rejected_generation_id"]]
+    assert deleted_counts == [1, 1, 1, 0, 1], "the battle with a deleted side counts once wherever its votes count"
+
+
+def test_parquet_stores_each_generation_text_once(sqlite_engine, tmp_path):
+    """1,500 battles among 150 generations of 8 KB: each text is in the file's dictionary once. Pyarrow's
+    default 1 MiB dictionary would be full after the first 1,024 rows and write the rest out in full."""
+    import random
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import sqlalchemy as sa
+
+    from storage.catalog import add_model, get_or_add_prompt
+    from storage.models import Battle
+    from storage.users import add_user
+    from storage.votes import bulk_insert_votes
+    from tests.training.arena_data import make_generation
+
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(500)]
+    out = tmp_path / "p.parquet"
+    with session_scope(sqlite_engine) as session:
+        model = add_model(session, name="a", backend="local")
+        user = add_user(session, name="ann", role="annotator")
+        prompt, _ = get_or_add_prompt(session, text="Write at length.", target_words=1500)
+        gids = [make_generation(session, prompt_id=prompt.id, model_id=model.id,
+                                answer=" ".join(rng.choice(words) for _ in range(1600))) for _ in range(150)]
+        sides = [rng.sample(gids, 2) for _ in range(1500)]
+        session.execute(sa.insert(Battle), [{"prompt_id": prompt.id, "left_generation_id": left,
+                                             "right_generation_id": right, "mode": "pool", "extra": {},
+                                             "created_at": utc()} for left, right in sides])
+        battle_ids = session.scalars(sa.select(Battle.id).order_by(Battle.id)).all()
+        bulk_insert_votes(session, rows=[{"battle_id": b, "annotator_id": user.id,
+                                          "winner": rng.choice(("left", "right"))} for b in battle_ids])
+        frame, _ = preference_pairs(session, filters=PreferenceFilters())
+        result = export_preferences(session, out=out, filters=PreferenceFilters())
+    assert result["rows"] == len(frame) == 1500
+    meta = pq.ParquetFile(out).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    for column in ("chosen", "rejected"):
+        stored = sum(meta.row_group(g).column(names.index(column)).total_uncompressed_size
+                     for g in range(meta.num_row_groups))
+        distinct = sum(len(text.encode()) for text in frame[column].unique())
+        assert distinct > 2**20, "the distinct texts must overflow pyarrow's default dictionary"
+        assert stored < distinct + 64_000, f"{column}: {stored} bytes stored for {distinct} bytes of distinct texts"
+    pd.testing.assert_frame_equal(pd.read_parquet(out), shape_rows(frame, fmt="dpo", layout="trl"))
