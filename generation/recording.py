@@ -64,10 +64,10 @@ class GenerationRecorder:
     @classmethod
     def create(cls, engine, *, entry, request, plan_params: dict, author_id: Optional[int], category: Optional[str]) -> "GenerationRecorder":
         from storage.catalog import get_or_add_prompt
-        from storage.engine import session_scope
+        from storage.engine import write_scope
         from storage.generations import create_generation
 
-        with session_scope(engine) as session:
+        with write_scope(engine) as session:
             prompt, _ = get_or_add_prompt(session, text=request.prompt, category=category,
                                           target_words=request.target_words, source="generate")
             row = create_generation(session, prompt_id=prompt.id, model_id=entry.id, params=plan_params, author_id=author_id)

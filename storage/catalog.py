@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.errors import UserError
@@ -80,7 +81,8 @@ def get_or_add_prompt(
     target_words: int | None = None,
     source: str | None = None,
 ) -> tuple[Prompt, bool]:
-    """The prompt with this text, added if new. Returns ``(prompt, created)``."""
+    """The prompt with this text, added if new. Returns ``(prompt, created)``. Two writers adding
+    the same new text at once both get the one row: the loser of the insert reads the winner's."""
     digest = prompt_hash(text)
     existing = session.exec(select(Prompt).where(Prompt.content_hash == digest)).first()
     if existing is not None:
@@ -93,8 +95,14 @@ def get_or_add_prompt(
         source=source,
         content_hash=digest,
     )
-    session.add(prompt)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(prompt)
+    except IntegrityError:
+        existing = session.exec(select(Prompt).where(Prompt.content_hash == digest)).first()
+        if existing is None:
+            raise
+        return existing, False
     return prompt, True
 
 

@@ -155,3 +155,32 @@ def test_import_missing_file(engine, tmp_path):
     with pytest.raises(UserError, match="no such file"):
         with session_scope(engine) as session:
             import_prompts(session, path=tmp_path / "absent.jsonl")
+
+
+def test_writers_adding_the_same_new_prompt_at_once_share_one_row(engine):
+    # Two writers sending the same request at the same moment: each transaction finds no row and
+    # inserts; the loser of the unique index reads the winner's row instead of failing.
+    import threading
+
+    from storage.engine import write_scope
+
+    barrier, ids, errors = threading.Barrier(6), [], []
+
+    def add(index: int) -> None:
+        try:
+            barrier.wait()
+            with write_scope(engine) as session:
+                prompt, _ = get_or_add_prompt(session, text="The same request, sent twice at once.")
+                session.flush()
+                ids.append(prompt.id)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(ids) == 6 and len(set(ids)) == 1
+    with session_scope(engine) as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(Prompt)).scalar_one() == 1
