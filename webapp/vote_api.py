@@ -1,9 +1,10 @@
 """The fast vote route: one ``POST /api/arena/vote`` that stores a vote and answers with the reveal.
 
-A vote through the Arena tab costs queued Gradio events; this route is one plain request on the
-same app, with the same identity (the sign-in cookie, checked against the sessions table) and
-the same checks, because it calls the same service as the tab: assignment, once per battle,
-too-fast flag and reason cap all live in :func:`arena.rules.cast_vote`.
+For scripts and clients other than the page (the Arena tab sends its vote as one Gradio POST
+outside the queue): one plain request on the same app, with the same identity (the sign-in
+cookie, checked against the sessions table) and the same checks, because it calls the same
+service as the tab: assignment, once per battle, too-fast flag and reason cap all live in
+:func:`arena.rules.cast_vote`.
 
 Request (``Content-Type: application/json``, which a cross-site form cannot send)::
 

@@ -1,8 +1,8 @@
 """Load: 50 annotators vote concurrently for 30 s through the app's HTTP interface on loopback.
 
-Each annotator signs in and loops Next battle → vote → reveal as the Arena tab sends them: Next
-through ``/gradio_api/queue/join``, the vote as one POST outside the queue whose answer is the
-reveal (see :mod:`benchmarks.arena_load`, mode ``tab``). The run is bounded in time (30 s plus in-flight calls) and in
+Each annotator signs in and loops Next battle → vote → reveal as the Arena tab sends them: each
+one POST outside Gradio's queue, the vote's answer carrying the reveal (see
+:mod:`benchmarks.arena_load`, mode ``tab``). The run is bounded in time (30 s plus in-flight calls) and in
 count (at most 20 votes per annotator). Every acknowledged vote must be stored exactly once,
 and nothing may be stored that was not acknowledged.
 """
