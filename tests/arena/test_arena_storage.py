@@ -183,3 +183,22 @@ def test_battle_naming_a_model_is_marked(engine):
             assert extra["names_model"] is True and extra["names_found"] == ["openai"]
         for bid in pool.battle_ids:
             assert session.get(Battle, bid).extra["names_model"] is False
+
+
+def test_a_battle_that_lost_a_side_after_the_list_was_read_is_never_assigned(engine):
+    """Next reuses the list of showable battles for a while; a battle whose text was deleted since
+    must not be given to anyone (nor counted as their skip)."""
+    pool = seed_pool(engine, models=["m1", "m2"], prompts=2, words=20)
+    first, second = _user(engine, "ann"), _user(engine, "bob")
+    settings = ArenaSettings(words_per_minute=1e9, candidates_s=3600.0)
+    shown = next_battle(engine, annotator_id=first, settings=settings)["battle"]["battle_id"]  # the list is read
+    other = next(b for b in pool.battle_ids if b != shown)
+    with session_scope(engine) as session:
+        session.delete(session.get(Generation, session.get(Battle, other).left_generation_id))
+    for _ in range(3):
+        result = next_battle(engine, annotator_id=second, settings=settings)
+        assert result.get("battle", {}).get("battle_id") in (None, shown)
+    with session_scope(engine) as session:
+        given = session.execute(sa.select(Assignment.battle_id, Assignment.skipped)
+                                .where(Assignment.annotator_id == second)).all()
+    assert [(b, s) for b, s in given] == [(shown, False)]
