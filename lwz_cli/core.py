@@ -22,7 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model-id", help="the id the server serves the model under (default: NAME)")
     p.add_argument("--path", help="local model folder (local backend; default: the bundled model)")
-    p.add_argument("--template", default="think", choices=["think", "direct"])
+    p.add_argument("--template", default="think", choices=["think", "direct", "plan"],
+                   help="think (the model plans by itself), direct, or plan (a numbered plan of sections, then each "
+                        "section to its word budget: what keeps a small model's long texts from looping; default think)")
     p.add_argument("--api", choices=["completions", "chat"],
                    help="openai backend: completions sends the model card's exact raw template to /v1/completions "
                         "(LongWriter-Zero's documented path); chat sends messages to /v1/chat/completions (default chat)")
