@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="the model picked by default; registered at start when --backend/--base-url say "
                                    "where it runs (default: the bundled smollm2-135m on the local backend)")
     p.add_argument("--template", choices=["think", "direct", "plan"], default=None,
-                   help="prompt template of a model registered at start (default think; the bundled model's own: direct)")
+                   help="prompt template of a model registered at start (default think)")
     p.add_argument("--api", choices=["completions", "chat"], default=None,
                    help="with --backend openai: completions sends the raw LongWriter-Zero template to /v1/completions "
                         "(the model card's path); chat uses /v1/chat/completions (default: as registered, else chat)")

@@ -25,9 +25,10 @@ def settle_default_model(
       or updated to point at URL;
     - ``--backend local [--model NAME]``: NAME (default the bundled model) on the embedded backend.
 
-    ``template`` is a new entry's (default ``think``; the bundled model's own, ``direct``, for it).
+    ``template`` is a new entry's (default ``think``: the Write tab shows the plan it streams;
+    ``lwz models prepare`` registers the bundled model with its own, ``direct``).
     """
-    from generation.bundled import BUNDLED_NAME, BUNDLED_SAMPLING, BUNDLED_TEMPLATE
+    from generation.bundled import BUNDLED_NAME, BUNDLED_SAMPLING
 
     if base_url and backend is None:
         backend = "openai"
@@ -54,7 +55,7 @@ def settle_default_model(
         if entry is None:
             if name != BUNDLED_NAME:
                 raise UserError(f"local model {name!r} is not registered: lwz models add {name} --backend local --path DIR")
-            add_model(session, name=name, backend="local", template=template or BUNDLED_TEMPLATE, sampling=BUNDLED_SAMPLING)
+            add_model(session, name=name, backend="local", template=template or "think", sampling=BUNDLED_SAMPLING)
         elif entry.backend != "local":
             raise UserError(f"model {name!r} is registered on the {entry.backend} backend, not local")
         return name

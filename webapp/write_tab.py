@@ -41,6 +41,7 @@ STEADY_WORDS = 2000
 """Up to this many words the page is updated every UPDATE_INTERVAL_S; past it, the interval grows
 with the text (0.5 s at 10,000 words), so the browser's rendering per second stays what it is at 2,000."""
 FIRST_UPDATE_WAIT_S = 0.25
+GENERATE_LABEL, STOP_LABEL = "Generate", "Stop"
 QUICK_CONCURRENCY = 32
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,8 @@ def build_write_tab(gr, ctx) -> dict:
                 think_budget = gr.Number(label="Think budget in tokens (blank: no cap)", precision=0, minimum=0,
                                          elem_id="lwz-think-budget")
             with gr.Row():
-                generate_btn = gr.Button("Generate", variant="primary", elem_id="lwz-generate")
-                stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="lwz-stop")
+                generate_btn = gr.Button(GENERATE_LABEL, variant="primary", elem_id="lwz-generate")
+                stop_btn = gr.Button(STOP_LABEL, variant="stop", interactive=False, elem_id="lwz-stop")
         with gr.Column(scale=3, min_width=320):
             status = gr.Markdown("", elem_id="lwz-status")
             progress = gr.HTML(progress_html(0, None), elem_id="lwz-progress")
@@ -299,7 +300,7 @@ def build_write_tab(gr, ctx) -> dict:
                         if isinstance(event, Started):  # nothing to show yet
                             continue
                         phase, last_sent = view.phase(), now
-                        yield {**starting, **live_updates(view, now, target_words, shown)}
+                        yield {**live_updates(view, now, target_words, shown), **starting}  # the toggles win
                         starting = {}
                         continue
                     new_phase = view.phase()
@@ -311,7 +312,7 @@ def build_write_tab(gr, ctx) -> dict:
             except Exception as exc:  # a bug, not a user error: keep serving, say so, log the trace
                 log.exception("generation failed")
                 view.apply(Error(f"internal error ({type(exc).__name__}); the text so far is kept"), time.monotonic())
-            final = {**starting, **live_updates(view, time.monotonic(), target_words, shown)}
+            final = {**live_updates(view, time.monotonic(), target_words, shown), **starting}
             final.update({stop_btn: gr.Button(interactive=False), generate_btn: gr.Button(interactive=True)})
             if view.generation_id is not None:
                 stored = stored_view(open_generation(ctx.engine, who=who, generation_id=view.generation_id))
@@ -345,6 +346,9 @@ def build_write_tab(gr, ctx) -> dict:
             think_md: safe_markdown(view.think),
             answer_md: safe_markdown(view.answer),
             current: view.generation_id,
+            # The buttons' own labels, unchanged: an output an update leaves out is rebuilt by
+            # Gradio (a Button costs about 1 ms with its config), a raw value only sets the value.
+            stop_btn: STOP_LABEL, generate_btn: GENERATE_LABEL,
         }
         if label != shown["label"]:
             updates[thinking] = gr.Accordion(label=label)
