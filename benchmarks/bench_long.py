@@ -4,6 +4,8 @@ sequences over all of them) and how the text ended (natural, concluded on reques
 
 (templates)    the embedded model's templates compared at one target (which reads best decides
                the default template of ``lwz models prepare``).
+(penalties)    the repetition penalty compared at one target and template (what decides the bundled
+               model's own penalty): each value's text, with its ending shown to read.
 (buckets)      part (b): S_l per LongBench-Write length bucket (<500, 500-2,000, 2,000-5,000,
                >=5,000 words) on the English prompts, per template; ``--per-bucket N`` runs N
                prompts of each bucket spread over its targets (a subset: long outputs are slow on a
@@ -18,6 +20,7 @@ sequences over all of them) and how the text ended (natural, concluded on reques
                5k and 10k words, the long-task share of wall time and the frame-gap percentiles.
 
     .venv/bin/python benchmarks/bench_long.py templates --target 600 --prompts 2
+    .venv/bin/python benchmarks/bench_long.py penalties --base-url http://127.0.0.1:8100/v1 --target 800 --penalties 1 1.1 1.2
     .venv/bin/python benchmarks/bench_long.py buckets --base-url http://127.0.0.1:8100/v1 --per-bucket 1
     .venv/bin/python benchmarks/bench_long.py continuation --base-url http://127.0.0.1:8100/v1 --target 800
     .venv/bin/python benchmarks/bench_long.py browser --base-url http://127.0.0.1:8100/v1 --target 10000
@@ -114,6 +117,26 @@ def bench_templates(args) -> dict:
             print(f"  {template}: {runs[-1]['words']} words, distinct-4 {runs[-1]['distinct4']}, "
                   f"{runs[-1]['ending']}, {seconds:.0f} s", file=sys.stderr, flush=True)
         result["templates"][template] = {**_summary(runs), "runs": runs}
+    return result
+
+
+def bench_penalties(args) -> dict:
+    engine = _engine()
+    result = {"target": args.target, "template": args.template, "backend": args.base_url or "embedded", "penalties": {}}
+    prompt = args.prompt or TEMPLATE_PROMPTS[0]
+
+    def one(penalty: float) -> tuple[float, dict]:
+        name = f"p{penalty:g}"
+        _register(engine, name, template=args.template, base_url=args.base_url, model=args.model, penalty=penalty)
+        row, seconds = _generate(engine, name, prompt, target=args.target, seed=args.seed)
+        run = {**_measure(row, args.target, seconds), "opening": row.answer[:200], "ending_text": row.answer[-300:]}
+        print(f"  penalty {penalty:g}: {run['words']} words, distinct-4 {run['distinct4']}, {run['ending']}, "
+              f"{seconds:.0f} s", file=sys.stderr, flush=True)
+        return penalty, run
+
+    with ThreadPoolExecutor(max_workers=len(args.penalties)) as pool:  # the server batches them
+        for penalty, run in pool.map(one, args.penalties):
+            result["penalties"][f"{penalty:g}"] = run
     return result
 
 
@@ -329,7 +352,7 @@ def bench_browser(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("templates", "buckets", "continuation", "browser"))
+    parser.add_argument("part", choices=("templates", "penalties", "buckets", "continuation", "browser"))
     parser.add_argument("--base-url", help="a vLLM server (default: the embedded model)")
     parser.add_argument("--model", default="smollm2-135m", help="served model name (with --base-url)")
     parser.add_argument("--templates", nargs="+", default=["think", "direct", "plan"])
@@ -344,16 +367,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="buckets: generations at once (the server batches them)")
     parser.add_argument("--buckets", nargs="+", choices=[b[0] for b in BUCKETS], help="buckets to run (default: all)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--penalties", type=float, nargs="+", default=[1.0, 1.1, 1.2],
+                        help="penalties: the repetition penalties to compare (1 is none)")
     parser.add_argument("--repetition-penalty", type=float, default=None,
                         help="the model's repetition penalty (default none; the bundled model's own is 1.1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if args.target is None:
         args.target = 10_000 if args.part == "browser" else 600
-    if args.template is None and args.part in ("continuation", "browser"):
+    if args.template is None and args.part in ("continuation", "browser", "penalties"):
         args.template = "direct"
     started = time.monotonic()
-    result = {"templates": bench_templates, "buckets": bench_buckets, "continuation": bench_continuation,
+    result = {"templates": bench_templates, "penalties": bench_penalties, "buckets": bench_buckets, "continuation": bench_continuation,
               "browser": bench_browser}[args.part](args)
     result["wall_s"] = round(time.monotonic() - started, 1)
     result.setdefault("repetition_penalty", args.repetition_penalty)
