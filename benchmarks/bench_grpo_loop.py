@@ -1,6 +1,6 @@
 """Does the RL path learn? The GRPO loop on CPU, end to end, with simulated annotators.
 
-    .venv/bin/python benchmarks/bench_grpo_loop.py [--work DIR] [--seed 0] [--grpo-steps 40]
+    .venv/bin/python benchmarks/bench_grpo_loop.py [--work DIR] [--seed 0] [--grpo-steps 20] [--resume]
         [--vllm-url http://127.0.0.1:8100/v1] [--plot docs/grpo_loop.png] [--out results.json]
 
 1. A pool of parent texts (the bundled SmolLM2-135M, through the vLLM server when it answers, else
@@ -471,17 +471,17 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vllm-url", default="http://127.0.0.1:8100/v1", help="server for the parent's pool texts")
     parser.add_argument("--vllm-model", default="smollm2-135m")
-    parser.add_argument("--pool-samples", type=int, default=10, help="parent texts per training request (even)")
-    parser.add_argument("--rm-steps", type=int, default=40)
-    parser.add_argument("--rm-batch", type=int, default=8)
+    parser.add_argument("--pool-samples", type=int, default=4, help="parent texts per training request (even)")
+    parser.add_argument("--rm-steps", type=int, default=16)
+    parser.add_argument("--rm-batch", type=int, default=4)
     parser.add_argument("--rm-lr", type=float, default=5e-5)
     parser.add_argument("--probe-prompts", type=int, default=4)
-    parser.add_argument("--grpo-steps", type=int, default=40)
-    parser.add_argument("--grpo-batch", type=int, default=8)
+    parser.add_argument("--grpo-steps", type=int, default=20)
+    parser.add_argument("--grpo-batch", type=int, default=4)
     parser.add_argument("--num-generations", type=int, default=4)
-    parser.add_argument("--grpo-lr", type=float, default=1e-5)
+    parser.add_argument("--grpo-lr", type=float, default=2e-5)
     parser.add_argument("--held-out-prompts", type=int, default=len(TOPICS_HELD_OUT))
-    parser.add_argument("--samples", type=int, default=4, help="held-out texts per request and model")
+    parser.add_argument("--samples", type=int, default=6, help="held-out texts per request and model")
     parser.add_argument("--plot", help="write the reward curves here (PNG)")
     parser.add_argument("--out", help="also write the result JSON here")
     parser.add_argument("--resume", action="store_true",
