@@ -65,11 +65,14 @@ def check_register_name(session, *, name: str | None) -> None:
 
 
 def register_checkpoint(session, *, name: str, folder: str, parent, template: str):
-    """Add ``folder`` as a local-backend model named ``name`` with ``parent`` (an entry or None)."""
+    """Add ``folder`` as a local-backend model named ``name`` with ``parent`` (an entry or None). The
+    child samples as its parent does (its repetition penalty, say), so the two meet in the arena on
+    equal terms; only the parent's server endpoint (``api``) is left behind."""
     from storage.catalog import add_model
 
+    sampling = {k: v for k, v in ((parent.sampling if parent is not None else None) or {}).items() if k != "api"}
     return add_model(session, name=name, backend="local", path=str(Path(folder).resolve()),
-                     template=template, parent=parent.name if parent is not None else None)
+                     template=template, parent=parent.name if parent is not None else None, sampling=sampling)
 
 
 def vllm_serve_command(folder: str, *, name: str, port: int = 8000) -> str:

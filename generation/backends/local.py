@@ -35,6 +35,11 @@ SHUTDOWN_JOIN_S = 60.0
 cannot be interrupted)."""
 
 
+_LOADING = threading.Lock()
+"""One model loads at a time in a process: two folders loading at once race inside transformers
+(an ImportError of its lazy modules, or a model whose tied weights come out untied)."""
+
+
 @dataclass(eq=False)
 class _Job:
     request: BackendRequest
@@ -69,7 +74,7 @@ class LocalBackend:
 
     # -- model -------------------------------------------------------------------------------
     def _load(self):
-        with self._load_lock:
+        with self._load_lock, _LOADING:
             if self._model is None:
                 import torch
                 from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -125,3 +125,19 @@ def test_cli_bad_input_is_one_line(sqlite_url, tmp_path, capsys):
     code = main(["--db", sqlite_url, "train", "grpo", "--base", "smollm2-135m", "--from-db", "--out",
                  str(tmp_path / "o"), "--config", str(tmp_path / "bad.yaml")])
     assert code == 2 and "expected a mapping" in capsys.readouterr().err
+
+
+def test_a_registered_checkpoint_samples_as_its_parent(sqlite_engine, tmp_path):
+    # Child and parent meet in the arena on equal terms: the child keeps the parent's repetition
+    # penalty (the bundled model's 1.1), not the server endpoint of an openai-backend parent.
+    from storage.catalog import add_model
+    from storage.engine import session_scope
+    from training.checkpoints import register_checkpoint
+
+    with session_scope(sqlite_engine) as session:
+        parent = add_model(session, name="base", backend="openai", base_url="http://h:8000/v1", model_id="base",
+                           template="direct", sampling={"api": "completions", "repetition_penalty": 1.1})
+        child = register_checkpoint(session, name="child", folder=str(tmp_path), parent=parent, template="direct")
+        assert child.sampling == {"repetition_penalty": 1.1} and child.parent_id == parent.id
+        orphan = register_checkpoint(session, name="orphan", folder=str(tmp_path), parent=None, template="think")
+        assert orphan.sampling == {}
