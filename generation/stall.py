@@ -59,7 +59,10 @@ async def guard(items: AsyncIterator[StreamItem], seconds: float) -> AsyncIterat
         while True:
             try:
                 if started and seconds > 0:
-                    item = await asyncio.wait_for(iterator.__anext__(), seconds)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel that lands in the
+                    # same loop turn as the item (Ctrl-C was then ignored mid-stream)
+                    async with asyncio.timeout(seconds):
+                        item = await iterator.__anext__()
                 else:
                     item = await iterator.__anext__()
             except StopAsyncIteration:

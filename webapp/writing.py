@@ -285,8 +285,9 @@ async def _events(queue: asyncio.Queue, task: asyncio.Future, run: Run, tick_at:
         while True:
             if tick_at is not None and queue.empty():
                 try:  # a cancelled get loses no item: asyncio.Queue leaves it for the next one
-                    item = await asyncio.wait_for(queue.get(), max(0.0, tick_at - time.monotonic()))
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(max(0.0, tick_at - time.monotonic())):  # not wait_for: see stall.guard
+                        item = await queue.get()
+                except TimeoutError:
                     tick_at = None
                     yield None
                     continue

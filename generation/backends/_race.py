@@ -32,7 +32,10 @@ async def first_or_cancel(awaitable: Awaitable[Any], cancel: Optional[asyncio.Ev
     work.cancel()
     try:
         await work
-    except (asyncio.CancelledError, Exception):
+    except asyncio.CancelledError:
+        if asyncio.current_task().cancelling():  # this task was cancelled too: pass it on
+            raise
+    except Exception:
         pass
     return CANCELLED
 

@@ -113,3 +113,28 @@ def test_the_stall_limit_comes_from_the_setting_then_the_environment_then_the_de
         stall.stall_seconds()
     with pytest.raises(UserError, match="between 0 and 86400"):
         stall.configure(-1)
+
+
+def test_a_cancel_that_lands_with_a_token_is_not_lost():
+    """Ctrl-C cancels the CLI's main task. When the cancel lands in the same loop turn as the next
+    token, the guarded stream must still end with CancelledError (3.11's ``asyncio.wait_for``
+    returned the token instead, and ``lwz generate`` then ignored Ctrl-C and wrote on)."""
+    async def go():
+        token = asyncio.get_running_loop().create_future()
+
+        async def items():
+            yield Delta(text="first ")
+            yield await token
+
+        async def consume():
+            return [item async for item in stall.guard(items(), 30)]
+
+        task = asyncio.ensure_future(consume())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the consumer now waits for the second token
+        token.set_result(Delta(text="second "))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())

@@ -176,3 +176,30 @@ def test_view_phase_changes_with_the_queue_the_plan_and_the_answer():
         phases.append(view.phase())
     assert phases == [(None, False, False), (2, False, False), (None, True, False), (None, True, False),
                       (None, True, True), (None, True, True)]
+
+
+def test_a_page_closed_as_words_arrive_still_stops_the_generation():
+    """Gradio cancels the stream's task when the page goes. A cancel that lands in the same loop
+    turn as the next event must still end ``_events`` and set the run's cancel event (3.11's
+    ``asyncio.wait_for`` returned the event instead, and the text was written on for no one)."""
+    import time
+
+    from webapp.writing import Run, _events
+
+    async def scenario():
+        queue: asyncio.Queue = asyncio.Queue()
+        run = Run(owner="ann", session=None, cancel=asyncio.Event(), loop=asyncio.get_running_loop())
+        producer = asyncio.ensure_future(run.cancel.wait())
+
+        async def consume():
+            return [item async for item in _events(queue, producer, run, time.monotonic() + 30)]
+
+        consumer = asyncio.ensure_future(consume())
+        for _ in range(5):
+            await asyncio.sleep(0)  # the consumer now waits for its first event, before the tick
+        queue.put_nowait("first words")
+        consumer.cancel()
+        await asyncio.wait({consumer}, timeout=30)  # a hang guard: a lost cancel leaves it waiting
+        return consumer.cancelled(), run.cancel.is_set()
+
+    assert asyncio.run(scenario()) == (True, True)
