@@ -16,14 +16,18 @@ sequences over all of them) and how the text ended (natural, concluded on reques
                model on the vLLM server) driven from headless Chromium, at ``--target`` words
                (10,000 by default). It samples the app process's CPU time (``/proc``) against the
                live word count on the page, and the page's long tasks (``PerformanceObserver``)
-               and ``requestAnimationFrame`` gaps, and reports app CPU per 1,000 words around 1k,
-               5k and 10k words, the long-task share of wall time and the frame-gap percentiles.
+               and ``requestAnimationFrame`` gaps and the browser main thread's busy time (the
+               DevTools ``TaskDuration`` metric), and reports app CPU and browser busy time per 1,000
+               words around 1k, 5k and 10k words, the long-task share of wall time and the
+               frame-gap percentiles. ``--scripted N`` streams scripted words at N a second instead
+               of a model: the app and the page alone, as when the model runs on another machine.
 
     .venv/bin/python benchmarks/bench_long.py templates --target 600 --prompts 2
     .venv/bin/python benchmarks/bench_long.py penalties --base-url http://127.0.0.1:8100/v1 --target 800 --penalties 1 1.1 1.2
     .venv/bin/python benchmarks/bench_long.py buckets --base-url http://127.0.0.1:8100/v1 --per-bucket 1
     .venv/bin/python benchmarks/bench_long.py continuation --base-url http://127.0.0.1:8100/v1 --target 800
     .venv/bin/python benchmarks/bench_long.py browser --base-url http://127.0.0.1:8100/v1 --target 10000
+    .venv/bin/python benchmarks/bench_long.py browser --scripted 60 --target 10000
 
 Results are printed as JSON and written to ``--out`` (default benchmarks/results/).
 """
@@ -254,12 +258,87 @@ def _window(samples: list[tuple], at: int) -> dict | None:
     after = [s for s in samples if s[1] >= at]
     if not before or not after:
         return None
-    (t0, w0, c0, u0), (t1, w1, c1, u1) = before[-1], after[0]
+    (t0, w0, c0, u0, *b0), (t1, w1, c1, u1, *b1) = before[-1], after[0]
     if w1 <= w0:
         return None
-    return {"cpu_s_per_1k_words": round(1000 * (c1 - c0) / (w1 - w0), 2),
-            "cpu_ms_per_update": round(1000 * (c1 - c0) / (u1 - u0), 2) if u1 > u0 else None,
-            "updates_per_1k_words": round(1000 * (u1 - u0) / (w1 - w0)), "words_per_s": round((w1 - w0) / (t1 - t0), 1)}
+    window = {"cpu_s_per_1k_words": round(1000 * (c1 - c0) / (w1 - w0), 2),
+              "cpu_ms_per_update": round(1000 * (c1 - c0) / (u1 - u0), 2) if u1 > u0 else None,
+              "updates_per_1k_words": round(1000 * (u1 - u0) / (w1 - w0)), "words_per_s": round((w1 - w0) / (t1 - t0), 1)}
+    if b0 and b1:  # the browser's main thread: busy seconds per 1,000 words and per page update
+        window["browser_busy_s_per_1k_words"] = round(1000 * (b1[0] - b0[0]) / (w1 - w0), 3)
+        window["browser_busy_ms_per_update"] = round(1000 * (b1[0] - b0[0]) / (u1 - u0), 2) if u1 > u0 else None
+        window["browser_busy_share"] = round((b1[0] - b0[0]) / (t1 - t0), 4)
+    return window
+
+
+def _scripted_server(words_per_s: float):
+    """An OpenAI-compatible server on 127.0.0.1 that streams varied words at ``words_per_s`` in
+    paragraphs, without a model: with ``--scripted`` the browser run measures the app and the
+    page alone, as when the model runs on another machine (here vLLM shares the two cores with
+    the browser). Returns ``(base_url, stop)``."""
+    import random
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    vocab = ("the keeper climbed stairs lamp storm harbour night sea light wind boat island glass salt rope stone "
+             "gull tide winter letter brother memory silence window lantern fog bell").split()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json({"object": "list", "data": [{"id": "scripted", "object": "model", "max_model_len": 32768}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+            if self.path.endswith("/tokenize"):
+                self._json({"count": len(json.dumps(body)) // 4 + 1})
+                return
+            rng, started = random.Random(body.get("seed") or 0), time.monotonic()
+            tokens, words, paragraph_end = 0, 0, rng.randint(60, 160)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+
+            def send(delta: dict, finish) -> None:
+                chunk = {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                         "usage": {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+
+            try:
+                while tokens < (body.get("max_tokens") or 1000):
+                    three = [rng.choice(vocab) + ("." if rng.random() < 0.08 else "") for _ in range(3)]
+                    words, tokens = words + 3, tokens + 4
+                    text = " " + " ".join(three)
+                    if words >= paragraph_end:
+                        text, paragraph_end = text + "\n\n", words + rng.randint(60, 160)
+                    send({"content": text}, None)
+                    time.sleep(max(0.0, started + words / words_per_s - time.monotonic()))
+                send({}, "length")
+                self.wfile.write(b"data: [DONE]\n\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return f"http://127.0.0.1:{server.server_address[1]}/v1", stop
 
 
 def bench_browser(args) -> dict:
@@ -274,6 +353,10 @@ def bench_browser(args) -> dict:
     from storage.generations import list_generations
 
     workdir = Path(tempfile.mkdtemp(prefix="lwz-bench-browser-"))
+    stop_scripted = None
+    if args.scripted:
+        args.base_url, stop_scripted = _scripted_server(args.scripted)
+        args.model = "scripted"
     prompt = args.prompt or TEMPLATE_PROMPTS[0]
     db_url = f"sqlite:///{workdir / 'app.db'}"
     from storage.engine import make_engine, upgrade
@@ -287,13 +370,18 @@ def bench_browser(args) -> dict:
             sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        devtools = page.context.new_cdp_session(page)
+        devtools.send("Performance.enable")
+        busy_js = lambda: next(m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]  # noqa: E731
+                               if m["name"] == "TaskDuration")  # main-thread busy seconds so far
         page.goto(app.url + "/")
         page.wait_for_selector("#lwz-request textarea")
         page.evaluate(PAGE_PROBE)
         page.fill("#lwz-request textarea", prompt)
         page.fill("#lwz-target input", str(args.target))
-        samples: list[tuple] = [(0.0, 0, 0.0, 0)]  # (seconds, words on the page, app CPU seconds, page updates)
-        cpu0, started = _cpu_seconds(app.process.pid), time.monotonic()
+        # (seconds, words on the page, app CPU seconds, page updates, browser main-thread busy seconds)
+        samples: list[tuple] = [(0.0, 0, 0.0, 0, 0.0)]
+        cpu0, busy0, started = _cpu_seconds(app.process.pid), busy_js(), time.monotonic()
         page.click("#lwz-generate")
         deadline = started + args.timeout
         # The page's own live count (LongBench-Write's rule), e.g. "9,412 / 10,000 words (94%)".
@@ -305,7 +393,7 @@ def bench_browser(args) -> dict:
             time.sleep(args.sample_s)
             words, updates = page.evaluate(words_js)
             samples.append((round(time.monotonic() - started, 2), words, round(_cpu_seconds(app.process.pid) - cpu0, 3),
-                            updates))
+                            updates, round(busy_js() - busy0, 3)))
             if words >= next_report:
                 print(f"  {words:,} words, {samples[-1][0]:.0f} s, app CPU {samples[-1][2]:.1f} s", file=sys.stderr, flush=True)
                 next_report += 1000
@@ -322,6 +410,8 @@ def bench_browser(args) -> dict:
         with session_scope(app.engine) as session:
             (row,) = list_generations(session)[:1]
             session.expunge(row)
+    if stop_scripted is not None:
+        stop_scripted()
     frames = sorted(probe["frames"][1:]) or [0.0]
     long_ms = sum(duration for _, duration in probe["longTasks"])
     quantile = lambda q: round(frames[min(len(frames) - 1, int(q * len(frames)))], 1)  # noqa: E731
@@ -331,14 +421,15 @@ def bench_browser(args) -> dict:
     measured = [w["cpu_s_per_1k_words"] for w in windows.values() if w]
     return {
         "target": args.target, "template": args.template, "backend": args.base_url,
-        "repetition_penalty": args.repetition_penalty,
+        "scripted_words_per_s": args.scripted, "repetition_penalty": args.repetition_penalty,
         "generation": {"id": row.id, "status": row.status, "finish": row.finish_reason,
                        "ending": (row.params or {}).get("ending"), "words": row.answer_words,
                        "s_l": round(length_score(row.answer_words, args.target), 1),
                        "distinct4": round(distinct_n(row.answer, 4), 3), "tokens": row.completion_tokens,
                        "plan_words": row.think_words, "rounds": len((row.params or {}).get("rounds", []) or [])},
         "status_line": status_line, "wall_s": round(wall, 1), "words_on_page": final_words,
-        "app_cpu_s": samples[-1][2], "page_updates": samples[-1][3],
+        "app_cpu_s": samples[-1][2], "page_updates": samples[-1][3], "browser_busy_s": samples[-1][4],
+        "browser_busy_share": round(samples[-1][4] / wall, 4),
         "app_cpu_ms_per_word": round(1000 * samples[-1][2] / final_words, 2) if final_words else None,
         "per_1k_words_around": windows,
         "flatness": round(max(measured) / min(measured), 2) if len(measured) > 1 else None,
@@ -359,6 +450,8 @@ def main() -> None:
     parser.add_argument("--template", default=None, help="continuation and browser: the template (default direct, the bundled model's)")
     parser.add_argument("--target", type=int, default=None, help="target words (default 600; browser 10,000)")
     parser.add_argument("--prompt", help="browser: the request (default: the lighthouse story)")
+    parser.add_argument("--scripted", type=float, metavar="WORDS_PER_S",
+                        help="browser: stream scripted words at this rate instead of a model (the app and page alone)")
     parser.add_argument("--sample-s", type=float, default=1.0, help="browser: seconds between samples")
     parser.add_argument("--timeout", type=float, default=3600, help="browser: give up after this many seconds")
     parser.add_argument("--prompts", type=int, default=2, help="templates: prompts per template (at most 3)")
