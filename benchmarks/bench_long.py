@@ -178,7 +178,9 @@ def bench_buckets(args) -> dict:
             with ThreadPoolExecutor(max_workers=args.concurrency) as pool:  # the server batches them
                 runs = list(pool.map(one, enumerate(chosen)))
             per_bucket[name] = {**_summary(runs), "runs": runs}
-        result["templates"][template] = per_bucket
+            result["templates"][template] = per_bucket
+            args.out.mkdir(parents=True, exist_ok=True)  # what is done so far, should a long run be stopped
+            (args.out / "long_buckets.partial.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
 
 
