@@ -165,12 +165,14 @@ def bench_buckets(args) -> dict:
         for name, low, high in BUCKETS:
             if args.buckets and name not in args.buckets:
                 continue
-            chosen = _spread([r for r in rows if low <= r["length"] < high], args.per_bucket)
+            in_bucket = [r for r in rows if low <= r["length"] < high]
+            done = _spread(in_bucket, args.skip_spread) if args.skip_spread else []
+            chosen = [r for r in _spread(in_bucket, args.per_bucket) if r not in done]
 
             def one(indexed, template=template, name=name):
                 index, item = indexed
                 row, seconds = _generate(engine, template, item["prompt"], target=item["length"], seed=args.seed + index)
-                run = _measure(row, item["length"], seconds)
+                run = {**_measure(row, item["length"], seconds), "prompt": item["prompt"][:80]}
                 print(f"  {template} {name}: target {item['length']}, {row.answer_words} words, distinct-4 "
                       f"{run['distinct4']}, {run['ending']}, {seconds:.0f} s", file=sys.stderr, flush=True)
                 return run
@@ -459,6 +461,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=2, help="templates: prompts per template (at most 3)")
     parser.add_argument("--per-bucket", type=int, default=1,
                         help="buckets: prompts per bucket, spread over its targets (shortest and longest included)")
+    parser.add_argument("--skip-spread", type=int, default=0, metavar="N",
+                        help="buckets: leave out the prompts an earlier run with --per-bucket N took (to finish a bucket)")
     parser.add_argument("--concurrency", type=int, default=1, help="buckets: generations at once (the server batches them)")
     parser.add_argument("--buckets", nargs="+", choices=[b[0] for b in BUCKETS], help="buckets to run (default: all)")
     parser.add_argument("--seed", type=int, default=11)

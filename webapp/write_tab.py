@@ -6,9 +6,10 @@ Every handler is a short adapter: it asks ``ctx.require(request, "write")`` who 
 (refusing visitors and roles that may not write, even for a hand-made POST), then calls the
 plain functions of :mod:`webapp.writing`, :mod:`webapp.history` and :mod:`webapp.rendering`.
 Updates are returned as ``{component: value}`` dicts. Streaming updates are sent at most every
-``update_interval(words)`` (plus at every change of phase), which keeps the app's own CPU use small
-when many people write at once, and the browser's: it renders the whole text at each update, so
-past ``STEADY_WORDS`` the updates come less often as the text grows. The first update waits for the model's first words (at most
+``update_interval(words)``, once the text grew by a few words (:func:`update_due`), and at every
+change of phase, which keeps the app's own CPU use small when many people write at once, and the
+browser's: it renders the whole text at each update, so past ``STEADY_WORDS`` the updates come
+less often as the text grows. The first update waits for the model's first words (at most
 ``FIRST_UPDATE_WAIT_S``), so the request reaches the model server before Gradio does any work
 for the page. Gradio rebuilds every output component an update leaves out, so Generate streams
 into a few cheap components, and a follow-up event shows the downloads, Send to arena and the
@@ -50,9 +51,31 @@ CONTINUABLE = ("short", "truncated", "interrupted")
 """Statuses whose text the Continue button offers to write on."""
 
 
+UPDATE_CHARS = 12
+"""About two words: what UPDATE_INTERVAL_S brings at 20 words a second (the bundled model's pace here)."""
+MAX_QUIET_S = 2.0
+"""A slow model's text still shows at least this often, however little it wrote."""
+
+
 def update_interval(words: int) -> float:
-    """Seconds between two streamed updates of a text of ``words`` words."""
+    """Least seconds between two streamed updates of a text of ``words`` words."""
     return UPDATE_INTERVAL_S * max(1.0, words / STEADY_WORDS)
+
+
+def update_due(*, words: int, elapsed: float, new_chars: int) -> bool:
+    """Whether the page gets the next update now, ``elapsed`` seconds and ``new_chars`` characters
+    after the last one, with the answer at ``words`` words.
+
+    No sooner than :func:`update_interval`, and then once the text grew by UPDATE_CHARS, scaled like
+    the interval (60 characters at 10,000 words), or MAX_QUIET_S went by. An update costs the app
+    and the browser in proportion to the text, so paced by time alone, a model that slows as its text
+    grows made each 1,000 words cost more updates; paced by what was written, they cost the same
+    whatever the model's speed.
+    """
+    scale = max(1.0, words / STEADY_WORDS)
+    if elapsed < UPDATE_INTERVAL_S * scale:
+        return False
+    return new_chars >= UPDATE_CHARS * scale or elapsed >= MAX_QUIET_S
 
 
 def model_names(engine) -> list[str]:
@@ -287,7 +310,7 @@ def build_write_tab(gr, ctx) -> dict:
             actions: gr.Row(visible=False),
             stop_btn: gr.Button(interactive=True), generate_btn: gr.Button(interactive=False),
         }
-        last_sent, phase, shown = 0.0, None, {"label": None}
+        last_sent, phase, shown, sent_chars = 0.0, None, {"label": None}, 0
         try:
             try:
                 async for event in events:
@@ -299,13 +322,14 @@ def build_write_tab(gr, ctx) -> dict:
                     if starting:
                         if isinstance(event, Started):  # nothing to show yet
                             continue
-                        phase, last_sent = view.phase(), now
+                        phase, last_sent, sent_chars = view.phase(), now, len(view.think) + len(view.answer)
                         yield {**live_updates(view, now, target_words, shown), **starting}  # the toggles win
                         starting = {}
                         continue
-                    new_phase = view.phase()
-                    if new_phase != phase or now - last_sent >= update_interval(view.answer_words) or view.ended:
-                        phase, last_sent = new_phase, now
+                    new_phase, chars = view.phase(), len(view.think) + len(view.answer)
+                    if new_phase != phase or view.ended or update_due(
+                            words=view.answer_words, elapsed=now - last_sent, new_chars=chars - sent_chars):
+                        phase, last_sent, sent_chars = new_phase, now, chars
                         yield live_updates(view, now, target_words, shown)
             except UserError as exc:
                 view.apply(Error(str(exc)), time.monotonic())

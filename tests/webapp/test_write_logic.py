@@ -203,3 +203,37 @@ def test_a_page_closed_as_words_arrive_still_stops_the_generation():
         return consumer.cancelled(), run.cancel.is_set()
 
     assert asyncio.run(scenario()) == (True, True)
+
+
+def updates_per_1k_words(words_per_s: float, *, start: int, due) -> int:
+    """Streamed updates ``due`` grants while a text grows from ``start`` to ``start + 1000`` words,
+    one word (six characters) at a time at ``words_per_s``."""
+    updates, last_sent, sent_chars = 0, 0.0, 6 * start
+    for i in range(1, 1001):
+        words, now = start + i, i / words_per_s
+        if due(words=words, elapsed=now - last_sent, new_chars=6 * words - sent_chars):
+            updates, last_sent, sent_chars = updates + 1, now, 6 * words
+    return updates
+
+
+@pytest.mark.parametrize("start", [0, 4000, 9000])
+def test_updates_per_1000_words_do_not_grow_when_the_model_slows(start):
+    """The app's and the page's work per update grows with the text; paced by time alone, a model
+    that slows down (as they do at length) made every 1,000 words cost more updates (twice as
+    many at half the speed). Paced by what was written, at 18 and at 9 words a second it is the same."""
+    from webapp.write_tab import MAX_QUIET_S, update_due
+
+    fast, slow = (updates_per_1k_words(speed, start=start, due=update_due) for speed in (18.0, 9.0))
+    assert fast > 0
+    assert slow <= fast * 1.1
+    # ...and a slow model's text still shows every MAX_QUIET_S at least
+    assert updates_per_1k_words(1.0, start=start, due=update_due) >= 1000 / MAX_QUIET_S
+
+
+def test_updates_come_less_often_as_the_text_grows_and_never_faster_than_the_interval():
+    from webapp.write_tab import update_due, update_interval
+
+    assert updates_per_1k_words(100.0, start=9000, due=update_due) < updates_per_1k_words(100.0, start=0, due=update_due)
+    assert not update_due(words=10_000, elapsed=update_interval(10_000) * 0.99, new_chars=10_000)
+    assert update_due(words=10_000, elapsed=update_interval(10_000), new_chars=60)
+    assert not update_due(words=10_000, elapsed=1.0, new_chars=59)
