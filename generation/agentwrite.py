@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Optional
 
 from core.errors import UserError
 from generation.backends.base import BackendError, BackendRequest, Delta, Finish
-from generation.control import CUT, NATURAL, SHORT, LengthController
+from generation.control import BROKE_DOWN, CUT, NATURAL, SHORT, LengthController
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Queued, Think
 from generation.length import MAX_FRACTION, SHORT_FRACTION
@@ -236,11 +236,17 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
         if result.finish == "cancelled":
             finish, ending = "cancelled", None
             break
-        ending = CUT if controller.stop_reason or result.finish == "length" else NATURAL
-    if finish != "cancelled" and target and count_words(answer) < SHORT_FRACTION * target:
-        finish, ending = "short", SHORT
-    elif finish != "cancelled" and target:
-        finish = "target" if ending == CUT else "stop"
+        if controller.stop_reason == "degenerate":
+            ending = BROKE_DOWN
+        else:
+            ending = CUT if controller.stop_reason or result.finish == "length" else NATURAL
+    if finish != "cancelled" and target:
+        if ending == BROKE_DOWN:  # as for the other templates: a break-down is named before a short text
+            finish = "degenerate"
+        elif count_words(answer) < SHORT_FRACTION * target:
+            finish, ending = "short", SHORT
+        else:
+            finish = "target" if ending == CUT else "stop"
     stats.update(ending=ending, think_tokens=None, answer_tokens=None)
     yield Done(finish, plan.prompt_tokens, completion)
 

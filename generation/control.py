@@ -36,8 +36,9 @@ instead of spending the rest of its budget on text that counts for nothing."""
 SENTENCE_ENDS = (".", "!", "?", "\n", "。", "！", "？")
 CLOSERS = ('"', "”", "'", "’", ")", "」", "*")
 
-# How a text ended, recorded in the row's params as ``ending``.
-NATURAL, CONCLUDED, CUT, SHORT = "natural", "concluded", "cut", "short"
+# How a text ended, recorded in the row's params as ``ending``. ``broke_down``: stopped as
+# ``degenerate`` (no words for NO_WORDS_TOKENS tokens), not cut at its target.
+NATURAL, CONCLUDED, CUT, SHORT, BROKE_DOWN = "natural", "concluded", "cut", "short", "broke_down"
 
 
 def sentence_cut(text: str) -> Optional[int]:
@@ -173,9 +174,12 @@ class LengthController:
         return self.target is not None and count_words(answer) < SHORT_FRACTION * self.target
 
     def ending(self, answer: str, finish: Optional[str]) -> Optional[str]:
-        """How the text ended: natural, concluded (on request), cut, short; None when cancelled."""
+        """How the text ended: natural, concluded (on request), cut, short, broke down; None when
+        cancelled."""
         if finish == "cancelled":
             return None
+        if self.stop_reason == "degenerate":
+            return BROKE_DOWN
         if self.stop_reason is not None or finish == "length":
             return CUT
         if self.is_short(answer):

@@ -106,9 +106,11 @@ def test_an_answer_that_stops_writing_words_is_stopped_as_degenerate():
 
     junk = " ".join(["קק"] * 1000)
     backend = ScriptedBackend([(words(30) + " " + junk, "length")])
-    events = events_of(plan_for(backend, template="direct", target=500, answer_max=2000))
+    plan = plan_for(backend, template="direct", target=500, answer_max=2000)
+    events = events_of(plan)
     done = events[-1]
     assert done.finish_reason == "degenerate"
+    assert plan.stats["ending"] == "broke_down"  # counted apart from texts cut at their target
     assert NO_WORDS_TOKENS <= done.completion_tokens - 30 <= NO_WORDS_TOKENS + 16  # checked every 16 tokens
     assert text(events, Answer).startswith(words(30))
 

@@ -124,6 +124,23 @@ def test_plan_template_plans_then_writes_each_section_to_its_budget():
     assert events[-1].finish_reason in ("stop", "target")
 
 
+def test_plan_section_that_breaks_down_ends_the_text_as_broken_down_not_cut():
+    # Seen on LongBench-Write with the bundled model: a text stopped because it broke down (no
+    # word for 200 tokens) was counted among the texts cut at their target.
+    from generation.control import BROKE_DOWN
+
+    plan_text = ("Section 1 - Main point: the storm - Word count: 400 words\n"
+                 "Section 2 - Main point: the rescue - Word count: 200 words\n")
+    junk = " ".join(["קק"] * 400)
+    backend = ScriptedBackend([(plan_text, "stop"), (words(400) + ". " + words(20) + ".", "stop"),
+                               (words(30) + " " + junk, "stop")])
+    plan = plan_for(backend, template="plan", target=600, think=200, answer_max=2000)
+    plan.rendered = render("plan", "Write.")
+    events = events_of(plan)
+    assert [s["finish"] for s in plan.stats["sections"]] == ["target", "degenerate"]
+    assert plan.stats["ending"] == BROKE_DOWN and events[-1].finish_reason == "degenerate"
+
+
 def test_plan_that_does_not_parse_is_split_evenly():
     from generation.agentwrite import parse_plan
 
