@@ -236,10 +236,7 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
         if result.finish == "cancelled":
             finish, ending = "cancelled", None
             break
-        if controller.stop_reason == "degenerate":
-            ending = BROKE_DOWN
-        else:
-            ending = CUT if controller.stop_reason or result.finish == "length" else NATURAL
+        ending = controller.stopped_ending(result.finish) or NATURAL
     if finish != "cancelled" and target:
         if ending == BROKE_DOWN:  # as for the other templates: a break-down is named before a short text
             finish = "degenerate"

@@ -173,15 +173,22 @@ class LengthController:
         """True when ``answer`` stops far short of the target (below SHORT_FRACTION of it)."""
         return self.target is not None and count_words(answer) < SHORT_FRACTION * self.target
 
+    def stopped_ending(self, finish: Optional[str]) -> Optional[str]:
+        """broke_down or cut when length control or the token budget ended the text; else None."""
+        if self.stop_reason == "degenerate":
+            return BROKE_DOWN
+        if self.stop_reason is not None or finish == "length":
+            return CUT
+        return None
+
     def ending(self, answer: str, finish: Optional[str]) -> Optional[str]:
         """How the text ended: natural, concluded (on request), cut, short, broke down; None when
         cancelled."""
         if finish == "cancelled":
             return None
-        if self.stop_reason == "degenerate":
-            return BROKE_DOWN
-        if self.stop_reason is not None or finish == "length":
-            return CUT
+        stopped = self.stopped_ending(finish)
+        if stopped is not None:
+            return stopped
         if self.is_short(answer):
             return SHORT
         return CONCLUDED if self.concluding else NATURAL
