@@ -68,7 +68,7 @@ def job_seed(base: int, prompt_id: int, model: str, attempt: int) -> int:
 
 def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
     """The generations still needed, and how many (prompt, model, k) slots were already done."""
-    from generation.recording import lookup_model
+    from writing.models import lookup_model
     from storage.catalog import get_or_add_prompt, list_prompts, parse_prompt_lines
     from storage.models import Generation, GenerationStatus
 
@@ -115,7 +115,7 @@ async def _run_job(engine: Engine, job: Job, *, options: FillOptions, gate: asyn
 
     from generation.events import Started
     from generation.request import GenerationRequest
-    from generation.service import generate_and_store
+    from writing.store import generate_and_store
     from storage.generations import get_generation, set_in_pool
     from storage.models import GenerationStatus
 

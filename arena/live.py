@@ -81,7 +81,7 @@ async def live_battle(
     """
     from generation.events import Started
     from generation.request import GenerationRequest
-    from generation.service import generate_and_store
+    from writing.store import generate_and_store
     from storage.catalog import list_models
 
     with session_scope(engine) as session:

@@ -198,7 +198,7 @@ class Loop:
 
     def generate(self, engine, model: str, topic: str, seed: int):
         from generation.request import GenerationRequest
-        from generation.service import generate_to_row
+        from writing.store import generate_to_row
 
         request = GenerationRequest(prompt=prompt_for(topic), temperature=1.0, top_p=1.0, seed=seed,
                                     max_tokens=MAX_TOKENS)

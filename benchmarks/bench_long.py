@@ -91,7 +91,7 @@ def _measure(row, target: int, seconds: float) -> dict:
 
 def _generate(engine, model: str, prompt: str, *, target: int, seed: int, think_budget=None, max_tokens=None):
     from generation.request import GenerationRequest
-    from generation.service import generate_to_row
+    from writing.store import generate_to_row
 
     started = time.monotonic()
     row = generate_to_row(engine, model=model, request=GenerationRequest(prompt, target_words=target, seed=seed,
@@ -191,7 +191,7 @@ def bench_continuation(args) -> dict:
     import asyncio
     from contextlib import aclosing
 
-    from generation.continuation import continue_and_store
+    from writing.continuation import continue_and_store
     from storage.engine import session_scope
     from storage.generations import get_generation
 

@@ -33,7 +33,7 @@ def closed_port() -> int:
 async def time_to_error(engine, model: str) -> tuple[float, str]:
     from core.errors import UserError
     from generation.request import GenerationRequest
-    from generation.service import generate_and_store
+    from writing.store import generate_and_store
 
     start = time.perf_counter()
     try:

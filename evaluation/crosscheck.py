@@ -169,7 +169,7 @@ def judge_battles(engine, *, judge: str, max_tokens: int = 256, seed: int = 0, l
                   judge_prompt: Optional[str] = None, concurrency: int = 4, progress: Optional[TextIO] = None) -> int:
     """Ask ``judge`` (a registered model) about every voted battle it has not judged, both orders; store the verdicts."""
     from evaluation.judge import _collect, load_judge_prompt, parse_verdict, render_judge_prompt
-    from generation.recording import lookup_model
+    from writing.models import lookup_model
     from generation.request import GenerationRequest
 
     entry = lookup_model(engine, name=judge)

@@ -168,7 +168,7 @@ async def _write_answer(engine, model: str, prompt: dict[str, Any], settings: Ju
 
     from generation.events import Answer, Error, Started
     from generation.request import GenerationRequest
-    from generation.service import generate_and_store
+    from writing.store import generate_and_store
 
     request = GenerationRequest(prompt=prompt["text"], target_words=prompt.get("target_words"),
                                 max_tokens=settings.max_tokens, seed=seed)
@@ -185,7 +185,7 @@ async def _write_answer(engine, model: str, prompt: dict[str, Any], settings: Ju
 
 
 async def _run(engine, settings: JudgeSettings, template: str, prompts, progress: Optional[TextIO]):
-    from generation.recording import lookup_model
+    from writing.models import lookup_model
     from generation.request import GenerationRequest
 
     models = [settings.candidate] + ([] if settings.arena_write else settings.baselines)

@@ -195,7 +195,7 @@ async def _score_request(engine, settings, request, templates, judge_entry, say)
 
 def run_rubric(engine, settings: RubricSettings, *, progress: Optional[TextIO] = None) -> dict[str, Any]:
     """Run the whole rubric job; returns ``{"model", "judge", "requests": [...], "summary": {...}}``."""
-    from generation.recording import lookup_model
+    from writing.models import lookup_model
 
     requests = read_requests(settings.prompts, limit=settings.limit)
     templates = {k: (PROMPTS / f"rubric_{k}.md").read_text(encoding="utf-8") for k in ("score", "criteria")}

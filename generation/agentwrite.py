@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, AsyncIterator, Optional
 
 from core.errors import UserError
-from generation.backends.base import BackendError, BackendRequest, Delta, Finish
+from generation.backends.base import BackendRequest, Delta, Finish
 from generation.control import BROKE_DOWN, CUT, NATURAL, SHORT, LengthController
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Queued, Think
 from generation.length import MAX_FRACTION, SHORT_FRACTION
+from generation.rendering import Rendered
+from generation.stream import stream_request
 
 if TYPE_CHECKING:
-    from generation.service import Plan
-    from generation.templates import Rendered
+    from generation.prepared import Plan
 
 SECTION_WORDS = 250
 """The plan aims at sections of about this many words (a small model writes well at this size)."""
@@ -107,14 +108,12 @@ def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: i
                         "or a smaller think budget")
 
 
-def _rendered(lang: str, user: str) -> "Rendered":
-    from generation.templates import Rendered
-
+def _rendered(lang: str, user: str) -> Rendered:
     system = _SYSTEM[lang]
     return Rendered("plan", lang, f"{system}\n\n{user}\n\n", system, user, "", [])
 
 
-def render_plan_step(prompt: str, lang: str, target: Optional[int] = None) -> "Rendered":
+def render_plan_step(prompt: str, lang: str, target: Optional[int] = None) -> Rendered:
     """Step 1: the request for a plan."""
     n = section_count(target)
     total = target or n * SECTION_WORDS
@@ -122,7 +121,7 @@ def render_plan_step(prompt: str, lang: str, target: Optional[int] = None) -> "R
 
 
 def render_section_step(prompt: str, lang: str, *, plan_text: str, sections: list[Section], index: int,
-                        text_so_far: str) -> "Rendered":
+                        text_so_far: str) -> Rendered:
     """Step 2, section ``index`` (0-based): the request, the plan, the tail of the text so far."""
     words = text_so_far.split()
     tail = " ".join(words[-TAIL_WORDS:]) if lang == "en" else text_so_far[-TAIL_WORDS * 2:]
@@ -255,7 +254,7 @@ class _Outcome:
     error: bool = False
 
 
-def _request(plan: "Plan", rendered: "Rendered", *, max_tokens: int, min_tokens: int) -> BackendRequest:
+def _request(plan: "Plan", rendered: Rendered, *, max_tokens: int, min_tokens: int) -> BackendRequest:
     return BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant="",
                           use_chat=plan.use_chat, max_tokens=max_tokens, min_tokens=min_tokens,
                           temperature=plan.request.temperature, top_p=plan.request.top_p,
@@ -265,20 +264,17 @@ def _request(plan: "Plan", rendered: "Rendered", *, max_tokens: int, min_tokens:
 
 async def _stream(plan: "Plan", call: BackendRequest, result: _Outcome, cancel, *, first: bool):
     """The text of one request (and Queued/Error events); fills ``result``."""
-    try:
-        async with aclosing(plan.backend.stream(call, cancel=cancel)) as items:
-            async for item in items:
-                if isinstance(item, Queued):
-                    yield item
-                elif isinstance(item, Delta):
-                    if first and plan.prompt_tokens is None:
-                        plan.prompt_tokens = item.prompt_tokens
-                    result.tokens += item.tokens or 0
-                    yield item.text
-                elif isinstance(item, Finish):
-                    result.finish = item.finish_reason
-                    if item.completion_tokens is not None:
-                        result.tokens = item.completion_tokens
-    except BackendError as exc:
-        result.error = True
-        yield Error(str(exc))
+    async with aclosing(stream_request(plan.backend, call, cancel=cancel)) as items:
+        async for item in items:
+            if isinstance(item, (Queued, Error)):
+                result.error = result.error or isinstance(item, Error)
+                yield item
+            elif isinstance(item, Delta):
+                if first and plan.prompt_tokens is None:
+                    plan.prompt_tokens = item.prompt_tokens
+                result.tokens += item.tokens or 0
+                yield item.text
+            elif isinstance(item, Finish):
+                result.finish = item.finish_reason
+                if item.completion_tokens is not None:
+                    result.tokens = item.completion_tokens

@@ -12,18 +12,43 @@ import importlib.util
 import os
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from core.errors import UserError
+from generation.templates import DEFAULT_TEMPLATE, ONE_REQUEST_WORDS
 
 BUNDLED_NAME = "smollm2-135m"
-BUNDLED_TEMPLATE = "direct"
-"""The template the bundled model is registered with: it read best of the three at 600 words
-(docs/benchmarks.md, "Ultra-long"); with ``think`` the model loops."""
-BUNDLED_SAMPLING = {"repetition_penalty": 1.1}
-"""The bundled model's own sampling: without a repetition penalty it loops past a few hundred words
+BUNDLED_TEMPLATE = "auto"
+"""The template the bundled model is registered with: the length decides (``generation.templates``).
+It writes in one request up to BUNDLED_ONE_REQUEST_WORDS, and plans in sections above."""
+BUNDLED_ONE_REQUEST_WORDS = 2000
+"""How many words the bundled model holds in one request, measured on the 60 English
+LongBench-Write prompts through a vLLM server with penalty 1.1
+(``benchmarks/results/long_buckets_all_think_direct.json``): ``direct`` holds through the
+500-2,000-word bucket (S_l 89.1, median distinct-4 0.978) and breaks down above it (2,000-5,000:
+S_l 75.9, median distinct-4 0.544, 4 of 13 texts broke down; >=5,000: S_l 9.7, every text broke down)."""
+BUNDLED_SAMPLING = {"repetition_penalty": 1.1, ONE_REQUEST_WORDS: BUNDLED_ONE_REQUEST_WORDS}
+"""The bundled model's own settings. Without a repetition penalty it loops past a few hundred words
 (distinct-4 0.36 at 870 words, one clause repeated to the end); 1.1 gives 0.97 on the same request
 and stays readable, 1.2 breaks into nonsense (docs/benchmarks.md, "Ultra-long")."""
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def serves_bundled(*, backend: str, path: Optional[str] = None, model_id: Optional[str] = None) -> bool:
+    """Whether a model entry serves the bundled model: the local backend with no folder (or the
+    bundled folder), or a server that serves it under its own name."""
+    if backend == "local":
+        return path is None or Path(path).expanduser().resolve() == bundled_model_dir().resolve()
+    return model_id == BUNDLED_NAME
+
+
+def model_defaults(*, backend: str, path: Optional[str] = None, model_id: Optional[str] = None) -> tuple[str, dict]:
+    """``(template, settings)`` a new model entry starts from: the bundled model's own wherever it
+    is served (its template, repetition penalty and one-request length), else the default
+    template and no settings. What the person registering it says wins over these."""
+    if serves_bundled(backend=backend, path=path, model_id=model_id):
+        return BUNDLED_TEMPLATE, dict(BUNDLED_SAMPLING)
+    return DEFAULT_TEMPLATE, {}
 
 
 def lwz_home() -> Path:

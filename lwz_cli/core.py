@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 
+from generation.templates import TEMPLATE_NAMES
 from lwz_cli.common import add_json_flag, open_engine, print_json, print_table
 
 
@@ -22,9 +23,14 @@ def register(subparsers) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model-id", help="the id the server serves the model under (default: NAME)")
     p.add_argument("--path", help="local model folder (local backend; default: the bundled model)")
-    p.add_argument("--template", default="think", choices=["think", "direct", "plan"],
-                   help="think (the model plans by itself), direct, or plan (a numbered plan of sections, then each "
-                        "section to its word budget: what keeps a small model's long texts from looping; default think)")
+    p.add_argument("--template", choices=TEMPLATE_NAMES,
+                   help="think (the model plans by itself), direct, plan (a numbered plan of sections, then each "
+                        "section to its word budget: what keeps a small model's long texts from looping), or auto "
+                        "(one request up to --one-request-words, plan above). Default: the bundled model's own "
+                        "(auto) when NAME serves it, else think")
+    p.add_argument("--one-request-words", type=int, metavar="N",
+                   help="how many words the model writes well in one request (auto plans above it; the bundled "
+                        "model's is measured: 2,000)")
     p.add_argument("--api", choices=["completions", "chat"],
                    help="openai backend: completions sends the model card's exact raw template to /v1/completions "
                         "(LongWriter-Zero's documented path); chat sends messages to /v1/chat/completions (default chat)")
@@ -77,25 +83,25 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_models_add(args: argparse.Namespace) -> int:
-    from storage.catalog import add_model
     from storage.engine import session_scope
 
     from core.errors import UserError
     from generation.request import check_repetition_penalty
+    from generation.templates import ONE_REQUEST_WORDS
+    from writing.models import register_model
 
     if args.api is not None and args.backend != "openai":
         raise UserError("--api chooses the server endpoint of an openai-backend model; the local backend has none")
     check_repetition_penalty(args.repetition_penalty)
-    sampling = {"api": args.api or "chat"} if args.backend == "openai" else {}
-    if args.repetition_penalty is not None:
-        sampling["repetition_penalty"] = args.repetition_penalty
+    settings = {"api": args.api or "chat"} if args.backend == "openai" else {}
+    settings.update(repetition_penalty=args.repetition_penalty, **{ONE_REQUEST_WORDS: args.one_request_words})
     engine = open_engine(args, upgrade=True)
     with session_scope(engine) as session:
-        entry = add_model(
+        entry = register_model(
             session, name=args.name, backend=args.backend, base_url=args.base_url,
             model_id=args.model_id or (args.name if args.backend == "openai" else None),
             path=args.path, template=args.template, parent=args.parent, replace=args.replace,
-            sampling=sampling,
+            settings=settings,
         )
     if args.json:
         print_json(entry)
@@ -119,7 +125,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ["id", "name", "backend", "base_url", "model_id", "template", "parent_id"])
+        print_table(rows, ["id", "name", "backend", "base_url", "model_id", "template", "sampling", "parent_id"])
     return 0
 
 

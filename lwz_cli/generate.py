@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     source.add_argument("--continue", dest="continue_id", type=int, metavar="ID",
                         help="continue stored generation ID (interrupted, cut, short): the same row grows")
     p.add_argument("--template", choices=TEMPLATE_NAMES,
-                   help="prompt template instead of the model's own: think, direct, or plan (plan the sections, then write them)")
+                   help="prompt template instead of the model's own: think, direct, plan (plan the sections, then "
+                        "write them), or auto (one request up to the length the model holds, plan above)")
     p.add_argument("--out", metavar="FILE.jsonl", help="batch output (required with --prompts); rows already there are skipped")
     p.add_argument("--concurrency", type=int, default=1, help="batch requests in flight at once (default 1)")
     p.add_argument("--target-words", type=int, help="target length in words (batch default: each line's 'length')")
@@ -39,20 +40,22 @@ def register(subparsers) -> None:
 
 
 def cmd_models_prepare(args: argparse.Namespace) -> int:
-    """Convert the bundled model if needed, print its folder, register ``smollm2-135m`` (local) if absent."""
-    from generation.bundled import BUNDLED_NAME, BUNDLED_SAMPLING, BUNDLED_TEMPLATE, ensure_bundled_model
+    """Convert the bundled model if needed, print its folder, register ``smollm2-135m`` (local) if absent,
+    with the bundled model's own defaults (``writing.models.register_model``)."""
+    from generation.bundled import BUNDLED_NAME, ensure_bundled_model
     from lwz_cli.common import open_engine, print_json
-    from storage.catalog import add_model, get_model
+    from storage.catalog import get_model
     from storage.engine import session_scope
+    from writing.models import register_model
 
     folder = ensure_bundled_model()
     with session_scope(open_engine(args, upgrade=True)) as session:
         entry = get_model(session, name=BUNDLED_NAME)
         created = entry is None
         if created:
-            entry = add_model(session, name=BUNDLED_NAME, backend="local", template=BUNDLED_TEMPLATE,
-                              sampling=BUNDLED_SAMPLING)
-        summary = {"folder": str(folder), "model": entry.name, "backend": entry.backend, "registered": created}
+            entry = register_model(session, name=BUNDLED_NAME, backend="local")
+        summary = {"folder": str(folder), "model": entry.name, "backend": entry.backend, "template": entry.template,
+                   "registered": created}
     if getattr(args, "json", False):
         print_json(summary)
     else:
@@ -68,16 +71,6 @@ def _request(args: argparse.Namespace, prompt: str, target_words=None):
         think_budget=args.think_budget, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
         max_tokens=args.max_tokens, repetition_penalty=args.repetition_penalty,
     )
-
-
-def row_summary(row) -> dict:
-    """The JSON shape of one finished generation (``--json`` and batch lines)."""
-    return {
-        "id": row.id, "status": row.status, "finish_reason": row.finish_reason, "think": row.think,
-        "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
-        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
-        "continuations": len((row.params or {}).get("continuations", [])),
-    }
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -111,14 +104,17 @@ def _generate_one(args: argparse.Namespace) -> int:
     from contextlib import aclosing
 
     from generation.events import Answer, Error, Queued, Started, Think
-    from generation.service import generate_and_store
+    from writing.store import generate_and_store
+    from lwz_cli.batch import row_summary
     from lwz_cli.common import open_engine, print_json
     from storage.engine import session_scope
     from storage.generations import get_generation
+    from writing.continuation import nothing_added
+    from writing.status import CONTINUABLE, WRITTEN
 
     engine = open_engine(args, upgrade=True)
     if args.continue_id is not None:
-        from generation.continuation import continue_and_store
+        from writing.continuation import continue_and_store
 
         source = continue_and_store(engine, generation_id=args.continue_id)
     else:
@@ -150,6 +146,7 @@ def _generate_one(args: argparse.Namespace) -> int:
     generation_id = asyncio.run(consume())
     with session_scope(engine) as session:
         row = get_generation(session, generation_id=generation_id)
+    stuck = nothing_added(row) if args.continue_id is not None else None
     if quiet:
         print_json(row_summary(row))
     else:
@@ -157,13 +154,12 @@ def _generate_one(args: argparse.Namespace) -> int:
         seconds = (row.duration_ms or 0) / 1000
         ttft = f"{row.ttft_ms:.0f} ms" if row.ttft_ms is not None else "-"
         more = f"; to write on: lwz generate --continue {row.id}" if (
-            row.status in ("short", "truncated", "interrupted") and row.answer_words) else ""
+            row.status in CONTINUABLE and row.answer_words and not stuck) else ""
         target = (row.params or {}).get("target_words")
         print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words"
               f"{f' of {target:,}' if target else ''}, {row.completion_tokens or 0} tokens, first token {ttft}, "
               f"{seconds:.1f} s{more}", file=sys.stderr)
+    if stuck:
+        print(f"lwz: error: generation {row.id} did not grow: {stuck}", file=sys.stderr)
+        return 1
     return 0 if row.status in WRITTEN else 1
-
-
-WRITTEN = ("complete", "truncated", "short")
-"""Statuses of a text that was written to its end (whatever the end): exit 0, batch lines."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import threading
 
+from generation.templates import TEMPLATE_NAMES
+
 STALE_SWEEP_S = 60.0
 
 
@@ -24,8 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--base-url", help="OpenAI-compatible server of --model, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--model", help="the model picked by default; registered at start when --backend/--base-url say "
                                    "where it runs (default: the bundled smollm2-135m on the local backend)")
-    p.add_argument("--template", choices=["think", "direct", "plan"], default=None,
-                   help="prompt template of a model registered at start (default think)")
+    p.add_argument("--template", choices=TEMPLATE_NAMES, default=None,
+                   help="prompt template of a model registered at start (default: the model's own, see lwz models add)")
     p.add_argument("--api", choices=["completions", "chat"], default=None,
                    help="with --backend openai: completions sends the raw LongWriter-Zero template to /v1/completions "
                         "(the model card's path); chat uses /v1/chat/completions (default: as registered, else chat)")

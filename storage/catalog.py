@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.errors import UserError
-from storage.models import Backend, ModelEntry, Prompt, Template
+from storage.models import Backend, ModelEntry, Prompt
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -41,11 +41,11 @@ def add_model(
     parent: str | None = None,
     replace: bool = False,
 ) -> ModelEntry:
-    """Register a model. With ``replace``, an entry of the same name is updated in place."""
+    """Register a model. With ``replace``, an entry of the same name is updated in place. The
+    template name is stored as given: which names exist, and the defaults of a new entry, are the
+    stored workflow's to check (``writing.models.register_model``)."""
     if backend not in {b.value for b in Backend}:
         raise UserError(f"unknown backend {backend!r}: choose local or openai")
-    if template not in {t.value for t in Template}:
-        raise UserError(f"unknown template {template!r}: choose think or direct")
     if backend == "openai" and not base_url:
         raise UserError("an openai-backend model needs --base-url (for example http://127.0.0.1:8000/v1)")
     parent_id = None

@@ -86,12 +86,6 @@ class Winner(str, enum.Enum):
     both_bad = "both_bad"
 
 
-class Template(str, enum.Enum):
-    think = "think"
-    direct = "direct"
-    plan = "plan"
-
-
 class Backend(str, enum.Enum):
     local = "local"
     openai = "openai"

@@ -1,6 +1,6 @@
 """The layout, read from the code's own imports (every ``import``, at module level or inside a function).
 
-The stack, bottom to top: ``core → storage → generation → arena / evaluation → training →
+The stack, bottom to top: ``core → storage → generation → writing → arena / evaluation → training →
 webapp → lwz_cli``. A package may import its own modules and those of the floors below it,
 never above; ``arena`` and ``evaluation`` share a floor and do not import each other.
 Nothing imports ``lwz_cli``, the top floor. Module-level imports form no circle.
@@ -17,8 +17,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-FLOORS = {"core": 0, "storage": 1, "generation": 2, "arena": 3, "evaluation": 3, "training": 4, "webapp": 5,
-          "lwz_cli": 6}
+FLOORS = {"core": 0, "storage": 1, "generation": 2, "writing": 3, "arena": 4, "evaluation": 4, "training": 5,
+          "webapp": 6, "lwz_cli": 7}
 HEAVY = ("torch", "gradio", "trl", "transformers", "vllm")
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from storage.catalog import add_model, get_model
+from storage.catalog import get_model
 from storage.engine import session_scope
 from core.errors import UserError
+from writing.models import register_model
 
 
 def settle_default_model(
@@ -25,10 +26,11 @@ def settle_default_model(
       or updated to point at URL;
     - ``--backend local [--model NAME]``: NAME (default the bundled model) on the embedded backend.
 
-    ``template`` is a new entry's (default ``think``: the Write tab shows the plan it streams;
-    ``lwz models prepare`` registers the bundled model with its own, ``direct``).
+    ``template`` is a new entry's; without it a new entry gets the defaults of the model it serves
+    (``writing.models.register_model``: the bundled model's own template, ``auto``, and its
+    repetition penalty, as ``lwz models prepare`` gives it; else ``think``).
     """
-    from generation.bundled import BUNDLED_NAME, BUNDLED_SAMPLING
+    from generation.bundled import BUNDLED_NAME
 
     if base_url and backend is None:
         backend = "openai"
@@ -48,14 +50,14 @@ def settle_default_model(
         if backend == "openai":
             if entry is None or entry.backend != "openai" or entry.base_url != base_url:
                 model_id = entry.model_id if entry is not None and entry.backend == "openai" and entry.model_id else name
-                add_model(session, name=name, backend="openai", base_url=base_url, model_id=model_id,
-                          template=entry.template if entry is not None else template or "think",
-                          sampling={**(entry.sampling or {})} if entry is not None else None, replace=True)
+                register_model(session, name=name, backend="openai", base_url=base_url, model_id=model_id,
+                               template=entry.template if entry is not None else template,
+                               settings={**(entry.sampling or {})} if entry is not None else None, replace=True)
             return name
         if entry is None:
             if name != BUNDLED_NAME:
                 raise UserError(f"local model {name!r} is not registered: lwz models add {name} --backend local --path DIR")
-            add_model(session, name=name, backend="local", template=template or "think", sampling=BUNDLED_SAMPLING)
+            register_model(session, name=name, backend="local", template=template)
         elif entry.backend != "local":
             raise UserError(f"model {name!r} is registered on the {entry.backend} backend, not local")
         return name

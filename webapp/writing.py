@@ -237,7 +237,8 @@ def run_generation(
     service records as ``interrupted``. Whoever calls this sets ``run.cancel`` when done with
     the run, in case the iterator was never started.
     """
-    from generation.service import GenerationRequest, generate_and_store
+    from generation.request import GenerationRequest
+    from writing.store import generate_and_store
 
     request = GenerationRequest(
         prompt=inputs.prompt,
@@ -256,7 +257,7 @@ def run_continuation(engine, *, generation_id: int, author_id: int, run: Run,
     """:func:`run_generation` for Continue: the stored text ``generation_id`` grows in its own row
     (``generation.continuation``); refusals (someone else's text, one still streaming, one that
     is complete) come out of the iterator as UserError, before anything is generated."""
-    from generation.continuation import continue_and_store
+    from writing.continuation import continue_and_store
 
     return _run_in_task(lambda: continue_and_store(engine, generation_id=generation_id, author_id=author_id,
                                                    cancel=run.cancel), run, tick_after)

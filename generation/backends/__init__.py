@@ -8,12 +8,8 @@ Nothing heavy is imported here: torch and the openai client load when a backend 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from generation.backends.base import Backend, BackendError, BackendRequest, Delta, Finish
-
-if TYPE_CHECKING:
-    from storage.models import ModelEntry
 
 __all__ = ["Backend", "BackendError", "BackendRequest", "Delta", "Finish", "backend_for", "OpenAIBackend", "LocalBackend"]
 
@@ -21,8 +17,8 @@ _LOCAL: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
-def backend_for(entry: "ModelEntry") -> Backend:
-    """The backend serving ``entry``. Local backends are cached, one per model folder per process
+def backend_for(entry) -> Backend:
+    """The backend serving ``entry`` (a registered model: its name, backend, base_url, model_id, path, sampling). Local backends are cached, one per model folder per process
     (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call.
     Either comes wrapped in the stall limit."""
     from core.errors import UserError

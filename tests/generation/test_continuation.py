@@ -10,7 +10,7 @@ from contextlib import aclosing
 import pytest
 
 from core.errors import UserError
-from generation.continuation import continue_and_store
+from writing.continuation import continue_and_store
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope
 from storage.generations import create_generation, finish_generation, get_generation

@@ -10,8 +10,9 @@ from generation.backends.base import BackendRequest, Delta, Finish
 from generation.events import Answer, Done, Think
 from generation.length import Budget
 from generation.request import GenerationRequest
-from generation.service import Plan, run_plan
-from generation.templates import render
+from generation.prepared import Plan
+from generation.service import run_plan
+from generation.templates import render, template_named
 
 
 class ScriptedBackend:
@@ -39,8 +40,13 @@ class ScriptedBackend:
 
 def plan_for(backend, *, template="think", target=None, think=8, answer_max=100, answer_min=0):
     request = GenerationRequest("Write.", target_words=target, seed=1)
-    return Plan(request, backend, render(template, "Write."), True, Budget(think, answer_max, answer_min),
-                1.0, 10, 8192, 1)
+    return Plan(request, backend, template_named(template), render(template, "Write."), True,
+                Budget(think, answer_max, answer_min), 1.0, 10, 8192, 1)
+
+
+def switch(plan, template):
+    """The plan, written with another template from now on."""
+    plan.template, plan.rendered = template_named(template), render(template, "Write.")
 
 
 def events_of(plan):
@@ -118,7 +124,7 @@ def test_an_answer_that_stops_writing_words_is_stopped_as_degenerate():
 def test_short_answer_is_continued_with_min_tokens():
     backend = ScriptedBackend([("<answer>Short.", "stop"), (" And then much more text here to reach it.", "stop")])
     plan = plan_for(backend, target=10, think=8, answer_max=100, answer_min=10)
-    plan.rendered = render("direct", "Write.")
+    switch(plan, "direct")
     events = events_of(plan)
     assert len(backend.requests) == 2 and backend.requests[1].assistant == "<answer>Short."
     assert backend.requests[1].min_tokens >= 8 and plan.stats["continued"] == 1

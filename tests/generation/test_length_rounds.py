@@ -7,8 +7,7 @@ from __future__ import annotations
 from generation.control import CONCLUDED, CUT, NATURAL, SHORT, LengthController, TokenLedger
 from generation.events import Answer, Done
 from generation.length import Budget
-from generation.templates import render
-from tests.generation.test_control_logic import ScriptedBackend, events_of, plan_for, text, words
+from tests.generation.test_control_logic import ScriptedBackend, events_of, plan_for, switch, text, words
 
 
 def test_ledger_holds_the_answer_open_to_answer_min_and_no_further():
@@ -84,7 +83,7 @@ def test_continuations_are_bounded_by_the_budget_not_a_count():
     replies = [(words(10) + ".", "stop") for _ in range(12)]
     backend = ScriptedBackend(replies)
     plan = plan_for(backend, template="direct", target=100, answer_max=1000, answer_min=95)
-    plan.rendered = render("direct", "Write.")
+    switch(plan, "direct")
     events = events_of(plan)
     assert plan.stats["continued"] >= 6  # more than the old fixed four requests
     assert isinstance(events[-1], Done) and events[-1].finish_reason != "short"
@@ -93,7 +92,7 @@ def test_continuations_are_bounded_by_the_budget_not_a_count():
 def test_a_text_nearing_its_target_is_asked_to_conclude_in_a_new_round():
     backend = ScriptedBackend([(words(90) + ". " + words(30) + ".", "stop"), (words(8) + ". The end.", "stop")])
     plan = plan_for(backend, template="direct", target=100, answer_max=1000)
-    plan.rendered = render("direct", "Write.")
+    switch(plan, "direct")
     events = events_of(plan)
     second = backend.requests[1]
     assert "natural, complete ending within about" in second.user and second.min_tokens == 0
@@ -110,7 +109,7 @@ def test_plan_template_plans_then_writes_each_section_to_its_budget():
     backend = ScriptedBackend([(plan_text, "stop"), (words(40) + ". " + words(10) + ".", "stop"),
                                (words(60) + ". More.", "stop")])
     plan = plan_for(backend, template="plan", target=100, think=200, answer_max=1000)
-    plan.rendered = render("plan", "Write.")
+    switch(plan, "plan")
     events = events_of(plan)
     from generation.events import Think
 
@@ -135,7 +134,7 @@ def test_plan_section_that_breaks_down_ends_the_text_as_broken_down_not_cut():
     backend = ScriptedBackend([(plan_text, "stop"), (words(400) + ". " + words(20) + ".", "stop"),
                                (words(30) + " " + junk, "stop")])
     plan = plan_for(backend, template="plan", target=600, think=200, answer_max=2000)
-    plan.rendered = render("plan", "Write.")
+    switch(plan, "plan")
     events = events_of(plan)
     assert [s["finish"] for s in plan.stats["sections"]] == ["target", "degenerate"]
     assert plan.stats["ending"] == BROKE_DOWN and events[-1].finish_reason == "degenerate"

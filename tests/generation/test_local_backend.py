@@ -11,7 +11,7 @@ from generation.backends import backend_for
 from generation.backends.base import BackendRequest, Delta, Finish
 from generation.events import Queued
 from generation.request import GenerationRequest
-from generation.service import generate_to_row
+from writing.store import generate_to_row
 from storage.catalog import add_model
 from storage.engine import session_scope
 from storage.models import ModelEntry

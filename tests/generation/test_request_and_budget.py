@@ -104,7 +104,7 @@ def test_think_template_english_and_chinese():
 def test_direct_template_has_no_plan():
     direct = render("direct", "Write a poem.")
     assert direct.prefill == "" and "<think>" not in direct.raw and direct.stop == []
-    with pytest.raises(ValueError, match="unknown template"):
+    with pytest.raises(UserError, match="unknown template"):
         render("fancy", "Write.")
 
 

@@ -86,7 +86,7 @@ def test_a_stream_that_hangs_after_its_first_tokens_raises_a_stall_error(hanging
 
 
 def test_a_stalled_generation_is_stored_as_interrupted_with_its_first_words(hanging_server, sqlite_engine, monkeypatch):
-    from generation.service import generate_to_row
+    from writing.store import generate_to_row
     from storage.catalog import add_model
     from storage.engine import session_scope
 

@@ -17,8 +17,10 @@ from generation.backends.base import BackendRequest, Delta, Finish
 from generation.events import Queued
 from generation.length import Budget
 from generation.request import GenerationRequest
-from generation.service import Plan, run_plan
-from generation.templates import Rendered
+from generation.prepared import Plan
+from generation.rendering import Rendered
+from generation.service import run_plan
+from generation.templates import template_named
 from storage.models import ModelEntry
 
 pytestmark = pytest.mark.slow
@@ -45,7 +47,8 @@ def test_tokens_are_reported_while_their_text_is_held_back(local):
 
 def test_the_think_budget_cuts_a_plan_that_has_shown_no_text(local):
     rendered = Rendered(template="think", language="en", raw=DOTS, system="", user="", prefill="")
-    plan = Plan(request=GenerationRequest("dots", temperature=0), backend=local, rendered=rendered, use_chat=False,
+    plan = Plan(request=GenerationRequest("dots", temperature=0), backend=local, template=template_named("think"),
+                rendered=rendered, use_chat=False,
                 budget=Budget(think=6, answer_max=6, answer_min=0), tokens_per_word=1.3, prompt_tokens=32,
                 context=8192, seed=1)
 

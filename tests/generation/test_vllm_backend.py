@@ -14,7 +14,8 @@ from generation.backends.base import BackendRequest, Delta, Finish
 from generation.backends.openai_backend import OpenAIBackend
 from generation.events import Answer, Done, Started, Think
 from generation.request import GenerationRequest
-from generation.service import generate_and_store, generate_to_row, stream_generation
+from generation.service import stream_generation
+from writing.store import generate_and_store, generate_to_row
 from generation.templates import render
 from core.errors import UserError
 from storage.models import ModelEntry
@@ -227,7 +228,7 @@ def test_model_card_max_tokens_15500_is_accepted(vllm_server):
     entry = ModelEntry(name="t", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
                        template="think", sampling={"api": "chat"})
     from generation.service import prepare
-    from generation.templates import recommended_sampling
+    from generation.rendering import recommended_sampling
 
     max_tokens = recommended_sampling()["max_tokens"]
     assert max_tokens == 15500

@@ -11,7 +11,7 @@ import pytest
 
 from generation.events import Answer, Error, Started
 from generation.request import GenerationRequest
-from generation.service import generate_and_store
+from writing.store import generate_and_store
 from tests.generation.helpers import register, row
 from tests.vllm_server import start_vllm_server
 

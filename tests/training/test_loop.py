@@ -17,7 +17,7 @@ import pytest
 from evaluation.metrics import distinct_n
 from generation.counting import count_words
 from generation.request import GenerationRequest
-from generation.service import generate_to_row as run_generation
+from writing.store import generate_to_row as run_generation
 from storage.votes import add_vote, create_battle
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import session_scope

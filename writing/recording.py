@@ -15,29 +15,13 @@ from typing import Any, AsyncIterator, Callable, Optional
 
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Started, Think
-from core.errors import UserError
-from storage.models import GenerationStatus
+from storage.catalog import get_or_add_prompt
+from storage.engine import session_scope, write_scope
+from storage.generations import create_generation, finish_generation, get_generation, save_progress
+from writing.status import status_of_finish
 
-STATUS_BY_FINISH = {"stop": GenerationStatus.complete.value, "target": GenerationStatus.complete.value,
-                   "length": GenerationStatus.truncated.value, "cancelled": GenerationStatus.interrupted.value,
-                    "short": "short", "degenerate": GenerationStatus.truncated.value}
-"""A finish reason's row status. ``short``: the model ended far short of its target; ``degenerate``:
-the text broke down and was stopped (it can be continued, like a cut one)."""
 RESULT_KEYS = ("ending", "plan", "sections", "conclude_at_words")
 """Length-control results copied from the plan's stats into the row's params."""
-
-
-def lookup_model(engine, *, name: str):
-    """The registered model entry, or UserError listing the registered names."""
-    from storage.catalog import get_model, list_models
-    from storage.engine import session_scope
-
-    with session_scope(engine) as session:
-        entry = get_model(session, name=name)
-        if entry is None:
-            names = ", ".join(m.name for m in list_models(session)) or "(none; run lwz models prepare)"
-            raise UserError(f"no model named {name!r} is registered; registered: {names}")
-        return entry
 
 
 class GenerationRecorder:
@@ -63,10 +47,6 @@ class GenerationRecorder:
 
     @classmethod
     def create(cls, engine, *, entry, request, plan_params: dict, author_id: Optional[int], category: Optional[str]) -> "GenerationRecorder":
-        from storage.catalog import get_or_add_prompt
-        from storage.engine import write_scope
-        from storage.generations import create_generation
-
         with write_scope(engine) as session:
             prompt, _ = get_or_add_prompt(session, text=request.prompt, category=category,
                                           target_words=request.target_words, source="generate")
@@ -89,7 +69,7 @@ class GenerationRecorder:
             else:
                 self.answer += event.text
         elif isinstance(event, Done):
-            self.status = STATUS_BY_FINISH.get(event.finish_reason or "", GenerationStatus.complete.value)
+            self.status = status_of_finish(event.finish_reason)
             self.finish_reason = event.finish_reason
             self.prompt_tokens = event.prompt_tokens
             self.completion_tokens = self.base_tokens + (event.completion_tokens or 0) if (
@@ -110,9 +90,6 @@ class GenerationRecorder:
                 "think_words": count_words(self.think), "answer_words": count_words(self.answer)}
 
     def save(self) -> None:
-        from storage.engine import session_scope
-        from storage.generations import save_progress
-
         if self.finished:
             return
         with session_scope(self.engine) as session:
@@ -128,9 +105,6 @@ class GenerationRecorder:
     def finish(self, *, extra: Optional[dict] = None) -> None:
         """Write the final state once; later calls do nothing. The length-control results in
         ``extra`` (RESULT_KEYS) also go into the row's params."""
-        from storage.engine import session_scope
-        from storage.generations import finish_generation, get_generation
-
         if self.finished:
             return
         self.finished = True

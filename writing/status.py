@@ -1,0 +1,22 @@
+"""The status sets of a stored text: what a finish reason makes of a row, which rows were written
+to their end, which can be continued. The CLI, the batch runner and the Write tab ask here."""
+
+from __future__ import annotations
+
+from storage.models import GenerationStatus
+
+STATUS_BY_FINISH = {"stop": GenerationStatus.complete.value, "target": GenerationStatus.complete.value,
+                    "length": GenerationStatus.truncated.value, "cancelled": GenerationStatus.interrupted.value,
+                    "short": GenerationStatus.short.value, "degenerate": GenerationStatus.truncated.value}
+"""A finish reason's row status. ``short``: the model ended far short of its target; ``degenerate``:
+the text broke down and was stopped (it can be continued, like a cut one)."""
+WRITTEN = (GenerationStatus.complete.value, GenerationStatus.truncated.value, GenerationStatus.short.value)
+"""Statuses of a text that was written to its end (whatever the end): exit 0, batch lines."""
+CONTINUABLE = (GenerationStatus.short.value, GenerationStatus.truncated.value, GenerationStatus.interrupted.value)
+"""Statuses of a text Continue can grow (a complete one has nothing to add)."""
+STREAMING = GenerationStatus.streaming.value
+
+
+def status_of_finish(finish_reason: str | None) -> str:
+    """The row status a stream's finish reason gives (complete for an unknown one)."""
+    return STATUS_BY_FINISH.get(finish_reason or "", GenerationStatus.complete.value)
