@@ -94,7 +94,7 @@ async def app_stream(client: httpx.AsyncClient, fn_index: int, model: str, targe
 
     t0 = time.perf_counter()
     joined = await client.post("/gradio_api/queue/join", json={
-        "data": [PROMPT, target, model, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, str(seed), think_budget], "fn_index": fn_index,
+        "data": [PROMPT, target, model, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, str(seed), think_budget, "auto"], "fn_index": fn_index,
         "session_hash": session})
     joined.raise_for_status()
     first = None

@@ -1,8 +1,8 @@
-"""A writer's past generations: list, reopen, offer to the arena. Owner checks live here.
+"""A writer's past generations: list, reopen, offer to the arena.
 
-Every function takes the caller's :class:`~webapp.auth.Identity` and decides on the server
-whether they may see or change a generation: writers only their own, researchers and admins
-any (they see every row in the Data tab anyway), except the texts of a battle they were
+Every function takes the caller's :class:`~webapp.auth.Identity` and checks on the server
+whether they may see or change a generation (who may read a text is :mod:`writing.access`'s
+rule: writers only their own, researchers and admins any), except the texts of a battle they were
 given and have not voted on yet: those stay blind to them (see
 :func:`arena.service.blinded_generation_ids`). A refusal is a :class:`PermissionDenied` that
 reads the same whether or not the generation exists, so ids cannot be probed.
@@ -20,8 +20,8 @@ from storage.engine import session_scope
 from storage.generations import get_generation, list_generations, set_in_pool
 from storage.models import Generation, ModelEntry, Prompt
 from webapp.auth import Identity, PermissionDenied
+from writing import access
 
-READ_ANY_ROLES = frozenset({"researcher", "admin"})
 HISTORY_COLUMNS = ["id", "when", "model", "status", "words", "in arena", "request"]
 
 
@@ -46,7 +46,7 @@ class OpenedGeneration:
 
 
 def may_read(who: Identity, generation: Generation) -> bool:
-    return generation.author_id == who.user_id or who.role in READ_ANY_ROLES
+    return access.may_read(user_id=who.user_id, role=who.role, author_id=generation.author_id)
 
 
 def _owned(session, who: Identity, generation_id: Any) -> Generation:

@@ -26,16 +26,20 @@ from typing import Optional
 
 from generation.events import Error, Started
 from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, TEMPERATURE_RANGE
+from generation.templates import METHODS
 from storage.catalog import list_models
 from storage.engine import session_scope
 from storage.models import GenerationStatus
+from writing.status import CONTINUABLE
 from core.errors import UserError
 from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_generation
 from evaluation.metrics import distinct_n
 from webapp.rendering import (
     REPETITION_MIN_WORDS, Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
 )
-from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, run_continuation, run_generation
+from webapp.writing import (
+    MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, method_line, run_continuation, run_generation,
+)
 
 UPDATE_INTERVAL_S = 0.1
 STEADY_WORDS = 2000
@@ -45,10 +49,6 @@ FIRST_UPDATE_WAIT_S = 0.25
 GENERATE_LABEL, STOP_LABEL = "Generate", "Stop"
 QUICK_CONCURRENCY = 32
 log = logging.getLogger(__name__)
-
-
-CONTINUABLE = ("short", "truncated", "interrupted")
-"""Statuses whose text the Continue button offers to write on."""
 
 
 UPDATE_CHARS = 12
@@ -203,6 +203,11 @@ def build_write_tab(gr, ctx) -> dict:
                 # Choices are refreshed on page load; the server checks the name against the registry.
                 model = gr.Dropdown(label="Model", choices=model_names(ctx.engine), value=ctx.default_model,
                                     allow_custom_value=True, elem_id="lwz-model")
+            # The writer may pick how the text is written; the line below says which method runs, and why.
+            method = gr.Radio(list(METHODS), value=METHODS[0], label="Method", elem_id="lwz-method",
+                              info="auto: the model's own (the bundled model plans above the length it holds)")
+            method_why = gr.Markdown(safe_markdown(method_line(ctx.engine, model=ctx.default_model, target_words=None)),
+                                     elem_id="lwz-method-why")
             with gr.Accordion("Advanced", open=False, elem_id="lwz-advanced"):
                 temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature")
                 top_p = gr.Slider(0.05, 1.0, value=DEFAULT_TOP_P, step=0.05, label="top_p")
@@ -271,11 +276,12 @@ def build_write_tab(gr, ctx) -> dict:
             continue_btn: gr.Button(interactive=g.status in CONTINUABLE),
         }
 
-    async def generate(prompt, target_words, model_name, temp, top, seed_value, budget, request: gr.Request):
+    async def generate(prompt, target_words, model_name, temp, top, seed_value, budget, method_value,
+                       request: gr.Request):
         who = who_or_raise(request)
         try:
             inputs = check_inputs(prompt=prompt, target_words=target_words, model=model_name, temperature=temp,
-                                  top_p=top, seed=seed_value, think_budget=budget,
+                                  top_p=top, seed=seed_value, think_budget=budget, method=method_value,
                                   known_models=model_names(ctx.engine))
             run = runs.add(owner=who.name, session=getattr(request, "session_hash", None))
         except UserError as exc:
@@ -434,7 +440,15 @@ def build_write_tab(gr, ctx) -> dict:
         return {status: sent_note(gid, arena_battles(ctx, gid)),
                 send_btn: gr.Button(interactive=False), history: sent(history, history_rows(ctx.engine, who=who))}
 
-    form = [request_box, target, model, temperature, top_p, seed, think_budget]
+    def explain_method(target_words, model_name, method_value, request: gr.Request):
+        """The "which method, and why" line for the form as it stands (nothing for a caller who may not write)."""
+        try:
+            ctx.require(request, "write")
+        except UserError:
+            return ""
+        return safe_markdown(method_line(ctx.engine, model=model_name, target_words=target_words, method=method_value))
+
+    form = [request_box, target, model, temperature, top_p, seed, think_budget, method]
     # Raw values in and out: check_inputs checks the form's values, and the outputs are sent as
     # the page shows them (see ``sent``); Gradio's pre- and postprocess would cost a thread hop
     # per component, before the generation could start and on every streamed update.
@@ -456,5 +470,8 @@ def build_write_tab(gr, ctx) -> dict:
     open_btn.click(reopen, [open_id], reopened, api_name="open_writing", **quick)
     history.select(reopen_selected, None, reopened, api_name=False, **quick)
     refresh_btn.click(refresh, None, [history], api_name="my_writing", **quick)
+    for changed in (target.change, model.change, method.change):
+        changed(explain_method, [target, model, method], [method_why], show_progress="hidden", api_name=False,
+                **raw, concurrency_limit=QUICK_CONCURRENCY)
     send_btn.click(send, [current], [status, send_btn, history], api_name="send_to_arena", **quick)
     return {"model": model, "history": history}

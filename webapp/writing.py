@@ -8,7 +8,9 @@
 - :class:`ActiveRuns` holds the cancel event of every running generation, keyed by the
   username of its author (and tagged with the browser session that started it), so Stop can
   only ever reach the caller's own runs.
-- :func:`run_generation` starts ``generation.service.generate_and_store`` in its own task at
+- :func:`method_line` says which method writes a request (one request or planned in sections)
+  and why, for the model, target and method on the form.
+- :func:`run_generation` starts ``writing.store.generate_and_store`` in its own task at
   once and hands its events over through a queue. The task outlives the browser connection: when
   the page goes away, the run is cancelled and the task still finishes the row (as
   ``interrupted``), instead of being torn down halfway through a database write.
@@ -24,7 +26,8 @@ from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
 from storage.models import GenerationStatus
-from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS
+from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS, GenerationRequest
+from generation.templates import METHODS
 
 MAX_RUNS_PER_USER = 4
 _SENTINEL = object()
@@ -41,6 +44,8 @@ class WriteInputs:
     top_p: float
     seed: Optional[int]
     think_budget: Optional[int]
+    method: Optional[str] = None
+    """The writer's pick of ``generation.templates.METHODS`` (None: the model's own)."""
 
 
 def check_inputs(
@@ -52,6 +57,7 @@ def check_inputs(
     top_p: Any = None,
     seed: Any = None,
     think_budget: Any = None,
+    method: Any = None,
     known_models: Optional[list[str]] = None,
 ) -> WriteInputs:
     """The form's values, checked. Raises UserError with one line saying what to change.
@@ -61,8 +67,6 @@ def check_inputs(
     picks one and stores it). Only what the form adds is checked here: the model picked, and the
     form's own length limit on a typed request.
     """
-    from generation.request import GenerationRequest
-
     if isinstance(prompt, str) and len(prompt) > MAX_REQUEST_CHARS:
         raise UserError(f"the prompt is {len(prompt):,} characters, over the limit of {MAX_REQUEST_CHARS:,}; shorten it")
     request = GenerationRequest.from_form(prompt=prompt, target_words=target_words, think_budget=think_budget,
@@ -71,9 +75,27 @@ def check_inputs(
         raise UserError("pick a model")
     if known_models is not None and model not in known_models:
         raise UserError(f"unknown model {model!r}: pick one of {', '.join(known_models) or '(none registered)'}")
+    if method not in (None, "") and method not in METHODS:
+        raise UserError(f"unknown method {method!r}: pick one of {', '.join(METHODS)}")
     return WriteInputs(prompt=request.prompt, target_words=request.target_words, model=model,
                        temperature=request.temperature, top_p=request.top_p, seed=request.seed,
-                       think_budget=request.think_budget)
+                       think_budget=request.think_budget, method=method or None)
+
+
+def method_line(engine, *, model: Any, target_words: Any, method: Any = None) -> str:
+    """One line for the page: the method that will write this request, and why (for example
+    "3,000 words > 2,000 this model holds in one request: planned in sections"). Empty while
+    the form cannot say yet (no model picked); a refusal reads as its one-line reason."""
+    from writing.models import lookup_model, method_choice
+
+    if not isinstance(model, str) or not model:
+        return ""
+    try:
+        target = GenerationRequest.from_form(prompt="-", target_words=target_words).target_words
+        choice = method_choice(lookup_model(engine, name=model), target_words=target, method=method or None)
+    except UserError as exc:
+        return f"Method: {exc}"
+    return f"Method: {choice.why}"
 
 
 @dataclass
@@ -237,7 +259,6 @@ def run_generation(
     service records as ``interrupted``. Whoever calls this sets ``run.cancel`` when done with
     the run, in case the iterator was never started.
     """
-    from generation.request import GenerationRequest
     from writing.store import generate_and_store
 
     request = GenerationRequest(
@@ -249,13 +270,13 @@ def run_generation(
         seed=inputs.seed,
     )
     return _run_in_task(lambda: generate_and_store(engine, model=inputs.model, request=request, author_id=author_id,
-                                                   cancel=run.cancel), run, tick_after)
+                                                   cancel=run.cancel, method=inputs.method), run, tick_after)
 
 
 def run_continuation(engine, *, generation_id: int, author_id: int, run: Run,
                      tick_after: Optional[float] = None) -> AsyncIterator[Any]:
     """:func:`run_generation` for Continue: the stored text ``generation_id`` grows in its own row
-    (``generation.continuation``); refusals (someone else's text, one still streaming, one that
+    (``writing.continuation``); refusals (someone else's text, one still streaming, one that
     is complete) come out of the iterator as UserError, before anything is generated."""
     from writing.continuation import continue_and_store
 

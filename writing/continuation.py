@@ -39,6 +39,7 @@ STALE_AFTER_S = 30.0
 _REQUEST_KEYS = ("target_words", "think_budget", "temperature", "top_p", "seed", "max_tokens", "repetition_penalty")
 NOTHING_ADDED = {
     "stop": "the model ended the text at once",
+    "short": "the model ended the text at once",
     "length": "the token budget was spent before a word came",
     "degenerate": "the model wrote no words (it broke down)",
     "cancelled": "it was stopped before a word came",

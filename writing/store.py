@@ -9,6 +9,7 @@ from typing import AsyncIterator, Optional
 from generation.events import Event, Started
 from generation.request import GenerationRequest
 from generation.service import prepare, run_plan
+from generation.templates import method_template
 from storage.engine import session_scope
 from storage.generations import get_generation
 from writing.models import lookup_model
@@ -26,12 +27,16 @@ async def generate_and_store(
     category: Optional[str] = None,
     cancel: Optional[asyncio.Event] = None,
     template: Optional[str] = None,
+    method: Optional[str] = None,
 ) -> AsyncIterator[Event]:
     """``generation.service`` with a generations row: yields ``Started(id)`` first, saves the
     partial text at least every 2 s, and finishes the row on every exit path (complete,
     truncated, interrupted on cancel/close/backend death, failed). Bad input raises UserError
-    before any row is written. ``template`` overrides the model's own."""
+    before any row is written. ``template`` overrides the model's own; so does the writer's
+    ``method`` (``generation.templates.METHODS``: auto, one request, plan)."""
     entry = lookup_model(engine, name=model)
+    if method is not None:
+        template = method_template(method, entry.template) or template
     plan = await prepare(entry, request, template=template)
     recorder = GenerationRecorder.create(engine, entry=entry, request=request, plan_params=plan.params(),
                                          author_id=author_id, category=category)

@@ -16,7 +16,7 @@ def test_a_down_backend_gives_an_error_in_the_page_and_the_app_keeps_serving(liv
     app = live_app(backend="openai", base_url=dead_url, model="gone")
     client = http_session(app)
     write = fn_index_of(gradio_config(client), "write")
-    messages = raw_call(client, write, ["Write a haiku.", 20, "gone", 0.6, 0.95, "", 8], timeout=60)
+    messages = raw_call(client, write, ["Write a haiku.", 20, "gone", 0.6, 0.95, "", 8, "auto"], timeout=60)
     text = json.dumps(messages)
     assert messages[-1]["success"] is True
     assert "**Error:**" in text and dead_url in text, text[-1500:]
@@ -100,7 +100,7 @@ def test_a_backend_dying_mid_stream_keeps_the_partial_text_as_interrupted(live_a
     write = fn_index_of(gradio_config(client), "write")
     result = {}
     worker = threading.Thread(target=lambda: result.update(messages=raw_call(
-        client, write, ["Write a long essay about harbours.", 3000, vllm_server.model, 0.6, 0.95, "", 16],
+        client, write, ["Write a long essay about harbours.", 3000, vllm_server.model, 0.6, 0.95, "", 16, "auto"],
         timeout=600)))
     worker.start()
     deadline = time.monotonic() + 600
@@ -119,7 +119,7 @@ def test_a_backend_dying_mid_stream_keeps_the_partial_text_as_interrupted(live_a
     assert row.status == "interrupted" and (row.think or row.answer) and row.error
     # Everyone else is still served: a generation on a healthy model completes.
     other = http_session(app)
-    done = raw_call(other, write, ["Write one line about rain.", 10, "healthy", 0.6, 0.95, "", 8], timeout=600)
+    done = raw_call(other, write, ["Write one line about rain.", 10, "healthy", 0.6, 0.95, "", 8, "auto"], timeout=600)
     assert done[-1]["success"] is True
     with session_scope(app.engine) as s:
         newest = list_generations(s, limit=1)[0]

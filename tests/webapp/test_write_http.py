@@ -31,7 +31,7 @@ def test_an_annotator_cannot_write_even_by_raw_post(write_app):
     with session_scope(write_app.engine) as s:
         annie = get_user(s, name="annie").id
     done = outcome(call(write_app, "annie", "annie-pw", "write",
-                        ["Write a poem.", 20, "smollm2-135m", 0.6, 0.95, "", None]))
+                        ["Write a poem.", 20, "smollm2-135m", 0.6, 0.95, "", None, "auto"]))
     assert done["success"] is False and "annotator may not write" in done["output"]["error"]
     with session_scope(write_app.engine) as s:
         assert list_generations(s, author_id=annie) == []

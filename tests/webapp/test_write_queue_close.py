@@ -67,10 +67,10 @@ def test_closing_a_page_whose_request_is_queued_cancels_it_at_once(live_app):
     tab.start()
     try:
         assert beating.wait(60)
-        _join(client, write, ["Write a long story about a lighthouse keeper.", 2000, "smollm2-135m", 0.6, 0.95, 1, 0], first)
+        _join(client, write, ["Write a long story about a lighthouse keeper.", 2000, "smollm2-135m", 0.6, 0.95, 1, 0, "auto"], first)
         readers[0].start()
         assert first_writing.wait(600)
-        _join(client, write, ["Write about rain.", 20, "smollm2-135m", 0.6, 0.95, 1, 0], second)
+        _join(client, write, ["Write about rain.", 20, "smollm2-135m", 0.6, 0.95, 1, 0, "auto"], second)
         readers[1].start()
         assert second_queued.wait(600)
         close_page.set()
