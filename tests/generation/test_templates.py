@@ -128,3 +128,17 @@ def test_a_backend_failure_ends_either_kind_of_stream_with_one_error():
 
         events = asyncio.run(go())
         assert events[-1] == Error("the server went away"), template
+
+
+def test_the_default_model_of_make_run_plans_a_10000_word_text(sqlite_engine):
+    """``make run`` serves the bundled model as ``lwz serve`` registers it; asked for 10,000 words,
+    the real embedded backend's checks pass and the text is planned in sections."""
+    from generation.service import prepare
+    from webapp.serving import settle_default_model
+    from writing.models import lookup_model
+
+    entry = lookup_model(sqlite_engine, name=settle_default_model(sqlite_engine, backend=None, base_url=None, model=None))
+    request = GenerationRequest("Write a 10,000-word story about a lighthouse keeper.", target_words=10_000)
+    plan = asyncio.run(prepare(entry, request))
+    assert plan.template.name == "plan" and plan.request.repetition_penalty == 1.1
+    assert plan.budget.think > 0  # the plan of sections has its own budget
