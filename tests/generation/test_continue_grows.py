@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from storage.catalog import add_model, get_or_add_prompt
 from storage.engine import make_engine, session_scope, upgrade
 from storage.generations import create_generation, finish_generation
@@ -15,20 +13,20 @@ from tests.generation.test_cli import lwz
 from tests.generation.test_control_logic import SizedBackend, words
 
 
-@pytest.mark.parametrize("target", [["--target-words", "200"], []], ids=["with a target", "without one"])
-def test_continue_after_max_tokens_grows_the_row(sqlite_url, target):
+def test_continue_after_max_tokens_grows_the_row(sqlite_url):
     assert lwz(sqlite_url, "models", "add", "small", "--backend", "local", "--template", "direct").returncode == 0
-    first = lwz(sqlite_url, "generate", "--model", "small", "--prompt", "Write about the sea.", *target,
-                "--max-tokens", "12", "--seed", "4", "--json")
-    assert first.returncode == 0, first.stderr
-    cut = json.loads(first.stdout)
-    assert cut["status"] == "truncated" and cut["answer_words"] > 0
-    again = lwz(sqlite_url, "generate", "--continue", str(cut["id"]), "--json")
-    assert again.returncode == 0, again.stderr
-    grown = json.loads(again.stdout)
-    assert grown["id"] == cut["id"] and grown["answer"].startswith(cut["answer"])
-    assert grown["answer_words"] > cut["answer_words"] and grown["continuations"] == 1
-    assert 0 < grown["completion_tokens"] - cut["completion_tokens"] <= 12  # another --max-tokens worth at most
+    for target in (["--target-words", "200"], []):  # toward the target; another --max-tokens without one
+        first = lwz(sqlite_url, "generate", "--model", "small", "--prompt", "Write about the sea.", *target,
+                    "--max-tokens", "12", "--seed", "4", "--json")
+        assert first.returncode == 0, first.stderr
+        cut = json.loads(first.stdout)
+        assert cut["status"] == "truncated" and cut["answer_words"] > 0
+        again = lwz(sqlite_url, "generate", "--continue", str(cut["id"]), "--json")
+        assert again.returncode == 0, (target, again.stderr)
+        grown = json.loads(again.stdout)
+        assert grown["id"] == cut["id"] and grown["answer"].startswith(cut["answer"])
+        assert grown["answer_words"] > cut["answer_words"] and grown["continuations"] == 1, target
+        assert 0 < grown["completion_tokens"] - cut["completion_tokens"] <= 12  # another --max-tokens worth at most
 
 
 def test_a_continue_that_adds_nothing_says_why_and_exits_non_zero(monkeypatch, sqlite_url, capsys):
