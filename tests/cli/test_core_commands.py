@@ -154,7 +154,8 @@ def test_models_add_and_list(db_url):
     assert (local["name"], local["backend"], local["template"], local["model_id"]) == ("smol", "local", "direct", None)
     remote = lwz("models", "add", "lwz-dev", "--backend", "openai", "--base-url", "http://127.0.0.1:8100/v1",
                  "--model-id", "smollm2-135m", "--parent", "smol", db=db_url)
-    assert remote.returncode == 0 and remote.stdout.strip() == "registered model lwz-dev (openai, template think)"
+    # A server that serves the bundled model gets the bundled model's own defaults (template auto).
+    assert remote.returncode == 0 and remote.stdout.strip() == "registered model lwz-dev (openai, template auto)"
     listed = one_json(lwz("models", "list", "--json", db=db_url))
     assert [(m["name"], m["backend"], m["base_url"], m["model_id"]) for m in listed] == [
         ("smol", "local", None, None), ("lwz-dev", "openai", "http://127.0.0.1:8100/v1", "smollm2-135m")]
