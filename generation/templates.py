@@ -170,6 +170,8 @@ def choose(name: str, *, target_words: Optional[int], holds_words: Optional[int]
         return Choice(template_named(picked), asked.name, why)
     how = "written in one request" if asked.one_request else "planned in sections"
     who = "chosen by you" if by_writer else f"this model's template is {asked.name}"
+    if asked.one_request and target_words is not None and holds_words is not None and target_words > holds_words:
+        how += f" ({target_words:,} words > {holds_words:,} this model holds in one request: it may loop or break down)"
     return Choice(asked, asked.name, f"{who}: {how}")
 
 

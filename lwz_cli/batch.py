@@ -41,6 +41,7 @@ def row_summary(row) -> dict:
         "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
         "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
         "continuations": len((row.params or {}).get("continuations", [])),
+        "method": (row.params or {}).get("method"),
     }
 
 

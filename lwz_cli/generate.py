@@ -155,7 +155,9 @@ def _generate_one(args: argparse.Namespace) -> int:
         ttft = f"{row.ttft_ms:.0f} ms" if row.ttft_ms is not None else "-"
         more = f"; to write on: lwz generate --continue {row.id}" if (
             row.status in CONTINUABLE and row.answer_words and not stuck) else ""
-        target = (row.params or {}).get("target_words")
+        target, method = (row.params or {}).get("target_words"), (row.params or {}).get("method")
+        if method and args.continue_id is None:
+            print(f"method: {method['why']}", file=sys.stderr)
         print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words"
               f"{f' of {target:,}' if target else ''}, {row.completion_tokens or 0} tokens, first token {ttft}, "
               f"{seconds:.1f} s{more}", file=sys.stderr)

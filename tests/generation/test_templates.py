@@ -62,7 +62,9 @@ def test_the_writer_s_method_overrides_the_model_s_template():
     assert method_template("one request", "auto") == "direct" and method_template("one request", "think") == "think"
     assert method_template("plan", "think") == "plan"
     choice = choose("direct", target_words=3000, holds_words=2000, by_writer=True)
-    assert choice.template.name == "direct" and "chosen by you" in choice.why
+    assert choice.template.name == "direct" and choice.why == (
+        "chosen by you: written in one request (3,000 words > 2,000 this model holds in one request: "
+        "it may loop or break down)")
     with pytest.raises(UserError, match="unknown method"):
         method_template("fastest", "auto")
 
