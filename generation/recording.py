@@ -20,7 +20,7 @@ from storage.models import GenerationStatus
 
 STATUS_BY_FINISH = {"stop": GenerationStatus.complete.value, "target": GenerationStatus.complete.value,
                    "length": GenerationStatus.truncated.value, "cancelled": GenerationStatus.interrupted.value,
-                    "short": "short", "degenerate": GenerationStatus.truncated.value}
+                    "short": "short", "degenerate": GenerationStatus.truncated.value, "looping": GenerationStatus.truncated.value}
 """A finish reason's row status. ``short``: the model ended far short of its target; ``degenerate``:
 the text broke down and was stopped (it can be continued, like a cut one)."""
 RESULT_KEYS = ("ending", "plan", "sections", "conclude_at_words")
