@@ -19,10 +19,14 @@ BUNDLED_NAME = "smollm2-135m"
 BUNDLED_TEMPLATE = "direct"
 """The template the bundled model is registered with: it read best of the three at 600 words
 (docs/benchmarks.md, "Ultra-long"); with ``think`` the model loops."""
-BUNDLED_SAMPLING = {"repetition_penalty": 1.1}
+BUNDLED_LANGUAGES = ("en",)
+"""The bundled model writes English: asked for Chinese it writes spam URLs and "；；；" (see
+``generation.language``, which asks this for entries registered before they recorded it)."""
+BUNDLED_SAMPLING = {"repetition_penalty": 1.1, "languages": list(BUNDLED_LANGUAGES)}
 """The bundled model's own sampling: without a repetition penalty it loops past a few hundred words
 (distinct-4 0.36 at 870 words, one clause repeated to the end); 1.1 gives 0.97 on the same request
-and stays readable, 1.2 breaks into nonsense (docs/benchmarks.md, "Ultra-long")."""
+and stays readable, 1.2 breaks into nonsense (docs/benchmarks.md, "Ultra-long"). Its entry's
+JSON also records the languages it writes."""
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
