@@ -187,3 +187,14 @@ class LoopGuard:
         if share is None or share < REPEATED_UNITS_SHARE:
             return None
         return loop_start([(start, repeated) for _, repeated, start in self._units])
+
+
+def loop_position(text: str) -> Optional[int]:
+    """Where ``text`` started repeating itself, in words: the guard replayed over it word by word
+    (as it was fed while the text streamed), or None when it does not loop. For the page of a
+    text the guard stopped, which keeps the text, not the guard."""
+    guard = LoopGuard()
+    for piece in re.findall(r"\S+\s*|\s+", text):
+        if guard.feed(piece):
+            return guard.looping_at
+    return guard.looping_at if guard.feed("\n") else None
