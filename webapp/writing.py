@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
+from generation.control import LOOPING
 from storage.models import GenerationStatus
 from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS
 
@@ -193,7 +194,7 @@ class WriteView:
             return "interrupted" if (self.think or self.answer) else "failed"
         if self.finish_reason == "cancelled":
             return "interrupted"
-        if self.finish_reason in ("length", "degenerate", "looping"):
+        if self.finish_reason in ("length", "degenerate", LOOPING):
             return "truncated"
         if self.finish_reason == "short":
             return "short"
