@@ -1,6 +1,6 @@
 """LLM-as-judge pairwise runs, in the style of Arena-Write: a candidate against baselines.
 
-For each prompt, every model writes one answer (through ``generation.service.generate_and_store``,
+For each prompt, every model writes one answer (through ``writing.store.generate_and_store``,
 so the answers are kept as generations rows). Then for each baseline the judge model sees the
 candidate's and the baseline's answers twice, once in each order, and ends its reply with
 ``[[1]]``, ``[[2]]`` or ``[[tie]]``. A reply without a verdict is counted as invalid and left out.

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, AsyncIterator, Optional
 
 from core.errors import UserError
 from generation.backends.base import BackendRequest, Delta, Finish
-from generation.control import BROKE_DOWN, CUT, NATURAL, SHORT, LengthController
+from generation.control import BROKE_DOWN, CUT, LOOPING, NATURAL, SHORT, LengthController
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Queued, Think
 from generation.length import MAX_FRACTION, SHORT_FRACTION
@@ -236,7 +236,10 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
             finish, ending = "cancelled", None
             break
         ending = controller.stopped_ending(result.finish) or NATURAL
-    if finish != "cancelled" and target:
+        if ending == LOOPING:  # the loop guard stopped the section: the text stops there (continue resumes)
+            finish = LOOPING
+            break
+    if finish not in ("cancelled", LOOPING) and target:
         if ending == BROKE_DOWN:  # as for the other templates: a break-down is named before a short text
             finish = "degenerate"
         elif count_words(answer) < SHORT_FRACTION * target:

@@ -27,10 +27,15 @@ LongBench-Write prompts through a vLLM server with penalty 1.1
 (``benchmarks/results/long_buckets_all_think_direct.json``): ``direct`` holds through the
 500-2,000-word bucket (S_l 89.1, median distinct-4 0.978) and breaks down above it (2,000-5,000:
 S_l 75.9, median distinct-4 0.544, 4 of 13 texts broke down; >=5,000: S_l 9.7, every text broke down)."""
-BUNDLED_SAMPLING = {"repetition_penalty": 1.1, ONE_REQUEST_WORDS: BUNDLED_ONE_REQUEST_WORDS}
+BUNDLED_LANGUAGES = ("en",)
+"""The bundled model writes English: asked for Chinese it writes spam URLs and "；；；" (see
+``generation.language``, which asks this for entries registered before they recorded it)."""
+BUNDLED_SAMPLING = {"repetition_penalty": 1.1, ONE_REQUEST_WORDS: BUNDLED_ONE_REQUEST_WORDS,
+                    "languages": list(BUNDLED_LANGUAGES)}
 """The bundled model's own settings. Without a repetition penalty it loops past a few hundred words
 (distinct-4 0.36 at 870 words, one clause repeated to the end); 1.1 gives 0.97 on the same request
-and stays readable, 1.2 breaks into nonsense (docs/benchmarks.md, "Ultra-long")."""
+and stays readable, 1.2 breaks into nonsense (docs/benchmarks.md, "Ultra-long"). Its entry's
+JSON also records the languages it writes."""
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

@@ -4,7 +4,9 @@
   and what the next request may ask for (``max_tokens``, ``min_tokens`` from ``Budget.answer_min``);
 - :class:`LengthController`: the answer against its target word count. It passes text through,
   asks for the ending once the text nears the target, stops at the first sentence end past the
-  target (holding back text until one comes) and cuts at the hard cap.
+  target (holding back text until one comes) and cuts at the hard cap. Every answer chunk of
+  every template passes through it, target or not, so it also holds the loop guard
+  (``generation.loopguard``): a text that starts repeating itself is stopped as ``looping``.
 
 Neither touches a backend, the clock or the database, so each is tested alone.
 """
@@ -16,6 +18,7 @@ from typing import Optional
 
 from generation.counting import GrowingCount, count_words
 from generation.length import SHORT_FRACTION, Budget
+from generation.loopguard import LoopGuard
 
 HARD_CAP_FRACTION = 1.2
 """The answer is cut here, sentence end or not."""
@@ -37,8 +40,10 @@ SENTENCE_ENDS = (".", "!", "?", "\n", "。", "！", "？")
 CLOSERS = ('"', "”", "'", "’", ")", "」", "*")
 
 # How a text ended, recorded in the row's params as ``ending``. ``broke_down``: stopped as
-# ``degenerate`` (no words for NO_WORDS_TOKENS tokens), not cut at its target.
+# ``degenerate`` (no words for NO_WORDS_TOKENS tokens), not cut at its target. ``looping``: stopped
+# by the loop guard; it is also the stop reason, and so the row's finish reason.
 NATURAL, CONCLUDED, CUT, SHORT, BROKE_DOWN = "natural", "concluded", "cut", "short", "broke_down"
+LOOPING = "looping"
 
 
 def sentence_cut(text: str) -> Optional[int]:
@@ -104,11 +109,13 @@ class LengthController:
     """True once the model has been asked to conclude (then it may run to CONCLUDED_SLACK x target)."""
     conclude_wanted: bool = False
     stop_reason: Optional[str] = None
-    """``target`` (a sentence end past the target), ``length`` (the hard cap) or ``degenerate``
-    (NO_WORDS_TOKENS tokens without a word)."""
+    """``target`` (a sentence end past the target), ``length`` (the hard cap), ``degenerate``
+    (NO_WORDS_TOKENS tokens without a word) or ``looping`` (the loop guard fired)."""
     tokens_seen: int = 0
     tokens_at_last_word: int = 0
     words: int = field(default=0)
+    guard: LoopGuard = field(default_factory=LoopGuard)
+    """Repetition over the answer, checked with or without a target."""
     _count: GrowingCount = field(default_factory=GrowingCount, repr=False)
     """Counts the growing answer at each check without recounting it from the start."""
 
@@ -130,7 +137,11 @@ class LengthController:
 
     def feed(self, chunk: str, answer: str, tokens: int) -> str:
         """Take ``chunk`` (new answer text; ``answer`` is everything so far, chunk included).
-        Returns the text to show now; sets ``stop_reason`` when the answer must end here."""
+        Returns the text to show now; sets ``stop_reason`` when the answer must end here. The chunk
+        on which the loop guard fires is shown: the stored text holds everything the guard saw."""
+        if self.stop_reason is None and self.guard.feed(chunk):
+            self.stop_reason = LOOPING
+            return chunk if self.held is None else self.held + chunk
         if self.target is None or self.stop_reason is not None:
             return chunk if self.stop_reason is None else ""
         if self.held is not None:
@@ -174,16 +185,19 @@ class LengthController:
         return self.target is not None and count_words(answer) < SHORT_FRACTION * self.target
 
     def stopped_ending(self, finish: Optional[str]) -> Optional[str]:
-        """broke_down or cut when length control or the token budget ended the text; else None."""
+        """broke_down, looping or cut when length control, the loop guard or the token budget
+        ended the text; else None."""
         if self.stop_reason == "degenerate":
             return BROKE_DOWN
+        if self.stop_reason == LOOPING:
+            return LOOPING
         if self.stop_reason is not None or finish == "length":
             return CUT
         return None
 
     def ending(self, answer: str, finish: Optional[str]) -> Optional[str]:
-        """How the text ended: natural, concluded (on request), cut, short, broke down; None when
-        cancelled."""
+        """How the text ended: natural, concluded (on request), cut, short, broke down, looping; None
+        when cancelled."""
         if finish == "cancelled":
             return None
         stopped = self.stopped_ending(finish)

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--repetition-penalty", type=float, metavar="X",
                    help="1 to 2; 1 is none (default: the model's own, 1.1 for the bundled model)")
     p.add_argument("--category", help="prompt category to record (single prompt)")
+    p.add_argument("--any-language", action="store_true",
+                   help="write even when the request's language is not one the model writes (single prompt)")
     p.add_argument("--json", action="store_true", help="print one JSON value on stdout and nothing else")
     p.set_defaults(handler=cmd_generate)
 
@@ -118,7 +120,10 @@ def _generate_one(args: argparse.Namespace) -> int:
 
         source = continue_and_store(engine, generation_id=args.continue_id)
     else:
-        source = generate_and_store(engine, model=args.model, request=_request(args, args.prompt),
+        request = _request(args, args.prompt)
+        if not args.any_language:
+            _check_language(engine, args.model, request.prompt)
+        source = generate_and_store(engine, model=args.model, request=request,
                                     category=args.category, template=args.template)
     dim = ("\033[2m", "\033[0m") if sys.stderr.isatty() else ("", "")
     quiet = args.json
@@ -165,3 +170,15 @@ def _generate_one(args: argparse.Namespace) -> int:
         print(f"lwz: error: generation {row.id} did not grow: {stuck}", file=sys.stderr)
         return 1
     return 0 if row.status in WRITTEN else 1
+
+
+def _check_language(engine, model: str, prompt: str) -> None:
+    """UserError (exit 2, before any row is written) when the model does not write the request's language."""
+    from core.errors import UserError
+    from generation.language import language_refusal
+    from writing.models import lookup_model
+
+    refusal = language_refusal(lookup_model(engine, name=model), prompt)
+    if refusal is not None:
+        raise UserError(f"{refusal}; or pass --any-language to write anyway")
+

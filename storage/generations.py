@@ -58,6 +58,17 @@ def reopen_generation(session: Session, *, generation_id: int) -> bool:
     return (result.rowcount or 0) == 1
 
 
+def relabel_finish(session: Session, *, generation_id: int, old: str, new: str) -> bool:
+    """Change a finished row's finish reason from ``old`` to ``new`` (one UPDATE; False when the
+    row does not hold ``old``, e.g. it was continued or ended otherwise meanwhile)."""
+    result = session.exec(
+        sa.update(Generation)
+        .where(Generation.id == generation_id, Generation.finish_reason == old, Generation.status != "streaming")
+        .values(finish_reason=new)
+    )
+    return (result.rowcount or 0) == 1
+
+
 def get_generation(session: Session, *, generation_id: int) -> Generation | None:
     return session.get(Generation, generation_id)
 

@@ -70,7 +70,7 @@ def build_app(ctx: AppContext):
     import gradio as gr
 
     from core.errors import UserError
-    from webapp.write_tab import model_names
+    from webapp.write_tab import model_choices
 
     tabs, parts = [], {}
     with gr.Blocks(title="LongWriter Studio") as demo:
@@ -101,9 +101,10 @@ def build_app(ctx: AppContext):
                 updates[tabset] = gr.Tabs(selected=first.lower())
             updates[whoami] = f"Signed in as **{who.name}** ({who.role})" if ctx.settings.auth else "Local mode"
             if "model" in parts:
-                names = model_names(ctx.engine)
+                choices = model_choices(ctx.engine)
+                names = [name for _, name in choices]
                 default = ctx.default_model if ctx.default_model in names else (names[0] if names else None)
-                updates[parts["model"]] = gr.Dropdown(choices=names, value=default)
+                updates[parts["model"]] = gr.Dropdown(choices=choices, value=default)
             if "history" in parts and who.can("write"):
                 from webapp.history import history_rows
 

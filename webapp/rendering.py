@@ -26,6 +26,8 @@ FINISH_WORDS = {
     "short": "the model stopped well short of the target; Continue writes on from here",
     "degenerate": "stopped: the text broke down (no words in 200 tokens); Continue writes on from here",
     "cancelled": "stopped by you",
+    "closed": "interrupted: the page was closed while it was being written; Continue writes on from here",
+    "looping": "stopped: the text started repeating itself",
     "process_died": "interrupted: the server stopped while writing",
 }
 
@@ -39,7 +41,7 @@ def finish_words(status: str, finish_reason: Optional[str], error: Optional[str]
     """How a generation ended, in plain words (``"stopped at the length limit"``)."""
     if status == "failed":
         return f"failed: {error}" if error else "failed"
-    if status == "interrupted" and finish_reason not in ("cancelled", "process_died"):
+    if status == "interrupted" and finish_reason not in ("cancelled", "closed", "process_died"):
         return f"interrupted: {error}" if error else "interrupted before the end"
     if finish_reason in FINISH_WORDS:
         return FINISH_WORDS[finish_reason]

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
+from generation.control import LOOPING
 from generation.events import Error, Started
 from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, TEMPERATURE_RANGE
 from generation.templates import METHODS
@@ -38,7 +39,7 @@ from webapp.rendering import (
     REPETITION_MIN_WORDS, Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
 )
 from webapp.writing import (
-    MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, method_line, run_continuation, run_generation,
+    CLOSED, MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, method_line, run_continuation, run_generation,
 )
 
 UPDATE_INTERVAL_S = 0.1
@@ -81,6 +82,70 @@ def update_due(*, words: int, elapsed: float, new_chars: int) -> bool:
 def model_names(engine) -> list[str]:
     with session_scope(engine) as session:
         return [m.name for m in list_models(session)]
+
+
+METHOD_WORDS = {
+    "think": "plans in its head, then writes in one request",
+    "direct": "writes in one request",
+    "plan": "long texts are planned in sections",
+    "auto": "long texts are planned in sections",
+}
+"""What each template does, in the writer's words, for the model list."""
+
+
+def model_label(entry) -> str:
+    """The model list's entry: its name and what it is for (a ``description`` in the entry's
+    JSON, else what it is and where it runs, and how it writes)."""
+    from generation.language import is_bundled, language_name, model_languages
+
+    languages = model_languages(entry)
+    tongue = " and ".join(language_name(code) for code in languages) + " " if languages else ""
+    what = (entry.sampling or {}).get("description")
+    if not what:
+        if is_bundled(entry):
+            what = f"small {tongue}model on this machine"
+        elif entry.backend == "local":
+            what = f"{tongue}model from a folder on this machine"
+        else:
+            what = f"{tongue}model on a model server"
+    method = METHOD_WORDS.get(entry.template, f"the {entry.template} template")
+    return f"{entry.name} — {what}; {method}"
+
+
+def model_choices(engine) -> list[tuple[str, str]]:
+    """``(label, name)`` for the model list: the label says what each model is for."""
+    with session_scope(engine) as session:
+        return [(model_label(m), m.name) for m in list_models(session)]
+
+
+def language_line(engine, *, model: str, prompt: str) -> Optional[str]:
+    """The line refusing a request in a language the model does not write, or None."""
+    from generation.language import language_refusal
+    from storage.catalog import get_model
+
+    with session_scope(engine) as session:
+        entry = get_model(session, name=model)
+        return language_refusal(entry, prompt) if entry is not None else None
+
+
+def looping_note(answer: str) -> str:
+    """What the page says of a text the loop guard stopped, and what to do."""
+    from generation.loopguard import loop_position
+
+    at = loop_position(answer)
+    where = f" at about {at:,} words" if at is not None else ""
+    return (f"The text started repeating itself{where}; it was stopped. "
+            "Continue with a plan, or with a higher repetition penalty.")
+
+
+def slow_note(words_per_s: float, seconds_left: Optional[float], target: Optional[int]) -> str:
+    """What the page says while a model writes too slowly for what was asked."""
+    pace = f"Writing slowly: this model writes {words_per_s:.1f} words a second"
+    if seconds_left is None or not target:
+        return pace + "."
+    minutes = seconds_left / 60
+    left = f"about {minutes / 60:.1f} hours" if minutes >= 90 else f"about {minutes:.0f} minutes"
+    return f"{pace}; {target:,} words would take {left} more at this pace."
 
 
 def write_downloads(folder: Path, *, owner_id: int, stem: str, texts: dict[str, str]) -> dict[str, str]:
@@ -201,7 +266,7 @@ def build_write_tab(gr, ctx) -> dict:
                 target = gr.Number(label="Target length (words, optional)", precision=0, minimum=0,
                                    elem_id="lwz-target")
                 # Choices are refreshed on page load; the server checks the name against the registry.
-                model = gr.Dropdown(label="Model", choices=model_names(ctx.engine), value=ctx.default_model,
+                model = gr.Dropdown(label="Model", choices=model_choices(ctx.engine), value=ctx.default_model,
                                     allow_custom_value=True, elem_id="lwz-model")
             # The writer may pick how the text is written; the line below says which method runs, and why.
             method = gr.Radio(list(METHODS), value=METHODS[0], label="Method", elem_id="lwz-method",
@@ -256,8 +321,9 @@ def build_write_tab(gr, ctx) -> dict:
                           finish_reason=g.finish_reason, error=g.error, generation_id=g.id,
                           distinct4=distinct_n(g.answer, 4) if g.answer_words >= REPETITION_MIN_WORDS else None)
         arena_note = " · in the arena pool" if g.in_pool else ""
+        loop_note = "  \n**" + safe_markdown(looping_note(g.answer)) + "**" if g.finish_reason == LOOPING else ""
         return {
-            status: summary.markdown() + arena_note,
+            status: summary.markdown() + arena_note + loop_note,
             progress: progress_html(g.answer_words, g.target_words),
             think_md: safe_markdown(g.think),
             answer_md: safe_markdown(g.answer),
@@ -283,6 +349,9 @@ def build_write_tab(gr, ctx) -> dict:
             inputs = check_inputs(prompt=prompt, target_words=target_words, model=model_name, temperature=temp,
                                   top_p=top, seed=seed_value, think_budget=budget, method=method_value,
                                   known_models=model_names(ctx.engine))
+            refusal = language_line(ctx.engine, model=inputs.model, prompt=inputs.prompt)
+            if refusal is not None:
+                raise UserError(refusal)
             run = runs.add(owner=who.name, session=getattr(request, "session_hash", None))
         except UserError as exc:
             yield {status: "**Not started:** " + safe_markdown(str(exc))}
@@ -353,7 +422,7 @@ def build_write_tab(gr, ctx) -> dict:
                 final[status] = "**Error:** " + safe_markdown(view.error)
             yield final
         finally:
-            run.cancel.set()  # a no-op once the generation ended; stops it if the page left before reading it
+            run.stop(CLOSED)  # a no-op once the generation ended; stops it if the page left before reading it
             runs.remove(run)
 
     def live_updates(view, now, target_words, shown: dict):
@@ -365,7 +434,8 @@ def build_write_tab(gr, ctx) -> dict:
         elif view.ended:
             note = "Finished."
         elif view.answer:
-            note = "Writing…"
+            slow = view.slow(now, target_words)
+            note = slow_note(*slow, target_words) if slow is not None else "Writing…"
         elif view.think_started is not None:
             note = "Planning…"
         else:
@@ -391,7 +461,7 @@ def build_write_tab(gr, ctx) -> dict:
             who = ctx.identify(request)
         except UserError:
             return
-        runs.cancel(owner=who.name, session=getattr(request, "session_hash", None))
+        runs.cancel(owner=who.name, session=getattr(request, "session_hash", None), reason=CLOSED)
 
     def stop(request: gr.Request):
         who = who_or_raise(request)

@@ -7,7 +7,10 @@
   ``Done``, ``Error``) into what the page shows; it is pure, given a clock value per event.
 - :class:`ActiveRuns` holds the cancel event of every running generation, keyed by the
   username of its author (and tagged with the browser session that started it), so Stop can
-  only ever reach the caller's own runs.
+  only ever reach the caller's own runs. A cancel carries its reason: the writer pressed Stop
+  (``STOPPED``), or the page went away (``CLOSED``: the tab closed or reloaded, the connection
+  dropped). The row of a run whose page went away says ``closed`` ("interrupted"), not
+  ``cancelled`` ("stopped by you").
 - :func:`method_line` says which method writes a request (one request or planned in sections)
   and why, for the model, target and method on the form.
 - :func:`run_generation` starts ``writing.store.generate_and_store`` in its own task at
@@ -25,12 +28,23 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
+from generation.control import LOOPING
 from storage.models import GenerationStatus
 from generation.request import MAX_FORM_PROMPT_CHARS as MAX_REQUEST_CHARS, GenerationRequest
 from generation.templates import METHODS
 
 MAX_RUNS_PER_USER = 4
 _SENTINEL = object()
+STOPPED, CLOSED = "stopped", "closed"
+"""Why a run was cancelled: Stop, or its page went away. ``CLOSED`` is also the finish reason its
+row gets (the service records every cancel as ``cancelled``)."""
+SLOW_AFTER_S = 10.0
+"""The pace is judged once the text has streamed this long (the first seconds say little)."""
+SLOW_FINISH_S = 30 * 60
+"""A model that would need longer than this to reach the target at its pace is called slow."""
+SLOW_WORDS_PER_S = 2.0
+"""Without a target, a model writing fewer words a second than this is called slow (a reader
+reads about four)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class WriteView:
     answer: str = ""
     think_started: Optional[float] = None
     think_ended: Optional[float] = None
+    answer_started: Optional[float] = None
     finished_at: Optional[float] = None
     finish_reason: Optional[str] = None
     completion_tokens: Optional[int] = None
@@ -145,6 +160,8 @@ class WriteView:
             self.queue_position = None
             if self.think_started is not None and self.think_ended is None:
                 self.think_ended = now
+            if self.answer_started is None and event.text:
+                self.answer_started = now
             self.answer += event.text
         elif isinstance(event, ev.Done):
             self._end(now)
@@ -173,13 +190,33 @@ class WriteView:
             return "thinking", now - self.think_started
         return "done", self.think_ended - self.think_started
 
+    def pace(self, now: float) -> Optional[float]:
+        """Answer words a second since the answer began, once it has streamed SLOW_AFTER_S; else None."""
+        if self.answer_started is None or now - self.answer_started < SLOW_AFTER_S:
+            return None
+        return self.answer_words / (now - self.answer_started)
+
+    def slow(self, now: float, target_words: Optional[int]) -> Optional[tuple[float, Optional[float]]]:
+        """``(words per second, seconds still needed for the target or None)`` when the model is
+        too slow for what was asked: the target would take over SLOW_FINISH_S at this pace, or,
+        without a target, it writes under SLOW_WORDS_PER_S. None while it keeps up (or too early
+        to say, or once the text ended)."""
+        pace = self.pace(now)
+        if pace is None or self.ended:
+            return None
+        if target_words:
+            left = max(0, target_words - self.answer_words)
+            needed = left / pace if pace > 0 else float("inf")
+            return (pace, needed) if left and needed > SLOW_FINISH_S else None
+        return (pace, None) if pace < SLOW_WORDS_PER_S else None
+
     def status(self) -> str:
         """The row status this view implies (the database holds the authoritative one)."""
         if self.error:
             return "interrupted" if (self.think or self.answer) else "failed"
         if self.finish_reason == "cancelled":
             return "interrupted"
-        if self.finish_reason == "length":
+        if self.finish_reason in ("length", "degenerate", LOOPING):
             return "truncated"
         if self.finish_reason == "short":
             return "short"
@@ -193,6 +230,14 @@ class Run:
     cancel: asyncio.Event
     loop: asyncio.AbstractEventLoop
     generation_id: Optional[int] = None
+    reason: Optional[str] = None
+    """Why it was cancelled (STOPPED or CLOSED; the first reason given stays), None while it was not."""
+
+    def stop(self, reason: str) -> None:
+        """Cancel the run for ``reason``, from any thread."""
+        if self.reason is None:
+            self.reason = reason
+        self.loop.call_soon_threadsafe(self.cancel.set)
 
 
 class ActiveRuns:
@@ -229,14 +274,16 @@ class ActiveRuns:
         with self._lock:
             return len(self._runs.get(owner, []))
 
-    def cancel(self, *, owner: str, session: Optional[str] = None, generation_id: Optional[int] = None) -> int:
-        """Cancel ``owner``'s runs (only those of ``session`` / ``generation_id`` when given). Returns how many."""
+    def cancel(self, *, owner: str, session: Optional[str] = None, generation_id: Optional[int] = None,
+               reason: str = STOPPED) -> int:
+        """Cancel ``owner``'s runs (only those of ``session`` / ``generation_id`` when given) for
+        ``reason`` (STOPPED: the Stop button; CLOSED: the page went away). Returns how many."""
         with self._lock:
             chosen = [r for r in self._runs.get(owner, [])
                       if (session is None or r.session == session)
                       and (generation_id is None or r.generation_id == generation_id)]
         for run in chosen:
-            run.loop.call_soon_threadsafe(run.cancel.set)
+            run.stop(reason)
         return len(chosen)
 
 
@@ -269,8 +316,9 @@ def run_generation(
         top_p=inputs.top_p,
         seed=inputs.seed,
     )
-    return _run_in_task(lambda: generate_and_store(engine, model=inputs.model, request=request, author_id=author_id,
-                                                   cancel=run.cancel, method=inputs.method), run, tick_after)
+    return _run_in_task(engine, lambda: generate_and_store(engine, model=inputs.model, request=request,
+                                                           author_id=author_id, cancel=run.cancel,
+                                                           method=inputs.method), run, tick_after)
 
 
 def run_continuation(engine, *, generation_id: int, author_id: int, run: Run,
@@ -280,20 +328,26 @@ def run_continuation(engine, *, generation_id: int, author_id: int, run: Run,
     is complete) come out of the iterator as UserError, before anything is generated."""
     from writing.continuation import continue_and_store
 
-    return _run_in_task(lambda: continue_and_store(engine, generation_id=generation_id, author_id=author_id,
-                                                   cancel=run.cancel), run, tick_after)
+    return _run_in_task(engine, lambda: continue_and_store(engine, generation_id=generation_id, author_id=author_id,
+                                                           cancel=run.cancel), run, tick_after)
 
 
-def _run_in_task(source, run: Run, tick_after: Optional[float]) -> AsyncIterator[Any]:
+def _run_in_task(engine, source, run: Run, tick_after: Optional[float]) -> AsyncIterator[Any]:
+    from generation.events import Started
+
     queue: asyncio.Queue = asyncio.Queue()
 
     async def produce() -> None:
         try:
             async for event in source():
+                if isinstance(event, Started):
+                    run.generation_id = event.generation_id
                 queue.put_nowait(event)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             queue.put_nowait(exc)
         finally:
+            if run.reason == CLOSED and run.generation_id is not None:
+                mark_closed(engine, run.generation_id)
             queue.put_nowait(_SENTINEL)
 
     task = asyncio.ensure_future(produce())
@@ -321,8 +375,18 @@ async def _events(queue: asyncio.Queue, task: asyncio.Future, run: Run, tick_at:
                 raise item
             yield item
     finally:
-        if not task.done():
-            run.cancel.set()
+        if not task.done():  # the page went away before the text ended
+            run.stop(CLOSED)
+
+
+def mark_closed(engine, generation_id: int) -> None:
+    """The row of a run whose page went away says so: its finish reason ``cancelled`` (which reads
+    "stopped by you") becomes CLOSED. Only a row the cancel ended is changed."""
+    from storage.engine import session_scope
+    from storage.generations import relabel_finish
+
+    with session_scope(engine) as session:
+        relabel_finish(session, generation_id=generation_id, old="cancelled", new=CLOSED)
 
 
 _PENDING: set[asyncio.Future] = set()

@@ -7,9 +7,11 @@ from storage.models import GenerationStatus
 
 STATUS_BY_FINISH = {"stop": GenerationStatus.complete.value, "target": GenerationStatus.complete.value,
                     "length": GenerationStatus.truncated.value, "cancelled": GenerationStatus.interrupted.value,
-                    "short": GenerationStatus.short.value, "degenerate": GenerationStatus.truncated.value}
+                    "short": GenerationStatus.short.value, "degenerate": GenerationStatus.truncated.value,
+                    "looping": GenerationStatus.truncated.value}
 """A finish reason's row status. ``short``: the model ended far short of its target; ``degenerate``:
-the text broke down and was stopped (it can be continued, like a cut one)."""
+the text broke down and was stopped; ``looping``: it started repeating itself and was stopped (both
+can be continued, like a cut one)."""
 WRITTEN = (GenerationStatus.complete.value, GenerationStatus.truncated.value, GenerationStatus.short.value)
 """Statuses of a text that was written to its end (whatever the end): exit 0, batch lines."""
 CONTINUABLE = (GenerationStatus.short.value, GenerationStatus.truncated.value, GenerationStatus.interrupted.value)

@@ -79,8 +79,12 @@ def test_plan_never_closed_is_forced_open():
 
 
 def words(n: int, start: int = 0) -> str:
+    """``n`` words with no 4-word sequence repeated within 1,728 words (the loop guard would stop a
+    text that cycles through a few words, as it should)."""
     names = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
-    return " ".join(names[(start + i) % len(names)] for i in range(n))
+    size = len(names)
+    return " ".join(names[k % size] + names[k // size % size] + names[k // size ** 2 % size]
+                    for k in range(start, start + n))
 
 
 def test_target_stop_at_a_sentence_end_reached_with_the_target():

@@ -1,0 +1,158 @@
+"""The loop guard (``generation.loopguard``) alone and in every template's stream.
+
+The looping case is the one measured on the bundled model: asked for a 3,000-word essay it wrote
+"In conclusion…" near 500 words, then chatbot chatter, then over 100 lines of "It's grownll.". The
+varied case is a real 11,000-word text (``tests/data/varied_long_text.md``), tables included:
+stopping it would be the failure to avoid.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from generation.control import LOOPING, LengthController
+from generation.counting import count_words
+from generation.events import Answer, Done
+from generation.loopguard import LoopGuard
+from tests.conftest import REPO_ROOT
+from tests.generation.test_control_logic import ScriptedBackend, events_of, plan_for, text
+
+VARIED = (REPO_ROOT / "tests" / "data" / "varied_long_text.md").read_text(encoding="utf-8")
+CHATTER = ("In conclusion, a city that plants trees plants its own future, and the work is worth every hour.\n"
+           "What brings you here today? I'm happy to help with anything else you need.\n"
+           "P.S. If you liked this essay, you could win a $25 Amazon gift card!\n"
+           "Let me know if you have any questions.\n")
+LOOP_LINE = "It's grownll.\n"
+
+
+def essay_prefix(words: int = 480) -> str:
+    """The first ``words`` words of a real text, cut at a line end."""
+    kept, count = [], 0
+    for line in VARIED.splitlines(keepends=True):
+        kept.append(line)
+        count += count_words(line)
+        if count >= words:
+            break
+    return "".join(kept)
+
+
+def pieces(text: str) -> list[str]:
+    """``text`` in token-sized chunks, words split in two now and then, as servers stream."""
+    out = []
+    for piece in re.findall(r"\S+\s*|\s+", text):
+        cut = len(piece) // 2 if len(piece) > 6 else len(piece)
+        out += [piece[:cut], piece[cut:]] if cut < len(piece) else [piece]
+    return out
+
+
+def fed(text: str) -> LoopGuard:
+    guard = LoopGuard()
+    for chunk in pieces(text):
+        if guard.feed(chunk):
+            break
+    return guard
+
+
+def test_the_grownll_loop_is_stopped_within_a_few_hundred_words():
+    before = essay_prefix() + CHATTER
+    loop_from = count_words(before)
+    guard = fed(before + LOOP_LINE * 150)
+    assert guard.looping_at is not None
+    assert guard.words - loop_from <= 300  # stopped within a few hundred words of the loop's start
+    assert loop_from - 10 <= guard.looping_at <= loop_from + 10  # and it says where the loop began
+
+
+def test_a_repeated_paragraph_longer_than_a_line_is_caught_by_its_words():
+    paragraph = " ".join(essay_prefix(60).split())  # one paragraph of ~60 words, no line end inside
+    loop_from = count_words(essay_prefix())
+    guard = fed(essay_prefix() + (paragraph + " ") * 20)
+    assert guard.looping_at is not None and guard.words - loop_from <= 400
+
+
+def test_a_chinese_text_that_loops_is_checked_in_characters():
+    prose = "".join(f"第{i}天，我们沿着海岸走到灯塔，看见远处的船慢慢靠岸。" for i in range(30))
+    varied = "".join(chr(0x4E00 + (i * 37) % 20000) for i in range(600)) + "。"
+    assert fed(varied).looping_at is None
+    assert fed(prose + "灯塔的光一直亮着。" * 80).looping_at is not None
+
+
+def test_a_long_varied_real_text_is_not_stopped():
+    guard = fed(VARIED)
+    assert guard.looping_at is None and guard.words >= 11_000
+
+
+def test_the_guard_counts_words_as_the_counter_does():
+    sample = "It's the keeper's lamp — 灯塔的光 — and naïve words; 3.5 km, 10k steps.\n" * 3
+    assert fed(sample).words == count_words(sample)
+
+
+def test_the_controller_stops_a_loop_without_a_target_and_names_it():
+    controller = LengthController(None)
+    answer = released = ""
+    for chunk in pieces(essay_prefix() + LOOP_LINE * 150):
+        answer += chunk
+        released += controller.feed(chunk, answer, 1)
+        if controller.stop_reason:
+            break
+    assert controller.stop_reason == LOOPING and controller.ending(released, None) == LOOPING
+    assert released == answer  # what the guard saw is what the row keeps
+
+
+def loop_reply() -> str:
+    return " ".join((essay_prefix() + CHATTER + LOOP_LINE * 400).split(" "))
+
+
+@pytest.mark.parametrize("template", ["direct", "think"])
+def test_a_looping_stream_is_stopped_as_looping(template):
+    reply = ("<answer>" if template == "think" else "") + loop_reply()
+    backend = ScriptedBackend([(reply, "length")])
+    plan = plan_for(backend, template=template, target=3000, think=8, answer_max=6000)
+    events = events_of(plan)
+    answer = text(events, Answer)
+    assert events[-1].finish_reason == LOOPING and plan.stats["ending"] == LOOPING
+    loop_from = count_words(essay_prefix() + CHATTER)
+    assert count_words(answer) - loop_from <= 300
+
+
+def test_a_plan_section_that_loops_stops_the_text_as_looping():
+    from generation.templates import render
+
+    plan_text = ("Section 1 - Main point: the trees - Word count: 300 words\n"
+                 "Section 2 - Main point: the future - Word count: 300 words\n")
+    section = " ".join((essay_prefix(100) + LOOP_LINE * 100).split(" "))
+    backend = ScriptedBackend([(plan_text, "stop"), (section, "length"), ("Never asked for.", "stop")])
+    plan = plan_for(backend, template="plan", target=600, think=200, answer_max=2000)
+    plan.rendered = render("plan", "Write.")
+    events = events_of(plan)
+    assert len(backend.requests) == 2  # the plan, the looping section; nothing after it
+    assert plan.stats["sections"][0]["finish"] == LOOPING
+    assert isinstance(events[-1], Done) and events[-1].finish_reason == LOOPING and plan.stats["ending"] == LOOPING
+
+
+def test_a_long_varied_stream_is_written_to_its_target():
+    first = essay_prefix(8_600)  # the round is closed near 8,500 words to ask for the ending
+    untagged = str.maketrans({"<": "‹", ">": "›"})  # the text quotes the think/answer tags
+    backend = ScriptedBackend([(first.translate(untagged), "stop"), (VARIED[len(first):].translate(untagged), "stop")])
+    plan = plan_for(backend, template="direct", target=10_000, answer_max=20_000)
+    events = events_of(plan)
+    assert events[-1].finish_reason == "target" and count_words(text(events, Answer)) >= 10_000
+
+
+def test_the_stored_row_says_looping(monkeypatch, sqlite_engine):
+    import generation.backends
+    from generation.request import GenerationRequest
+    from writing.store import generate_to_row
+    from storage.catalog import add_model
+    from storage.engine import session_scope
+    from tests.generation.test_control_logic import SizedBackend
+
+    backend = SizedBackend(at_most=20, exact=20, replies=[(loop_reply(), "length")])
+    monkeypatch.setattr(generation.backends, "backend_for", lambda entry: backend)
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="m", backend="openai", base_url="http://x/v1", model_id="m", template="direct")
+    row = generate_to_row(sqlite_engine, model="m", request=GenerationRequest("Write an essay.", target_words=3000))
+    assert row.finish_reason == LOOPING and row.params["ending"] == LOOPING
+    assert row.status == "truncated"  # not complete: it does not go to the arena, and Continue is offered
+    assert row.answer_words - count_words(essay_prefix() + CHATTER) <= 300
