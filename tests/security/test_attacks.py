@@ -444,3 +444,69 @@ def test_a_download_is_served_to_its_owner_only(target):
         response = other.get(url)
         assert response.status_code in (401, 403) and secret not in response.text, (response.status_code, response.text[:200])
     assert as_user(target, "rita").get(url.replace("/gradio_api/file=", "/gradio_api/file/")).status_code in (401, 403)
+
+
+# --- issue 25, second pass: blind battles, instant votes, private requests, inert names, stalls,
+# --- interrupted rows and an opaque pool (one block; each function fails on the code before it) ---
+
+def _silent_model_server(release):
+    """An OpenAI-compatible server that lists its model and counts tokens, but accepts a completion
+    request and never answers it (no headers, no byte): the stall limit must still end it."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Silent(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.endswith("/tokenize"):
+                self._json({"count": 12})
+                return
+            release.wait()  # accepted, read, never answered
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_backend_that_never_sends_headers_is_stopped_by_the_stall_limit(sqlite_engine, monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from generation import stall
+    from generation.request import GenerationRequest
+    from generation.service import generate_to_row
+    from storage.catalog import add_model
+
+    release = threading.Event()
+    server = _silent_model_server(release)
+    monkeypatch.setenv(stall.ENV_VAR, "2")
+    with session_scope(sqlite_engine) as s:
+        add_model(s, name="silent", backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                  model_id="fake", template="direct")
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        running = pool.submit(generate_to_row, sqlite_engine, model="silent",
+                              request=GenerationRequest("Write about a silent harbour.", max_tokens=30))
+        gen = running.result(timeout=120)  # before: no end until the client's 300 s read timeout
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        pool.shutdown(wait=False)
+    assert gen.status == "failed" and "stall limit" in gen.error
