@@ -119,7 +119,7 @@ def test_fast_vote_is_stored_and_flagged(engine):
     assert ack["created"] and ack["flagged"]
     with session_scope(engine) as session:
         vote = session.exec(sa.select(Vote)).scalars().one()
-        assert vote.flags == ["too_fast"] and vote.reading_seconds < 60
+        assert vote.flags == ["too_fast", "under_floor"] and vote.reading_seconds < 60
         from storage.votes import votes_table
         assert len(votes_table(session)) == 0 and len(votes_table(session, include_flagged=True)) == 1
 

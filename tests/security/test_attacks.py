@@ -297,7 +297,7 @@ def test_tab_vote_stores_once_flags_too_fast_and_reveals_in_its_answer(target):
     with session_scope(target.engine) as s:
         vote = s.execute(sa.select(Vote).where(Vote.battle_id == battle, Vote.annotator_id == user_id(target, "bea"))
                          ).scalars().one()
-        assert vote.winner == "left" and vote.flags == ["too_fast"]
+        assert vote.winner == "left" and vote.flags[0] == "too_fast"
 
 
 def test_tab_vote_caps_the_reason_and_refuses_bad_values_in_one_line(target):
@@ -510,3 +510,56 @@ def test_a_backend_that_never_sends_headers_is_stopped_by_the_stall_limit(sqlite
         server.server_close()
         pool.shutdown(wait=False)
     assert gen.status == "failed" and "stall limit" in gen.error
+
+
+def _fresh_battles(target, count: int, *, words: int = 300) -> None:
+    """``count`` new pool battles between :data:`MODELS`, each on its own new request."""
+    from storage.arena import create_battle_with_extra
+    from storage.catalog import get_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation, set_in_pool
+
+    text = " ".join(["word"] * words)
+    with session_scope(target.engine) as s:
+        for _ in range(count):
+            prompt, _ = get_or_add_prompt(s, text=f"Write about {uuid.uuid4().hex}.", source="fresh-battles")
+            ids = []
+            for model in MODELS:
+                g = create_generation(s, prompt_id=prompt.id, model_id=get_model(s, name=model).id, params={})
+                finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop", answer=text,
+                                  answer_words=words)
+                set_in_pool(s, generation_id=g.id)
+                ids.append(g.id)
+            create_battle_with_extra(s, prompt_id=prompt.id, left_generation_id=ids[0], right_generation_id=ids[1])
+
+
+def test_instant_votes_are_all_flagged_and_lwz_annotators_names_the_account(target, capsys):
+    """A fresh account casts 25 votes at once, each claiming nothing was read (so no reading speed
+    applies), from the address a second account also signs in from."""
+    from lwz_cli.main import main
+    from storage.users import add_user
+
+    with session_scope(target.engine) as s:
+        for name in ("sprinter", "twin"):
+            add_user(s, name=name, role="annotator", password=f"pw-{name}")
+    _fresh_battles(target, 26)
+    clients = {}
+    for name in ("sprinter", "twin"):
+        clients[name] = anonymous(target, address="10.25.4.4")
+        assert clients[name].post("/login", data={"username": name, "password": f"pw-{name}"}).status_code == 200
+    instant = {"read_left": 0, "read_right": 0, "seen_left": 0, "seen_right": 0, "active_seconds": 0}
+    for _ in range(25):
+        battle = assign(target, "sprinter")
+        response = clients["sprinter"].post(VOTE, json={"battle_id": battle, "winner": "left", "reading": instant})
+        assert response.status_code == 200, response.text
+    battle = assign(target, "twin")
+    assert clients["twin"].post(VOTE, json={"battle_id": battle, "winner": "right"}).status_code == 200
+    with session_scope(target.engine) as s:
+        flags = s.execute(sa.select(Vote.flags).where(Vote.annotator_id == user_id(target, "sprinter"))).scalars().all()
+    assert len(flags) == 25 and all("too_fast" in f and "under_floor" in f for f in flags), flags
+    capsys.readouterr()
+    assert main(["--db", target.db_url, "annotators", "--json"]) == 0
+    import json
+
+    rows = {r["annotator"]: r for r in json.loads(capsys.readouterr().out)["annotators"]}
+    sprinter = " ".join(rows["sprinter"]["flags"])
+    assert "votes instantly" in sprinter and "twin" in sprinter, rows["sprinter"]
