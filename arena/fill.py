@@ -1,5 +1,8 @@
 """Filling the battle pool: pre-generate K complete answers per model and prompt, then form battles.
 
+Which prompts: a file's (``--prompts``), or with ``--all`` every prompt imported for the arena;
+a writer's private request (typed in the Write tab, see ``storage.catalog.WRITER_SOURCE``) never.
+
 Resumable: a (prompt, model) pair counts only its *complete* pooled answers, so a rerun
 generates what is missing, and failed, truncated or interrupted rows (kept in the database,
 never pooled) are retried with a fresh seed. Seeds are derived from the base seed, the prompt,
@@ -20,6 +23,16 @@ from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
 from core.errors import UserError
+
+
+CPU_FILL_LIMIT = 8
+"""Prompts in the fill line printed after ``lwz train --register``: 16 answers for two models,
+which the embedded model writes in tens of minutes on a CPU; a GPU server takes the whole pool."""
+CPU_TOKENS_PER_SECOND = 25.0
+"""The embedded 135M model's speed on a quiet 2-core CPU, one answer at a time (docs/benchmarks.md)."""
+TOKENS_PER_WORD = 1.3
+UNSET_TARGET_WORDS = 1000
+"""Words assumed for a prompt that names no length, in :func:`fill_estimate`."""
 
 
 @dataclass
@@ -82,11 +95,12 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
                 rows = parse_prompt_lines(handle, source=str(path))
             prompts = [get_or_add_prompt(session, source=path.name, **row)[0] for row in rows]
         else:
-            prompts = list_prompts(session)
+            prompts = list_prompts(session, arena_only=True)
         if options.limit is not None:
             prompts = prompts[: options.limit]
         if not prompts:
-            raise UserError("no prompts: import some with lwz prompts import FILE, or pass --prompts FILE")
+            raise UserError("no arena prompts (requests typed in the Write tab stay private): import some with "
+                            "lwz prompts import FILE, or pass --prompts FILE")
         jobs, done = [], 0
         for prompt in prompts:
             for name, entry in entries.items():
@@ -107,6 +121,15 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
                                     prompt.target_words or options.target_words, name,
                                     job_seed(options.seed, prompt.id, name, attempts + k)))
     return jobs, done
+
+
+def fill_estimate(engine: Engine, *, options: FillOptions) -> dict[str, Any]:
+    """What a fill would write, before it runs: ``answers``, ``words`` (the prompts' targets) and
+    ``cpu_minutes`` at :data:`CPU_TOKENS_PER_SECOND` (the embedded model, one answer at a time)."""
+    jobs, _ = plan_jobs(engine, options=options)
+    words = sum(job.target_words or UNSET_TARGET_WORDS for job in jobs)
+    return {"answers": len(jobs), "words": words,
+            "cpu_minutes": round(words * TOKENS_PER_WORD / CPU_TOKENS_PER_SECOND / 60.0)}
 
 
 async def _run_job(engine: Engine, job: Job, *, options: FillOptions, gate: asyncio.Semaphore) -> str:

@@ -563,3 +563,44 @@ def test_instant_votes_are_all_flagged_and_lwz_annotators_names_the_account(targ
     rows = {r["annotator"]: r for r in json.loads(capsys.readouterr().out)["annotators"]}
     sprinter = " ".join(rows["sprinter"]["flags"])
     assert "votes instantly" in sprinter and "twin" in sprinter, rows["sprinter"]
+
+
+def test_a_writers_private_request_never_enters_a_fill_of_every_prompt(sqlite_engine, monkeypatch, tmp_path):
+    """Wendy types a request in the Write path (the real service, against a server that then goes
+    silent); ``lwz battles fill --all`` must plan answers for the imported prompts only, and the
+    line printed after registration is bounded."""
+    import threading
+
+    from arena.fill import FillOptions, plan_jobs
+    from generation import stall
+    from generation.request import GenerationRequest
+    from generation.service import generate_to_row
+    from lwz_cli.train import arena_fill_advice
+    from storage.catalog import add_model, import_prompts
+    from storage.users import add_user
+
+    release = threading.Event()
+    server = _silent_model_server(release)
+    monkeypatch.setenv(stall.ENV_VAR, "2")
+    prompts = tmp_path / "arena.jsonl"
+    prompts.write_text('{"prompt": "Write about the sea.", "length": 400}\n', encoding="utf-8")
+    with session_scope(sqlite_engine) as s:
+        for name in MODELS:
+            add_model(s, name=name, backend="local")
+        add_model(s, name="silent", backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                  model_id="fake", template="direct")
+        wendy = add_user(s, name="wendy", role="writer").id
+        import_prompts(s, path=prompts)
+    secret = f"My private diary entry {uuid.uuid4().hex}: write it up as a letter."
+    try:
+        typed = generate_to_row(sqlite_engine, model="silent", author_id=wendy,
+                                request=GenerationRequest(secret, max_tokens=30))
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    jobs, _ = plan_jobs(sqlite_engine, options=FillOptions(models=MODELS, all_prompts=True))
+    assert jobs and typed.prompt_id not in {job.prompt_id for job in jobs}
+    assert all(secret not in job.text for job in jobs)
+    advice = arena_fill_advice(sqlite_engine, MODELS[1], MODELS[0], db=None)
+    assert "--limit 8" in advice and "minutes" in advice and "2 answers" in advice, advice
