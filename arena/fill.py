@@ -80,7 +80,8 @@ def job_seed(base: int, prompt_id: int, model: str, attempt: int) -> int:
 
 
 def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
-    """The generations still needed, and how many (prompt, model, k) slots were already done."""
+    """The generations still needed, in a seeded random order, and how many (prompt, model, k)
+    slots were already done."""
     from generation.recording import lookup_model
     from storage.catalog import get_or_add_prompt, list_prompts, parse_prompt_lines
     from storage.models import Generation, GenerationStatus
@@ -120,6 +121,9 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
                     jobs.append(Job(prompt.id, prompt.text, prompt.category,
                                     prompt.target_words or options.target_words, name,
                                     job_seed(options.seed, prompt.id, name, attempts + k)))
+    # Rows are created in job order: shuffled, so that of a battle's two adjacent ids the lower
+    # one is not always the first model named in --models.
+    random.Random(f"{options.seed}:order").shuffle(jobs)
     return jobs, done
 
 

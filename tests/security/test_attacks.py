@@ -392,7 +392,7 @@ def test_an_open_battle_stays_blind_in_open_writing_and_the_data_tab(target):
     table = raw_call(client, fn_index_of(config, "data_table"), ["generations"])[-1]["output"]["data"][1]
     columns = table["headers"]
     rows = {r[columns.index("id")]: r[columns.index("model_id")] for r in table["data"]}
-    assert all(rows[g] == "hidden until you vote" for g in blind if g in rows) and set(blind) & set(rows)
+    assert not set(blind) & set(rows) and rows.get("hidden until you vote") == "hidden until you vote"
     assert any(isinstance(v, int) for g, v in rows.items() if g not in blind)
 
 
@@ -604,3 +604,70 @@ def test_a_writers_private_request_never_enters_a_fill_of_every_prompt(sqlite_en
     assert all(secret not in job.text for job in jobs)
     advice = arena_fill_advice(sqlite_engine, MODELS[1], MODELS[0], db=None)
     assert "--limit 8" in advice and "minutes" in advice and "2 answers" in advice, advice
+
+
+def test_a_held_battle_reveals_nothing_of_its_reveal_through_any_route(target):
+    """Rhea (a researcher, who may read every table) holds a battle open. Everything each route
+    answers her is compared against what the vote would reveal: the model names, the template and
+    api in ``params``, the seed, the timings, the tokenizer's prompt count, and the held ids."""
+    import json
+
+    from storage.arena import create_battle_with_extra
+    from storage.catalog import get_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation, set_in_pool
+    from storage.models import Battle, ModelEntry
+    from storage.overview import OVERVIEW_TABLES
+    from storage.users import add_user
+    from storage.votes import assign_battle
+
+    reveal = {"template": "zqtemplate", "api": "zqapi", "seed": 918273645, "ttft": 4321.25, "duration": 87654.75,
+              "prompt_tokens": 31337, "think": "zqthinkmarker"}
+    with session_scope(target.engine) as s:
+        rhea = add_user(s, name="rhea", role="researcher", password="pw-rhea").id
+        prompt, _ = get_or_add_prompt(s, text=f"Write about {uuid.uuid4().hex}.", source="held-battle")
+        held = []
+        for model in MODELS:
+            g = create_generation(s, prompt_id=prompt.id, model_id=get_model(s, name=model).id,
+                                  params={"seed": reveal["seed"], "template": reveal["template"], "api": reveal["api"]})
+            finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop", answer="A text.",
+                              answer_words=2, think=reveal["think"], ttft_ms=reveal["ttft"],
+                              duration_ms=reveal["duration"], prompt_tokens=reveal["prompt_tokens"])
+            set_in_pool(s, generation_id=g.id)
+            held.append(g.id)
+        battle = create_battle_with_extra(s, prompt_id=prompt.id, left_generation_id=held[0],
+                                          right_generation_id=held[1], extra={"seed": 5, "names_found": MODELS})
+        assign_battle(s, battle_id=battle.id, annotator_id=rhea)
+        battle_id = battle.id
+        model_ids = {m.id for m in s.execute(sa.select(ModelEntry).where(ModelEntry.name.in_(MODELS))).scalars()}
+    client = anonymous(target)
+    assert client.post("/login", data={"username": "rhea", "password": "pw-rhea"}).status_code == 200
+    config = gradio_config(client)
+    answers = {}
+    for table in OVERVIEW_TABLES:
+        done = raw_call(client, fn_index_of(config, "data_table"), [table])[-1]
+        assert done.get("success") is True, done
+        answers[f"data tab: {table}"] = done["output"]["data"][1]
+    for gid in held:
+        answers[f"open writing #{gid}"] = raw_call(client, fn_index_of(config, "open_writing"), [gid])[-1]
+    answers["my writing"] = raw_call(client, fn_index_of(config, "my_writing"), [])[-1]
+    answers["arena next (tab)"] = raw_call(client, fn_index_of(config, "arena_next"), [])[-1]
+    answers["arena next (JSON)"] = client.post("/api/arena/next", json={}).json()
+    shown = {route: json.dumps(answer) for route, answer in answers.items()}
+    assert str(battle_id) in shown["arena next (JSON)"]  # the battle she holds is the one asked about
+    markers = [reveal["template"], reveal["api"], str(reveal["seed"]), "4321.25", "87654.75", str(reveal["prompt_tokens"])]
+    for route, text in shown.items():
+        leaked = [m for m in markers if m in text]
+        if "arena next" not in route:  # the battle view shows the plans: they are what is judged
+            leaked += [reveal["think"]] if reveal["think"] in text else []
+        if route != "data tab: models":
+            leaked += [m for m in MODELS if m in text]
+        assert not leaked, f"{route} reveals {leaked}"
+    generations = answers["data tab: generations"]
+    columns = generations["headers"]
+    ids = [row[columns.index("id")] for row in generations["data"]]
+    assert not set(held) & set(ids)
+    held_rows = [row for row in generations["data"] if row[columns.index("id")] == "hidden until you vote"]
+    assert len(held_rows) == 2 and not {row[columns.index("model_id")] for row in held_rows} & model_ids
+    battles = answers["data tab: battles"]
+    row = next(r for r in battles["data"] if r[battles["headers"].index("id")] == battle_id)
+    assert not {row[battles["headers"].index("left_generation_id")], row[battles["headers"].index("right_generation_id")]} & set(held)
