@@ -671,3 +671,25 @@ def test_a_held_battle_reveals_nothing_of_its_reveal_through_any_route(target):
     battles = answers["data tab: battles"]
     row = next(r for r in battles["data"] if r[battles["headers"].index("id")] == battle_id)
     assert not {row[battles["headers"].index("left_generation_id")], row[battles["headers"].index("right_generation_id")]} & set(held)
+
+
+def test_a_model_name_and_bare_urls_render_no_image_and_no_link(sqlite_engine):
+    """A model registered as ``<img src=…>[n](http://…)`` is named in the Leaderboard's "not rated"
+    note, for every role; bare ``http://…``, ``www.…`` and ``x@host`` in any stored text would
+    become live links in the GFM renderer. What reaches a Markdown pane must hold none of them."""
+    import re
+
+    from storage.catalog import add_model
+    from webapp.leaderboard_tab import leaderboard_view
+    from webapp.rendering import safe_markdown
+
+    name = "<img src=http://evil.invalid/p.png>[n](http://evil.invalid/n)"
+    with session_scope(sqlite_engine) as s:
+        add_model(s, name=name, backend="local")
+    summary = leaderboard_view(sqlite_engine, bootstrap=10)["summary"]
+    assert "not rated" in summary and "evil.invalid" in summary
+    live = re.compile(r"<img|(?<!\\)\]\(|(?<!\\)://|www\.|(?<!\\)@evil", re.I)
+    assert not live.search(summary), summary
+    stored = "Read http://evil.invalid/a, ftp://evil.invalid/b, WWW.evil.invalid/c or mail me at x@evil.invalid."
+    shown = safe_markdown(stored)
+    assert not live.search(shown) and shown.replace("\\", "") == stored
