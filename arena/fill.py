@@ -187,8 +187,38 @@ async def _run_all(engine: Engine, jobs: list[Job], *, options: FillOptions, pro
     return statuses
 
 
+def no_battle_reason(*, statuses: dict[str, int], max_tokens: int | None) -> str:
+    """Why a fill formed no battle, and what to change, from the statuses of what it generated.
+
+    Only complete answers battle (see :func:`storage.arena.pool_entries`): a text cut at its token
+    limit, one that ended far short of its target, or a failed one never enters the pool.
+    """
+    reasons = []
+    cut = statuses.get("truncated", 0)
+    if cut:
+        limit = f"--max-tokens {max_tokens}" if max_tokens else "the model's length limit"
+        change = ("raise --max-tokens (a word is about 1.3 tokens, and a plan comes first) or leave it out"
+                  if max_tokens else "use prompts with shorter targets, or --target-words for those without one")
+        reasons.append(f"{cut} text{'s were' if cut != 1 else ' was'} cut at {limit}, and cut texts cannot "
+                       f"battle: {change}")
+    short = statuses.get("short", 0)
+    if short:
+        reasons.append(f"{short} ended far short of the target, and short texts cannot battle: set a smaller "
+                       "--target-words or use a model that writes longer")
+    for status in sorted(set(statuses) - {"complete", "truncated", "short"}):
+        reasons.append(f"{statuses[status]} {status} (see the messages above)")
+    if statuses.get("complete") and not reasons:
+        reasons.append("the new complete texts found no partner: a battle needs complete texts by two different "
+                       "models for the same request")
+    if not statuses:
+        reasons.append("nothing was left to generate and every pair of pooled texts already has its battle: "
+                       "add prompts, or raise --per-prompt")
+    return "; ".join(reasons)
+
+
 def fill_pool(engine: Engine, *, options: FillOptions, progress: bool = True) -> dict[str, Any]:
-    """Generate what is missing, then form battles. Returns counts for the summary line / JSON."""
+    """Generate what is missing, then form battles. Returns counts for the summary line / JSON, and
+    ``why_no_battles`` (what to change) when none was formed."""
     from storage.arena import list_battles
     from storage.models import Battle
     from arena.pool import form_battles, load_name_words
@@ -205,4 +235,5 @@ def fill_pool(engine: Engine, *, options: FillOptions, progress: bool = True) ->
         "generated": sum(statuses.values()), "complete": complete, "not_complete": sum(statuses.values()) - complete,
         "statuses": statuses, "already_done": done, "battles_formed": len(created), "names_model": named,
         "battles_total": total, "seed": options.seed,
+        "why_no_battles": None if created else no_battle_reason(statuses=statuses, max_tokens=options.max_tokens),
     }

@@ -693,3 +693,85 @@ def test_a_model_name_and_bare_urls_render_no_image_and_no_link(sqlite_engine):
     stored = "Read http://evil.invalid/a, ftp://evil.invalid/b, WWW.evil.invalid/c or mail me at x@evil.invalid."
     shown = safe_markdown(stored)
     assert not live.search(shown) and shown.replace("\\", "") == stored
+
+
+def _cutting_model_server():
+    """An OpenAI-compatible server whose every answer stops at the token limit (``finish_reason``
+    ``length``), as a small ``--max-tokens`` makes a real one do."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Cutting(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if self.path.endswith("/tokenize"):
+                self._json({"count": 12})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            words = ["The ", "tide ", "came ", "in ", "slowly ", "over ", "the ", "sand "]
+            for index, word in enumerate(words, start=1):
+                last = index == len(words)
+                choice = ({"index": 0, "delta": {"content": word}} if "messages" in body else {"index": 0, "text": word})
+                choice["finish_reason"] = "length" if last else None
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [choice],
+                         "usage": {"prompt_tokens": 12, "completion_tokens": index, "total_tokens": 12 + index}}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Cutting)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_fill_that_forms_no_battle_says_why_and_each_role_is_told_what_it_can_do(sqlite_url, capsys, tmp_path):
+    from arena.service import next_battle
+    from lwz_cli.main import main
+    from storage.catalog import add_model
+    from storage.engine import make_engine, upgrade
+    from storage.users import add_user
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    server = _cutting_model_server()
+    base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    with session_scope(engine) as s:
+        for name in MODELS:
+            add_model(s, name=name, backend="openai", base_url=base_url, model_id="fake", template="direct")
+        ann = add_user(s, name="ann", role="annotator").id
+        rita = add_user(s, name="rita", role="researcher").id
+    told = {who: next_battle(engine, annotator_id=uid, settings=ArenaSettings())["message"]
+            for who, uid in (("annotator", ann), ("researcher", rita))}
+    assert "lwz " not in told["annotator"] and "Write tab" not in told["annotator"], told
+    assert "lwz battles fill" in told["researcher"]
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Write about the tide.", "length": 300}\n', encoding="utf-8")
+    capsys.readouterr()
+    try:
+        main(["--db", sqlite_url, "battles", "fill", "--prompts", str(prompts), "--models", ",".join(MODELS),
+              "--max-tokens", "8"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert "formed 0 battles" in out
+    assert "cut at --max-tokens 8, and cut texts cannot battle: raise --max-tokens" in out, out
+    engine.dispose()
