@@ -13,8 +13,8 @@ from core.errors import UserError
 from webapp.rendering import safe_markdown
 
 ANNOTATOR_COLUMNS = ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "agreement_z",
-                     "left_share", "side_z", "skew_model", "skew_z", "too_fast_share", "tie_share", "both_bad_share",
-                     "flags", "banned"]
+                     "left_share", "side_z", "skew_model", "skew_z", "too_fast_share", "instant_share", "tie_share",
+                     "both_bad_share", "flags", "banned"]
 PAIR_COLUMNS = ["annotator_1", "annotator_2", "shared", "agreement", "kappa"]
 
 
