@@ -1,5 +1,8 @@
 """Filling the battle pool: pre-generate K complete answers per model and prompt, then form battles.
 
+Which prompts: a file's (``--prompts``), or with ``--all`` every prompt imported for the arena;
+a writer's private request (typed in the Write tab, see ``storage.catalog.WRITER_SOURCE``) never.
+
 Resumable: a (prompt, model) pair counts only its *complete* pooled answers, so a rerun
 generates what is missing, and failed, truncated or interrupted rows (kept in the database,
 never pooled) are retried with a fresh seed. Seeds are derived from the base seed, the prompt,
@@ -20,6 +23,16 @@ from sqlalchemy.engine import Engine
 
 from storage.engine import session_scope
 from core.errors import UserError
+
+
+CPU_FILL_LIMIT = 8
+"""Prompts in the fill line printed after ``lwz train --register``: 16 answers for two models,
+which the embedded model writes in tens of minutes on a CPU; a GPU server takes the whole pool."""
+CPU_TOKENS_PER_SECOND = 25.0
+"""The embedded 135M model's speed on a quiet 2-core CPU, one answer at a time (docs/benchmarks.md)."""
+TOKENS_PER_WORD = 1.3
+UNSET_TARGET_WORDS = 1000
+"""Words assumed for a prompt that names no length, in :func:`fill_estimate`."""
 
 
 @dataclass
@@ -67,7 +80,8 @@ def job_seed(base: int, prompt_id: int, model: str, attempt: int) -> int:
 
 
 def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
-    """The generations still needed, and how many (prompt, model, k) slots were already done."""
+    """The generations still needed, in a seeded random order, and how many (prompt, model, k)
+    slots were already done."""
     from writing.models import lookup_model
     from storage.catalog import get_or_add_prompt, list_prompts, parse_prompt_lines
     from storage.models import Generation, GenerationStatus
@@ -82,11 +96,12 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
                 rows = parse_prompt_lines(handle, source=str(path))
             prompts = [get_or_add_prompt(session, source=path.name, **row)[0] for row in rows]
         else:
-            prompts = list_prompts(session)
+            prompts = list_prompts(session, arena_only=True)
         if options.limit is not None:
             prompts = prompts[: options.limit]
         if not prompts:
-            raise UserError("no prompts: import some with lwz prompts import FILE, or pass --prompts FILE")
+            raise UserError("no arena prompts (requests typed in the Write tab stay private): import some with "
+                            "lwz prompts import FILE, or pass --prompts FILE")
         jobs, done = [], 0
         for prompt in prompts:
             for name, entry in entries.items():
@@ -106,7 +121,19 @@ def plan_jobs(engine: Engine, *, options: FillOptions) -> tuple[list[Job], int]:
                     jobs.append(Job(prompt.id, prompt.text, prompt.category,
                                     prompt.target_words or options.target_words, name,
                                     job_seed(options.seed, prompt.id, name, attempts + k)))
+    # Rows are created in job order: shuffled, so that of a battle's two adjacent ids the lower
+    # one is not always the first model named in --models.
+    random.Random(f"{options.seed}:order").shuffle(jobs)
     return jobs, done
+
+
+def fill_estimate(engine: Engine, *, options: FillOptions) -> dict[str, Any]:
+    """What a fill would write, before it runs: ``answers``, ``words`` (the prompts' targets) and
+    ``cpu_minutes`` at :data:`CPU_TOKENS_PER_SECOND` (the embedded model, one answer at a time)."""
+    jobs, _ = plan_jobs(engine, options=options)
+    words = sum(job.target_words or UNSET_TARGET_WORDS for job in jobs)
+    return {"answers": len(jobs), "words": words,
+            "cpu_minutes": round(words * TOKENS_PER_WORD / CPU_TOKENS_PER_SECOND / 60.0)}
 
 
 async def _run_job(engine: Engine, job: Job, *, options: FillOptions, gate: asyncio.Semaphore) -> str:
@@ -160,8 +187,38 @@ async def _run_all(engine: Engine, jobs: list[Job], *, options: FillOptions, pro
     return statuses
 
 
+def no_battle_reason(*, statuses: dict[str, int], max_tokens: int | None) -> str:
+    """Why a fill formed no battle, and what to change, from the statuses of what it generated.
+
+    Only complete answers battle (see :func:`storage.arena.pool_entries`): a text cut at its token
+    limit, one that ended far short of its target, or a failed one never enters the pool.
+    """
+    reasons = []
+    cut = statuses.get("truncated", 0)
+    if cut:
+        limit = f"--max-tokens {max_tokens}" if max_tokens else "the model's length limit"
+        change = ("raise --max-tokens (a word is about 1.3 tokens, and a plan comes first) or leave it out"
+                  if max_tokens else "use prompts with shorter targets, or --target-words for those without one")
+        reasons.append(f"{cut} text{'s were' if cut != 1 else ' was'} cut at {limit}, and cut texts cannot "
+                       f"battle: {change}")
+    short = statuses.get("short", 0)
+    if short:
+        reasons.append(f"{short} ended far short of the target, and short texts cannot battle: set a smaller "
+                       "--target-words or use a model that writes longer")
+    for status in sorted(set(statuses) - {"complete", "truncated", "short"}):
+        reasons.append(f"{statuses[status]} {status} (see the messages above)")
+    if statuses.get("complete") and not reasons:
+        reasons.append("the new complete texts found no partner: a battle needs complete texts by two different "
+                       "models for the same request")
+    if not statuses:
+        reasons.append("nothing was left to generate and every pair of pooled texts already has its battle: "
+                       "add prompts, or raise --per-prompt")
+    return "; ".join(reasons)
+
+
 def fill_pool(engine: Engine, *, options: FillOptions, progress: bool = True) -> dict[str, Any]:
-    """Generate what is missing, then form battles. Returns counts for the summary line / JSON."""
+    """Generate what is missing, then form battles. Returns counts for the summary line / JSON, and
+    ``why_no_battles`` (what to change) when none was formed."""
     from storage.arena import list_battles
     from storage.models import Battle
     from arena.pool import form_battles, load_name_words
@@ -178,4 +235,5 @@ def fill_pool(engine: Engine, *, options: FillOptions, progress: bool = True) ->
         "generated": sum(statuses.values()), "complete": complete, "not_complete": sum(statuses.values()) - complete,
         "statuses": statuses, "already_done": done, "battles_formed": len(created), "names_model": named,
         "battles_total": total, "seed": options.seed,
+        "why_no_battles": None if created else no_battle_reason(statuses=statuses, max_tokens=options.max_tokens),
     }

@@ -55,6 +55,47 @@ class ArenaSettings:
         return cls(words_per_minute=wpm, name_words_file=os.environ.get("LWZ_ARENA_NAME_WORDS") or None, seed=seed)
 
 
+FLOOR_WORDS_PER_SECOND = 25.0
+"""The reading-speed ceiling behind the server's floor: 1,500 words a minute. Skimming runs at
+about 600-700 words a minute (Rayner et al., "So much to read, so little time", 2016); twice that
+leaves room for a fast reader who skips, and nobody judges two texts faster."""
+FLOOR_WORDS_PER_SIDE = 1000
+"""The floor counts at most this many words of each side: whoever votes has at least read the
+opening of both texts. Beyond it the page's reading report and ``words_per_minute`` judge (an
+annotator may fairly stop reading two 20,000-word texts once one has broken down)."""
+
+
+def floor_seconds(*, words_left: int, words_right: int, words_per_minute: float = 0.0) -> float:
+    """The least time a vote on texts of these lengths can take, whatever the page reports.
+
+    The speed is :data:`FLOOR_WORDS_PER_SECOND`, or the arena's ``words_per_minute`` where that is
+    faster: the floor never asks more than the reading rule does (a deployment, or a script
+    that votes at once on purpose, raises ``LWZ_ARENA_WPM`` to lower both).
+    """
+    counted = min(max(words_left, 0), FLOOR_WORDS_PER_SIDE) + min(max(words_right, 0), FLOOR_WORDS_PER_SIDE)
+    return counted / max(FLOOR_WORDS_PER_SECOND, words_per_minute / 60.0)
+
+
+def vote_flags(*, seconds: float, words_left: int, words_right: int, report: ReadingReport,
+               words_per_minute: float) -> list[str]:
+    """The flags a vote gets: ``too_fast`` when it came sooner than the server's floor
+    (:func:`floor_seconds`, with ``under_floor`` beside it) or sooner than reading the words the
+    page says were scrolled past at ``words_per_minute``.
+
+    ``seconds`` is the server's time from assignment to vote. The page's report can only add a
+    flag: a report of nothing read lowers the words it counts, never the floor.
+    """
+    under_floor = seconds < floor_seconds(words_left=words_left, words_right=words_right,
+                                          words_per_minute=words_per_minute)
+    words = words_read(words_left=words_left, words_right=words_right, report=report)
+    flags = []
+    if under_floor or too_fast(seconds=seconds, words=words, words_per_minute=words_per_minute):
+        flags.append("too_fast")
+    if under_floor:
+        flags.append("under_floor")
+    return flags
+
+
 def too_fast(*, seconds: float, words: float, words_per_minute: float) -> bool:
     """True when ``seconds`` is less than reading ``words`` at ``words_per_minute`` takes.
 
@@ -128,8 +169,9 @@ def cast_vote(
     stays usable.
     Reading time runs from assignment to now (the server's clock). ``reading`` is the page's
     report (see :mod:`arena.reading`): each side's read and seen shares and the active reading
-    time, clamped here and stored with the vote. A vote faster than reading the words scrolled past at
-    ``words_per_minute`` is stored with the flag ``too_fast`` (and so left out of ratings).
+    time, clamped here and stored with the vote. A vote faster than the server's floor, or than
+    reading the words scrolled past at ``words_per_minute``, is stored with the flag ``too_fast``
+    (and so left out of ratings); see :func:`vote_flags`.
     """
     from storage.arena import insert_vote_once, vote_context
 
@@ -147,8 +189,8 @@ def cast_vote(
     seconds = max(0.0, (utcnow() - context["assigned_at"]).total_seconds())
     report = clamp_reading(report, wall_seconds=seconds)
     left_words, right_words = context["words"]
-    words = words_read(words_left=left_words, words_right=right_words, report=report)
-    flags = ["too_fast"] if too_fast(seconds=seconds, words=words, words_per_minute=words_per_minute) else []
+    flags = vote_flags(seconds=seconds, words_left=left_words, words_right=right_words, report=report,
+                       words_per_minute=words_per_minute)
     return CastVote(*insert_vote_once(
         session, battle_id=battle_id, annotator_id=annotator_id, winner=winner, criteria=criteria, reason=reason,
         reading_seconds=round(seconds, 3), flags=flags, read_left=report.read_left, read_right=report.read_right,

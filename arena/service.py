@@ -26,6 +26,18 @@ EMPTY_POOL_MESSAGE = (
     "`lwz battles fill --prompts FILE.jsonl --models A,B --per-prompt 1`, "
     "or send texts from the Write tab."
 )
+"""What a researcher or admin reads when no battle can be shown: they run the CLI and write."""
+ANNOTATOR_EMPTY_POOL_MESSAGE = (
+    "No battles are waiting yet: texts enter the arena when the team running it fills the pool, or "
+    "when writers send their texts. Press Next battle again later, or tell whoever gave you your "
+    "account that the pool is empty."
+)
+"""What an annotator reads: they have no CLI and no Write tab, so nothing to run."""
+
+
+def empty_pool_message(role: str | None) -> str:
+    """The empty-pool message for ``role``: each names only what that role can do."""
+    return ANNOTATOR_EMPTY_POOL_MESSAGE if role == "annotator" else EMPTY_POOL_MESSAGE
 DONE_MESSAGE = "You have read every battle available to you. Thank you! Come back when the pool grows."
 
 
@@ -128,7 +140,10 @@ def next_battle(
             else:
                 candidates, weights = showable_battles(session, engine, settings=settings)
                 if not candidates:
-                    return {"message": EMPTY_POOL_MESSAGE}
+                    from storage.models import User
+
+                    return {"message": empty_pool_message(session.execute(
+                        sa.select(User.role).where(User.id == annotator_id)).scalar())}
                 given = given_battle_ids(session, annotator_id=annotator_id)
                 rng = random.Random(f"{settings.seed}:{annotator_id}:{len(given)}")
                 choice = choose_battle(candidates, annotator_id=annotator_id, already_given=given, rng=rng,

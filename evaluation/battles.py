@@ -155,7 +155,8 @@ def collapse(frame, *, length_control: bool = False, covariates=None, both_bad: 
         raise UserError(f"both_bad must be 'tie' or 'drop', got {both_bad!r}")
     if length_control:
         covariates = length_covariate(frame["words_a"], frame["words_b"])[:, None]
-    z = np.zeros((len(frame), 0)) if covariates is None else np.asarray(covariates, dtype=float).reshape(len(frame), -1)
+    z = np.zeros((len(frame), 0)) if covariates is None else np.asarray(covariates, dtype=float)
+    z = z.reshape(len(frame), -1) if len(frame) else z.reshape(0, z.shape[-1] if z.ndim > 1 else 0)  # no votes yet
     if both_bad == "drop":
         keep = (frame["winner"] != "both_bad").to_numpy()
         frame, z = frame[keep], z[keep]

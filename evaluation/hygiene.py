@@ -8,11 +8,18 @@ here, per annotator, each with a z score so that "beyond chance" has one meaning
   and one pseudo-loss); ``skew_z`` is the largest |z| over models, signed, ``skew_model`` its model;
 * **side bias**: left against right among decisive votes (z against 50/50);
 * **too fast**: the share of votes the arena flagged ``too_fast``;
+* **instant voting**: the share of votes cast sooner than the arena's server-side floor
+  (``under_floor``, see :func:`arena.rules.floor_seconds`): over half means the median vote came
+  before the texts could be opened and skimmed, whatever the page reported about reading;
+* **one address, several accounts**: annotators whose sign-ins came from an address another
+  voting account also signed in from (``storage.votes.voters_sharing_an_address``). A household
+  or an office behind one NAT shares an address honestly, so this is a prompt to look, not a verdict;
 * **agreement with the majority** (see :func:`evaluation.agreement.annotator_stats`), with a z
   against the agreement rate of all annotators together.
 
 An annotator is flagged when a z passes ``HygieneSettings.z`` (skew: Bonferroni-corrected over
-the models they judged) or the too-fast share passes its limit, each only with enough votes.
+the models they judged) or the too-fast or instant share passes its limit, each only with enough
+votes, or when another voting account signed in from one of their addresses.
 Bans (:func:`ban`, :func:`unban`) are rows of ``annotator_bans``; ``storage.votes`` leaves banned
 annotators' votes out of the battles table that ratings and exports read.
 """
@@ -33,15 +40,20 @@ from core.errors import UserError
 class HygieneSettings:
     """Thresholds of the flags. ``z``: two-sided z for "beyond chance" (3.29: p < 0.001);
     ``min_votes``: decisive votes (or compared battles) needed before a z may flag;
-    ``too_fast_share``: flag above this share of too-fast votes (with ``min_votes`` votes)."""
+    ``too_fast_share``: flag above this share of too-fast votes (with ``min_votes`` votes);
+    ``instant_share``: flag "votes instantly" above this share of votes under the server's floor
+    (0.5: the median vote; with ``min_votes`` votes)."""
 
     z: float = 3.29
     min_votes: int = 10
     too_fast_share: float = 0.3
+    instant_share: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.z <= 0 or self.min_votes < 1 or not 0 < self.too_fast_share <= 1:
-            raise UserError("hygiene thresholds: z > 0, min_votes >= 1 and 0 < too_fast_share <= 1")
+        if (self.z <= 0 or self.min_votes < 1 or not 0 < self.too_fast_share <= 1
+                or not 0 <= self.instant_share < 1):
+            raise UserError("hygiene thresholds: z > 0, min_votes >= 1, 0 < too_fast_share <= 1 "
+                            "and 0 <= instant_share < 1")
 
 
 def _z(observed: float, expected: float, variance: float) -> float | None:
@@ -85,17 +97,22 @@ def skew_scores(votes) -> dict[str, dict[str, Any]]:
 
 
 def hygiene_report(votes, *, flags_by_vote: dict[int, list[str]] | None = None,
-                   banned: set[str] | None = None, settings: HygieneSettings | None = None) -> list[dict[str, Any]]:
-    """One row per annotator: the agreement habits plus skew, side bias, too-fast share, flags and ban.
+                   banned: set[str] | None = None, settings: HygieneSettings | None = None,
+                   shared_address: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+    """One row per annotator: the agreement habits plus skew, side bias, too-fast and instant
+    shares, the accounts sharing an address with them, flags and ban.
 
     ``votes`` is a votes table (``storage.votes.votes_table``: battle_id, annotator, model_a,
-    model_b, winner, vote_id, reading_seconds); ``flags_by_vote`` maps vote ids to their stored flags.
+    model_b, winner, vote_id, reading_seconds); ``flags_by_vote`` maps vote ids to their stored
+    flags; ``shared_address`` maps an annotator to the other voting accounts that signed in from
+    one of their addresses.
     """
     from evaluation.agreement import annotator_stats
 
     settings = settings or HygieneSettings()
     flags_by_vote = flags_by_vote or {}
     banned = banned or set()
+    shared_address = shared_address or {}
     base = annotator_stats(votes) if len(votes) else []
     skew = skew_scores(votes) if len(votes) else {}
     compared = [r for r in base if r["majority_battles"]]
@@ -107,7 +124,9 @@ def hygiene_report(votes, *, flags_by_vote: dict[int, list[str]] | None = None,
         mine = votes[votes["annotator"].astype(str) == name]
         winners = mine["winner"].astype(str)
         left, right = int((winners == "model_a").sum()), int((winners == "model_b").sum())
-        too_fast = sum("too_fast" in flags_by_vote.get(int(v), []) for v in mine["vote_id"]) if "vote_id" in mine else 0
+        stored = [flags_by_vote.get(int(v), []) for v in mine["vote_id"]] if "vote_id" in mine else []
+        too_fast = sum("too_fast" in f for f in stored)
+        instant = sum("under_floor" in f for f in stored)
         side_z = _z(left, (left + right) / 2, (left + right) / 4)
         n_major = row["majority_battles"]
         agree_z = None
@@ -116,7 +135,9 @@ def hygiene_report(votes, *, flags_by_vote: dict[int, list[str]] | None = None,
         s = skew.get(name, {"skew_model": None, "skew_z": None, "models_judged": 0})
         out = {**row, **s, "side_z": None if side_z is None else round(side_z, 3),
                "agreement_z": None if agree_z is None else round(agree_z, 3),
-               "too_fast_share": too_fast / len(mine) if len(mine) else None, "banned": name in banned}
+               "too_fast_share": too_fast / len(mine) if len(mine) else None,
+               "instant_share": instant / len(mine) if len(mine) else None,
+               "shares_address_with": sorted(shared_address.get(name, [])), "banned": name in banned}
         out["flags"] = _flags(out, decisive=left + right, settings=settings)
         rows.append(out)
     return rows
@@ -133,6 +154,10 @@ def _flags(row: dict[str, Any], *, decisive: int, settings: HygieneSettings) -> 
         flags.append(f"side bias ({'left' if row['side_z'] > 0 else 'right'})")
     if row["votes"] >= settings.min_votes and (row["too_fast_share"] or 0) > settings.too_fast_share:
         flags.append("too fast")
+    if row["votes"] >= settings.min_votes and (row.get("instant_share") or 0) > settings.instant_share:
+        flags.append("votes instantly (median vote before the server's reading floor)")
+    if row.get("shares_address_with"):
+        flags.append(f"signs in from one address with {', '.join(row['shares_address_with'])}")
     if row["majority_battles"] >= settings.min_votes and row["agreement_z"] is not None and row["agreement_z"] < -settings.z:
         flags.append("disagrees with the majority")
     return flags

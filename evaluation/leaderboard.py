@@ -119,7 +119,7 @@ def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_
     from evaluation.agreement import agreement_report
     from evaluation.hygiene import hygiene_report
     from storage.models import User, Vote
-    from storage.votes import banned_annotator_ids
+    from storage.votes import banned_annotator_ids, voters_sharing_an_address
 
     with session_scope(engine) as session:
         frame = battles_frame(session, include_flagged=include_flagged, include_named=include_named, include_banned=True)
@@ -127,6 +127,8 @@ def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_
                  for i, f in session.execute(sa.select(Vote.id, Vote.flags).where(Vote.flagged.is_(True))).all()}
         banned_ids = banned_annotator_ids(session)
         banned = {n for (n,) in session.execute(sa.select(User.name).where(User.id.in_(banned_ids))).all()} if banned_ids else set()
+        shared = voters_sharing_an_address(session)
     report = agreement_report(frame)
-    report["annotators"] = hygiene_report(frame, flags_by_vote=flags, banned=banned, settings=settings)
+    report["annotators"] = hygiene_report(frame, flags_by_vote=flags, banned=banned, settings=settings,
+                                          shared_address=shared)
     return report

@@ -1,14 +1,19 @@
-"""The stall limit: a generation whose backend sends no token for N seconds is ended.
+"""The stall limit: a request whose backend sends nothing for N seconds is ended.
 
-A server can hang after its first tokens (a wedged worker, a dropped connection that never
-closes); the client's read timeout is minutes long, and meanwhile the page shows only
-heartbeats. :class:`StallGuarded` wraps any backend so that its stream raises
-:class:`BackendError` once no item has come for ``seconds``; the service turns that into an
+A server can hang at any point of a request: accept the connection and never answer (no
+headers, no model card, no token), or stop after its first tokens (a wedged worker, a dropped
+connection that never closes). The client's read timeout is minutes long, and meanwhile the
+page shows only heartbeats and ``lwz generate`` waits. :class:`StallGuarded` wraps any backend
+so that every call to it, and its stream from the connect to the last token, raises
+:class:`BackendError` once nothing has come for ``seconds``; the service turns that into an
 ``Error`` event and the row ends ``interrupted`` (``failed`` when nothing was written).
 
-The clock runs only after the first token of a request: waiting for one's turn in a queue, or
-for a long prompt to be read, is not a stall. ``seconds`` comes from ``--stall-seconds`` (``lwz
-serve``), else the ``LWZ_STALL_SECONDS`` environment variable, else 60; 0 turns the limit off.
+Waiting for one's turn is not a stall: a ``Queued`` item (the local model's queue) stops the
+clock until the next item comes. The in-process local backend is guarded only between tokens
+(``from_start=False``): loading its weights and reading a long prompt on a CPU take minutes and
+are not a server that went silent. ``seconds`` comes from ``--stall-seconds`` (``lwz serve``),
+else the ``LWZ_STALL_SECONDS`` environment variable, else 60; 0 turns the limit off. A vLLM
+server that keeps requests in its own queue longer than the limit needs a larger one.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from contextlib import aclosing
 from typing import Any, AsyncIterator, Optional
 
 from core.errors import UserError
-from generation.backends.base import Backend, BackendError, BackendRequest, Delta, StreamItem
+from generation.backends.base import Backend, BackendError, BackendRequest, StreamItem
+from generation.events import Queued
 
 DEFAULT_STALL_SECONDS = 60.0
 ENV_VAR = "LWZ_STALL_SECONDS"
@@ -51,14 +57,23 @@ def stall_seconds() -> float:
     return parse_stall_seconds(raw, source=ENV_VAR) if raw else DEFAULT_STALL_SECONDS
 
 
-async def guard(items: AsyncIterator[StreamItem], seconds: float) -> AsyncIterator[StreamItem]:
-    """``items`` passed through; BackendError when, after the first token, none comes for ``seconds``."""
-    started = False
+def _stalled(seconds: float) -> BackendError:
+    return BackendError(f"the model sent no token for {seconds:g} s and was stopped (stall limit; "
+                        f"set it with lwz serve --stall-seconds or {ENV_VAR})")
+
+
+async def guard(items: AsyncIterator[StreamItem], seconds: float, *, from_start: bool = True) -> AsyncIterator[StreamItem]:
+    """``items`` passed through; BackendError when none comes for ``seconds``.
+
+    The clock runs from the first wait (``from_start``; else from the first item) and restarts
+    with every item; after a ``Queued`` item it stops until the next one comes.
+    """
+    running = from_start
     async with aclosing(items) as stream:
         iterator = stream.__aiter__()
         while True:
             try:
-                if started and seconds > 0:
+                if running and seconds > 0:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancel that lands in the
                     # same loop turn as the item (Ctrl-C was then ignored mid-stream)
                     async with asyncio.timeout(seconds):
@@ -67,38 +82,49 @@ async def guard(items: AsyncIterator[StreamItem], seconds: float) -> AsyncIterat
                     item = await iterator.__anext__()
             except StopAsyncIteration:
                 return
-            except asyncio.TimeoutError:
-                raise BackendError(
-                    f"the model sent no token for {seconds:g} s and was stopped (stall limit; "
-                    f"set it with lwz serve --stall-seconds or {ENV_VAR})") from None
-            if isinstance(item, Delta):
-                started = True
+            except TimeoutError:
+                raise _stalled(seconds) from None
+            running = not isinstance(item, Queued)
             yield item
 
 
 class StallGuarded:
     """``backend`` with the stall limit on its stream; everything else is the backend's own."""
 
-    def __init__(self, backend: Backend, seconds: Optional[float] = None) -> None:
+    def __init__(self, backend: Backend, seconds: Optional[float] = None, *, from_start: bool = True) -> None:
         self.inner = backend
         self.seconds = seconds
+        self.from_start = from_start
         self.description = backend.description
 
+    def _limit(self) -> float:
+        return stall_seconds() if self.seconds is None else self.seconds
+
+    async def _bounded(self, call):
+        """``await call`` within the limit (a server that accepts and never answers ends here too)."""
+        seconds = self._limit()
+        if not self.from_start or seconds <= 0:
+            return await call
+        try:
+            async with asyncio.timeout(seconds):
+                return await call
+        except TimeoutError:
+            raise _stalled(seconds) from None
+
     def stream(self, request: BackendRequest, *, cancel: Optional[asyncio.Event] = None) -> AsyncIterator[StreamItem]:
-        seconds = stall_seconds() if self.seconds is None else self.seconds
-        return guard(self.inner.stream(request, cancel=cancel), seconds)
+        return guard(self.inner.stream(request, cancel=cancel), self._limit(), from_start=self.from_start)
 
     async def count_tokens(self, text: str) -> int:
-        return await self.inner.count_tokens(text)
+        return await self._bounded(self.inner.count_tokens(text))
 
     async def context_length(self) -> int:
-        return await self.inner.context_length()
+        return await self._bounded(self.inner.context_length())
 
     async def prompt_tokens(self, request: BackendRequest) -> int:
-        return await self.inner.prompt_tokens(request)
+        return await self._bounded(self.inner.prompt_tokens(request))
 
     async def prompt_tokens_at_most(self, request: BackendRequest) -> int:
-        return await self.inner.prompt_tokens_at_most(request)
+        return await self._bounded(self.inner.prompt_tokens_at_most(request))
 
     def __getattr__(self, name: str):
         return getattr(self.inner, name)  # backend-specific extras (the local queue's length)

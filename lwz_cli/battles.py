@@ -59,6 +59,8 @@ def cmd_fill(args: argparse.Namespace) -> int:
         print(f"generated {summary['generated']} ({summary['complete']} complete, {summary['not_complete']} not), "
               f"skipped {summary['already_done']} already done; formed {summary['battles_formed']} battles "
               f"({summary['names_model']} name a model); pool: {summary['battles_total']} battles")
+        if summary["why_no_battles"]:
+            print(f"no battle formed: {summary['why_no_battles']}")
     return 1 if summary["not_complete"] and not summary["complete"] else 0
 
 

@@ -60,13 +60,15 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def arena_fill_command(name: str, parent: str | None, *, db: str | None = None) -> str:
+def arena_fill_command(name: str, parent: str | None, *, db: str | None = None, limit: int | None = None) -> str:
     """The exact ``lwz battles fill`` line that puts a newly registered model into the arena.
 
     Registering a checkpoint does not write any texts with it; until this runs, it has no battles.
+    ``limit``: the prompts it takes (``--limit``), so that the line printed for a CPU ends.
     """
     import shlex
 
     models = ",".join(m for m in (parent, name) if m) if parent else f"{name},ANOTHER_MODEL"
     database = f"--db {shlex.quote(db)} " if db else ""
-    return f"lwz {database}battles fill --all --models {shlex.quote(models)} --per-prompt 1"
+    bound = f" --limit {limit}" if limit else ""
+    return f"lwz {database}battles fill --all --models {shlex.quote(models)} --per-prompt 1{bound}"

@@ -181,7 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     options.check()
-    summary = run_training(open_engine(args, upgrade=True), options)
+    engine = open_engine(args, upgrade=True)
+    summary = run_training(engine, options)
     if args.json:
         print_json(summary)
         return 0
@@ -200,7 +201,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"registered despite the reward-hacking gate (--force; {regressed}), recorded in run {summary['run_id']}")
         print(f"registered model {reg['name']} (parent {reg['parent']}); to serve it on a GPU host:")
         print(summary["vllm_serve"])
-        print("it has no battles yet; to put it in the arena, run:\n" + arena_fill_command(reg["name"], reg["parent"], db=args.db))
+        print(arena_fill_advice(engine, reg["name"], reg["parent"], db=args.db))
     elif args.train_kind != "reward":
         print(f"to serve it on a GPU host: vllm serve {summary['output_dir']}")
     return 0
+
+
+def arena_fill_advice(engine, name: str, parent: str | None, *, db: str | None) -> str:
+    """The lines after registration: a fill bounded for a CPU, with what it writes and how long it takes."""
+    from arena.fill import CPU_FILL_LIMIT, FillOptions, fill_estimate
+    from core.errors import UserError
+
+    line = arena_fill_command(name, parent, db=db, limit=CPU_FILL_LIMIT)
+    try:
+        cost = fill_estimate(engine, options=FillOptions(models=[parent or "", name], all_prompts=True,
+                                                           limit=CPU_FILL_LIMIT))
+        size = (f"{cost['answers']} answers, about {cost['words']:,} words: about {cost['cpu_minutes']} minutes "
+                "with the embedded model on a CPU, minutes on a GPU server")
+    except UserError:
+        size = f"up to {2 * CPU_FILL_LIMIT} answers"
+    return (f"it has no battles yet; to put it in the arena, run ({size}; drop --limit to take every arena "
+            f"prompt):\n{line}")

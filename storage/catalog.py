@@ -9,6 +9,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -73,6 +74,12 @@ def list_models(session: Session) -> list[ModelEntry]:
     return list(session.exec(select(ModelEntry).order_by(ModelEntry.id)))
 
 
+WRITER_SOURCE = "generate"
+"""The ``source`` of a prompt first stored by writing (the Write tab, ``lwz generate``): a writer's
+private request. It enters the arena only through a text its author sends there; ``lwz battles
+fill --all`` takes only prompts of other sources (imported for the arena)."""
+
+
 def get_or_add_prompt(
     session: Session,
     *,
@@ -86,6 +93,10 @@ def get_or_add_prompt(
     digest = prompt_hash(text)
     existing = session.exec(select(Prompt).where(Prompt.content_hash == digest)).first()
     if existing is not None:
+        if existing.source == WRITER_SOURCE and source not in (None, WRITER_SOURCE):
+            existing.source = source  # imported for the arena too: the same words are no longer private
+            session.add(existing)
+            session.flush()
         return existing, False
     prompt = Prompt(
         text=text,
@@ -156,8 +167,12 @@ def _decoded_lines(path: Path) -> Iterator[str]:
                 raise UserError(f"{path}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
-def list_prompts(session: Session, *, category: str | None = None, limit: int | None = None) -> list[Prompt]:
+def list_prompts(session: Session, *, category: str | None = None, limit: int | None = None,
+                 arena_only: bool = False) -> list[Prompt]:
+    """Prompts in id order; ``arena_only`` leaves out writers' private requests (:data:`WRITER_SOURCE`)."""
     query = select(Prompt).order_by(Prompt.id)
+    if arena_only:
+        query = query.where(sa.or_(Prompt.source.is_(None), Prompt.source != WRITER_SOURCE))
     if category is not None:
         query = query.where(Prompt.category == category)
     if limit is not None:

@@ -249,6 +249,9 @@ class UserSession(SQLModel, table=True):
     created_at: datetime = _ts()
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False))
     revoked_at: Optional[datetime] = _optional_ts()
+    # The client address the sign-in came from (as the throttle sees it): several accounts voting
+    # from one address is a sign of one person voting as many (see evaluation.hygiene).
+    address: Optional[str] = Field(default=None, sa_column=sa.Column(sa.String(64), nullable=True))
 
 
 class AnnotatorBan(SQLModel, table=True):

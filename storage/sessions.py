@@ -26,11 +26,13 @@ def token_hash(token: str) -> str:
 
 
 def create_session(session: Session, *, user_id: int, ttl: timedelta = SESSION_TTL,
-                   now: datetime | None = None) -> str:
-    """A new session for ``user_id``; returns the token to hand to the browser (never stored)."""
+                   now: datetime | None = None, address: str | None = None) -> str:
+    """A new session for ``user_id``; returns the token to hand to the browser (never stored).
+    ``address``: the client address it came from, kept for vote hygiene."""
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
-    session.add(UserSession(token_hash=token_hash(token), user_id=user_id, created_at=now, expires_at=now + ttl))
+    session.add(UserSession(token_hash=token_hash(token), user_id=user_id, created_at=now, expires_at=now + ttl,
+                            address=(address or None) and address[:64]))
     session.flush()
     return token
 

@@ -188,3 +188,28 @@ def votes_table(
     ])
     frame["winner"] = frame["winner"].map({"left": "model_a", "right": "model_b", "tie": "tie", "both_bad": "both_bad"})
     return frame
+
+
+def voters_sharing_an_address(session: Session) -> dict[str, list[str]]:
+    """For each annotator with a vote, the other voting accounts that signed in from one of the
+    same client addresses (``user_sessions.address``); annotators sharing none are left out.
+
+    One person voting as several accounts is what this looks for; sessions made before addresses
+    were recorded (NULL) match nothing.
+    """
+    from storage.models import UserSession
+
+    voters = sa.select(Vote.annotator_id).distinct()
+    rows = session.execute(
+        sa.select(UserSession.address, User.name).join(User, User.id == UserSession.user_id)
+        .where(UserSession.address.is_not(None), UserSession.user_id.in_(voters)).distinct()
+    ).all()
+    by_address: dict[str, set[str]] = {}
+    for address, name in rows:
+        by_address.setdefault(address, set()).add(name)
+    shared: dict[str, set[str]] = {}
+    for names in by_address.values():
+        for name in names:
+            if len(names) > 1:
+                shared.setdefault(name, set()).update(names - {name})
+    return {name: sorted(others) for name, others in shared.items()}

@@ -10,10 +10,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from core.errors import UserError
+from webapp.rendering import safe_markdown
 
 ANNOTATOR_COLUMNS = ["annotator", "votes", "median_reading_seconds", "agreement_with_majority", "agreement_z",
-                     "left_share", "side_z", "skew_model", "skew_z", "too_fast_share", "tie_share", "both_bad_share",
-                     "flags", "banned"]
+                     "left_share", "side_z", "skew_model", "skew_z", "too_fast_share", "instant_share", "tie_share",
+                     "both_bad_share", "flags", "banned"]
 PAIR_COLUMNS = ["annotator_1", "annotator_2", "shared", "agreement", "kappa"]
 
 
@@ -30,7 +31,7 @@ def annotators_view(engine: Engine) -> dict[str, Any]:
         f"**Krippendorff's alpha** (nominal, all votes): {'n/a' if alpha is None else f'{alpha:.3f}'} over "
         f"{report['battles_with_several_votes']} battles with two or more votes. Left share 0.5 = no position bias; "
         f"z scores beyond ±3.29 are flagged (p < 0.001). "
-        + (f"**Flagged:** {', '.join(flagged)}." if flagged else "No annotator is flagged.")
+        + (f"**Flagged:** {safe_markdown(', '.join(flagged))}." if flagged else "No annotator is flagged.")
     )
     rows = [{**r, "flags": "; ".join(r["flags"]), "banned": "banned" if r["banned"] else ""} for r in report["annotators"]]
     annotators = pd.DataFrame(rows, columns=ANNOTATOR_COLUMNS).round(3)
@@ -51,7 +52,8 @@ def ban_action(engine: Engine, *, admin: str, name: str, reason: str, lift: bool
             unban(session, name=name, by=admin)
         else:
             ban(session, name=name, reason=reason or "", by=admin)
-    return f"{name}: {'ban lifted' if lift else 'banned'} (their votes {'count again' if lift else 'leave ratings and exports'})."
+    return (f"{safe_markdown(name)}: {'ban lifted' if lift else 'banned'} "
+            f"(their votes {'count again' if lift else 'leave ratings and exports'}).")
 
 
 def build_annotators_panel(gr, ctx) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Optional
 from sqlalchemy.engine import Engine
 
 from webapp.auth import Identity, ensure_local_user, identify, require
+from webapp.rendering import safe_markdown
 
 # (tab label, module, builder, action a user needs to see the tab)
 TABS = (
@@ -92,14 +93,14 @@ def build_app(ctx: AppContext):
             try:
                 who = ctx.identify(request)
             except UserError as exc:
-                return {refused: gr.Markdown(f"**{exc}**", visible=True),
+                return {refused: gr.Markdown(f"**{safe_markdown(str(exc))}**", visible=True),
                         **{tab: gr.Tab(visible=False) for tab, _ in tabs}}
             updates = {tab: gr.Tab(visible=who.can(action)) for tab, action in tabs}
             # Open the first tab this role may see (an annotator's first tab is the Arena, not Write).
             first = next((label for label, _, _, action in TABS if who.can(action)), None)
             if first is not None:
                 updates[tabset] = gr.Tabs(selected=first.lower())
-            updates[whoami] = f"Signed in as **{who.name}** ({who.role})" if ctx.settings.auth else "Local mode"
+            updates[whoami] = f"Signed in as **{safe_markdown(who.name)}** ({who.role})" if ctx.settings.auth else "Local mode"
             if "model" in parts:
                 choices = model_choices(ctx.engine)
                 names = [name for _, name in choices]

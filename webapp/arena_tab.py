@@ -234,8 +234,7 @@ def build_arena_tab(gr, ctx) -> None:
                            request_md: request_text(prompt or "", target_words), vote_row: gr.update(visible=True)}
                     return
                 if isinstance(event, (Think, Answer)):
-                    # Escaping is per character, so escaped chunks add up to the escaped whole.
-                    texts[side][0 if isinstance(event, Think) else 1] += safe_markdown(event.text)
+                    texts[side][0 if isinstance(event, Think) else 1] += event.text  # escaped whole when shown
                 elif isinstance(event, Error):
                     # The backend's message may name its host and port: the log keeps it, the page does not.
                     log.warning("live battle side %s failed: %s", side, event.message)
@@ -243,7 +242,7 @@ def build_arena_tab(gr, ctx) -> None:
                 now = time.monotonic()
                 if now - last >= 0.2 or isinstance(event, Error):
                     last = now
-                    yield {pane: texts[s][i] for s, pair in panes.items() for i, pane in enumerate(pair)}
+                    yield {pane: safe_markdown(texts[s][i]) for s, pair in panes.items() for i, pane in enumerate(pair)}
         except UserError as exc:
             fail(exc)
 

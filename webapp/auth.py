@@ -90,7 +90,7 @@ def sign_in(engine: Engine, *, name: str, password: str, address: str) -> str:
         if user_id is None:
             record_failure(session, name=name, address=address)
         else:
-            return create_session(session, user_id=user_id)
+            return create_session(session, user_id=user_id, address=address)
     log.warning("sign-in failed: name=%r address=%s", name[:64], address)
     raise SigninRefused("Incorrect credentials.")
 

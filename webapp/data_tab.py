@@ -1,8 +1,11 @@
 """The Data tab: counts and tables of what the database holds.
 
-A viewer who holds an unvoted battle does not see which models wrote its two texts: their
-``model_id`` reads :data:`HIDDEN` until the vote or a skip is stored (see
-:func:`arena.service.blinded_generation_ids`).
+A viewer who holds an unvoted battle learns nothing here about who wrote its two texts until the
+vote or a skip is stored (see :func:`arena.service.blinded_generation_ids`): each of those
+generation rows shows only its request (``prompt_id``), status and pool mark, every other cell,
+the id included, reads :data:`HIDDEN` (a template in ``params``, the tokenizer's ``prompt_tokens``,
+timings, the seed or a neighbouring id can each name the model), and the rows are listed last, not
+in id order; the battle's own row hides its generation ids and ``extra``.
 
 No `from __future__ import annotations` here: Gradio reads the `gr.Request` annotation at run time.
 """
@@ -25,17 +28,39 @@ def counts_markdown(engine: Engine) -> str:
 HIDDEN = "hidden until you vote"
 
 
+SHOWN_OF_HELD_TEXTS = ("prompt_id", "status", "in_pool")
+"""The only cells of a held battle's generation row a viewer sees before voting."""
+
+
 def table_for(engine: Engine, table: str, *, viewer_id: int | None = None):
-    """The table's newest rows; for ``generations``, the viewer's unvoted battle texts have no model."""
+    """The table's newest rows, with the viewer's held battle texts blinded (see the module docstring)."""
     from arena.service import blinded_generation_ids
 
     with session_scope(engine) as session:
         frame = table_frame(session, table=table)
         blind = blinded_generation_ids(session, annotator_id=viewer_id) if viewer_id is not None else set()
-    if table == "generations" and blind and len(frame):
-        frame["model_id"] = frame["model_id"].astype(object)
-        frame.loc[frame["id"].isin(blind), "model_id"] = HIDDEN
-    return frame
+    if not blind or not len(frame):
+        return frame
+    if table == "generations":
+        held = frame["id"].isin(blind)
+        hidden = [c for c in frame.columns if c not in SHOWN_OF_HELD_TEXTS]
+    elif table == "battles":
+        held = frame["left_generation_id"].isin(blind) | frame["right_generation_id"].isin(blind)
+        hidden = ["left_generation_id", "right_generation_id", "extra"]
+    else:
+        return frame
+    if not held.any():
+        return frame
+    frame = frame.astype({c: object for c in hidden})
+    frame.loc[held, hidden] = HIDDEN
+    return _last(frame, held) if table == "generations" else frame
+
+
+def _last(frame, rows):
+    """``frame`` with ``rows`` (a mask) moved to the end: hidden rows must not sit in id order."""
+    import pandas as pd
+
+    return pd.concat([frame[~rows], frame[rows]], ignore_index=True)
 
 
 def build_data_tab(gr, ctx) -> None:

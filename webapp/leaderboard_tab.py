@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from core.errors import UserError
+from webapp.rendering import safe_markdown
 
 ALL = "All categories"
 TABLE_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "n", "wins", "losses", "ties", "reliable"]
@@ -64,7 +65,7 @@ def leaderboard_view(
                      "shown beside the uncontrolled rating and rank.")
     elif result.style_control:
         lines.append("Style control: no style feature differs between the answers, so nothing is controlled.")
-    lines += [f"⚠ {w}" for w in result.warnings]
+    lines += [f"⚠ {safe_markdown(w)}" for w in result.warnings]  # they name models: stored text
     if heatmap == "predicted":
         matrix, title = predicted_matrix(result), "Predicted P(row beats column)"
     else:

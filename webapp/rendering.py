@@ -1,13 +1,22 @@
 """Turning requests and model text into what the page shows. Pure functions, no Gradio.
 
-Safety rule: text written by a person or a model is never handed to a renderer as markup it
-could turn into HTML, scripts or links. :func:`safe_markdown` escapes it so that Markdown
-emphasis, headings and lists still render, while every ``<`` becomes ``&lt;`` (no tag, no
-``<img onerror>``, no ``<javascript:...>`` autolink can form), every ``&`` becomes ``&amp;``
-(no entity can smuggle a character back) and every ``[``/``]`` is backslash-escaped (no
-Markdown link or image, so no ``javascript:`` URL and no remote image). Escaping is done
-character by character, so escaping a stream chunk by chunk equals escaping the whole text.
-The price: inside code blocks the escapes show literally, which long-form writing rarely hits.
+Safety rule: text written by a person or a model (requests, plans, answers, model and user names,
+reasons, error messages) is never handed to a renderer as markup it could turn into HTML, scripts
+or links. :func:`safe_markdown` is the one function every place that shows stored text in a
+Markdown or HTML pane goes through. It escapes the text so that Markdown emphasis, headings and
+lists still render, while:
+
+- every ``<`` becomes ``&lt;`` (no tag, no ``<img onerror>``, no ``<javascript:...>`` autolink);
+- every ``&`` becomes ``&amp;`` (no entity can smuggle a character back);
+- every ``[``/``]`` is backslash-escaped (no Markdown link or image, so no ``javascript:`` URL and
+  no remote image);
+- every ``:`` and ``@``, and the ``.`` after ``www``, are backslash-escaped: the GFM renderer
+  turns a bare ``http://...``, ``ftp://...``, ``www....`` or ``name@host`` into a live link, and
+  none of them can form once its ``:``, ``.`` or ``@`` is escaped (it still reads the same).
+
+Escape a whole text, not a stream chunk by chunk: ``www`` at the end of one chunk and ``.`` at the
+start of the next would escape differently. The price: inside code blocks the escapes show
+literally, which long-form writing rarely hits.
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", "[": "\\[", "]": "\\]"})
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", "[": "\\[", "]": "\\]", ":": "\\:", "@": "\\@"})
+_WWW_DOT = re.compile(r"(?<=[wW]{3})\.")
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 FINISH_WORDS = {
@@ -34,7 +44,7 @@ FINISH_WORDS = {
 
 def safe_markdown(text: str) -> str:
     """``text`` escaped for a Markdown renderer: formatting kept, no HTML, no links, no images."""
-    return (text or "").translate(_ESCAPES)
+    return _WWW_DOT.sub(r"\\.", (text or "").translate(_ESCAPES))
 
 
 def finish_words(status: str, finish_reason: Optional[str], error: Optional[str] = None) -> str:

@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Callable, Optional
 
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Started, Think
-from storage.catalog import get_or_add_prompt
+from storage.catalog import WRITER_SOURCE, get_or_add_prompt
 from storage.engine import session_scope, write_scope
 from storage.generations import create_generation, finish_generation, get_generation, save_progress
 from writing.status import status_of_finish
@@ -49,7 +49,7 @@ class GenerationRecorder:
     def create(cls, engine, *, entry, request, plan_params: dict, author_id: Optional[int], category: Optional[str]) -> "GenerationRecorder":
         with write_scope(engine) as session:
             prompt, _ = get_or_add_prompt(session, text=request.prompt, category=category,
-                                          target_words=request.target_words, source="generate")
+                                          target_words=request.target_words, source=WRITER_SOURCE)
             row = create_generation(session, prompt_id=prompt.id, model_id=entry.id, params=plan_params, author_id=author_id)
             return cls(engine, row.id, params=plan_params)
 

@@ -40,7 +40,7 @@ def backend_for(entry) -> Backend:
         with _LOCK:
             backend = _LOCAL.get(folder)
             if backend is None:
-                backend = _LOCAL[folder] = StallGuarded(LocalBackend(folder))
+                backend = _LOCAL[folder] = StallGuarded(LocalBackend(folder), from_start=False)
         return backend  # type: ignore[return-value]
     raise UserError(f"model {entry.name!r} has unknown backend {entry.backend!r}: use local or openai")
 

@@ -1,9 +1,11 @@
 """A writer's HTML in a battle, in headless Chromium: inert text, the vote buttons usable, nothing fetched.
 
-The payload is issue 13's: a full-page fixed overlay, a remote image and a form, sent as the
-request, both plans and both answers. The page must show it as text, keep the vote buttons
-visible and on top (the element at a button's centre is the button), and request nothing from
-the payload's host. Every request leaving the app's own address is recorded and aborted.
+The payload is issue 13's: a full-page fixed overlay, a remote image and a form, with issue 25's
+bare URLs, sent as the request, both plans and both answers; one model's name carries an image, a
+link and a bare URL. The page must show it all as text (no link forms, in the texts or the
+reveal), keep the vote buttons visible and on top (the element at a button's centre is the
+button), and request nothing from the payload's host. Every request leaving the app's own address
+is recorded and aborted.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 PAYLOAD = ('<div id="overlay" style="position:fixed;inset:0;z-index:9999;background:#000">covered</div>'
            '<img id="remote" src=http://evil.invalid/p.png><form id="remote-form" action=http://evil.invalid/f>'
-           '<input name=x></form>')
+           '<input name=x></form> Bare http://evil.invalid/b, www.evil.invalid/w and x@evil.invalid.')
+LINKED_MODEL = "quillon <img src=http://evil.invalid/m.png>[n](http://evil.invalid/n) www.evil.invalid"
+"""A model name with an image, a Markdown link and a bare URL: the reveal must show it as text."""
 
 
 def seed_payload_battle(engine) -> None:
@@ -28,7 +32,7 @@ def seed_payload_battle(engine) -> None:
 
     with session_scope(engine) as s:
         prompt, _ = get_or_add_prompt(s, text="Write a story. " + PAYLOAD)
-        for name in ("zorblax-writer-7", "quillon-prime-3"):
+        for name in ("zorblax-writer-7", LINKED_MODEL):
             model = add_model(s, name=name, backend="local")
             g = create_generation(s, prompt_id=prompt.id, model_id=model.id, params={})
             finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop",
@@ -72,3 +76,7 @@ def test_overlay_payload_is_inert_and_the_vote_buttons_work(live_app, page):
     page.wait_for_function("document.querySelector('#arena-reveal')?.innerText.includes('written by')",
                            timeout=30_000)
     assert not [url for url in requested + outside if "evil.invalid" in url]
+    # No link formed anywhere from stored text: not from the bare URLs, not from the model's name.
+    panes = "#arena-request, #arena-text-a, #arena-text-b, #arena-think-a, #arena-think-b, #arena-reveal"
+    assert page.evaluate(f"document.querySelectorAll('{', '.join(p + ' a' for p in panes.split(', '))}').length") == 0
+    assert "www.evil.invalid" in page.locator("#arena-reveal").inner_text()

@@ -24,10 +24,13 @@ def _user(engine, name, role="annotator") -> int:
         return add_user(session, name=name, role=role).id
 
 
-def test_empty_pool_says_how_to_fill_it(engine):
-    uid = _user(engine, "ann")
-    result = next_battle(engine, annotator_id=uid, settings=FAST)
+def test_empty_pool_says_how_to_fill_it_to_whoever_can(engine):
+    rita = _user(engine, "rita", role="researcher")
+    result = next_battle(engine, annotator_id=rita, settings=FAST)
     assert result == {"message": EMPTY_POOL_MESSAGE} and "lwz battles fill" in result["message"]
+    ann = _user(engine, "ann")
+    told = next_battle(engine, annotator_id=ann, settings=FAST)["message"]
+    assert "lwz" not in told and "Write tab" not in told and "Next battle again later" in told
 
 
 def test_flow_assign_vote_reveal_and_no_names_before(engine):
@@ -119,7 +122,7 @@ def test_fast_vote_is_stored_and_flagged(engine):
     assert ack["created"] and ack["flagged"]
     with session_scope(engine) as session:
         vote = session.exec(sa.select(Vote)).scalars().one()
-        assert vote.flags == ["too_fast"] and vote.reading_seconds < 60
+        assert vote.flags == ["too_fast", "under_floor"] and vote.reading_seconds < 60
         from storage.votes import votes_table
         assert len(votes_table(session)) == 0 and len(votes_table(session, include_flagged=True)) == 1
 

@@ -297,7 +297,7 @@ def test_tab_vote_stores_once_flags_too_fast_and_reveals_in_its_answer(target):
     with session_scope(target.engine) as s:
         vote = s.execute(sa.select(Vote).where(Vote.battle_id == battle, Vote.annotator_id == user_id(target, "bea"))
                          ).scalars().one()
-        assert vote.winner == "left" and vote.flags == ["too_fast"]
+        assert vote.winner == "left" and vote.flags[0] == "too_fast"
 
 
 def test_tab_vote_caps_the_reason_and_refuses_bad_values_in_one_line(target):
@@ -392,7 +392,7 @@ def test_an_open_battle_stays_blind_in_open_writing_and_the_data_tab(target):
     table = raw_call(client, fn_index_of(config, "data_table"), ["generations"])[-1]["output"]["data"][1]
     columns = table["headers"]
     rows = {r[columns.index("id")]: r[columns.index("model_id")] for r in table["data"]}
-    assert all(rows[g] == "hidden until you vote" for g in blind if g in rows) and set(blind) & set(rows)
+    assert not set(blind) & set(rows) and rows.get("hidden until you vote") == "hidden until you vote"
     assert any(isinstance(v, int) for g, v in rows.items() if g not in blind)
 
 
@@ -444,3 +444,334 @@ def test_a_download_is_served_to_its_owner_only(target):
         response = other.get(url)
         assert response.status_code in (401, 403) and secret not in response.text, (response.status_code, response.text[:200])
     assert as_user(target, "rita").get(url.replace("/gradio_api/file=", "/gradio_api/file/")).status_code in (401, 403)
+
+
+# --- issue 25, second pass: blind battles, instant votes, private requests, inert names, stalls,
+# --- interrupted rows and an opaque pool (one block; each function fails on the code before it) ---
+
+def _silent_model_server(release):
+    """An OpenAI-compatible server that lists its model and counts tokens, but accepts a completion
+    request and never answers it (no headers, no byte): the stall limit must still end it."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Silent(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.endswith("/tokenize"):
+                self._json({"count": 12})
+                return
+            release.wait()  # accepted, read, never answered
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_backend_that_never_sends_headers_is_stopped_by_the_stall_limit(sqlite_engine, monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from generation import stall
+    from generation.request import GenerationRequest
+    from writing.store import generate_to_row
+    from storage.catalog import add_model
+
+    release = threading.Event()
+    server = _silent_model_server(release)
+    monkeypatch.setenv(stall.ENV_VAR, "2")
+    with session_scope(sqlite_engine) as s:
+        add_model(s, name="silent", backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                  model_id="fake", template="direct")
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        running = pool.submit(generate_to_row, sqlite_engine, model="silent",
+                              request=GenerationRequest("Write about a silent harbour.", max_tokens=30))
+        gen = running.result(timeout=120)  # before: no end until the client's 300 s read timeout
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+        pool.shutdown(wait=False)
+    assert gen.status == "failed" and "stall limit" in gen.error
+
+
+def _fresh_battles(target, count: int, *, words: int = 300) -> None:
+    """``count`` new pool battles between :data:`MODELS`, each on its own new request."""
+    from storage.arena import create_battle_with_extra
+    from storage.catalog import get_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation, set_in_pool
+
+    text = " ".join(["word"] * words)
+    with session_scope(target.engine) as s:
+        for _ in range(count):
+            prompt, _ = get_or_add_prompt(s, text=f"Write about {uuid.uuid4().hex}.", source="fresh-battles")
+            ids = []
+            for model in MODELS:
+                g = create_generation(s, prompt_id=prompt.id, model_id=get_model(s, name=model).id, params={})
+                finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop", answer=text,
+                                  answer_words=words)
+                set_in_pool(s, generation_id=g.id)
+                ids.append(g.id)
+            create_battle_with_extra(s, prompt_id=prompt.id, left_generation_id=ids[0], right_generation_id=ids[1])
+
+
+def test_instant_votes_are_all_flagged_and_lwz_annotators_names_the_account(target, capsys):
+    """A fresh account casts 25 votes at once, each claiming nothing was read (so no reading speed
+    applies), from the address a second account also signs in from."""
+    from lwz_cli.main import main
+    from storage.users import add_user
+
+    with session_scope(target.engine) as s:
+        for name in ("sprinter", "twin"):
+            add_user(s, name=name, role="annotator", password=f"pw-{name}")
+    _fresh_battles(target, 26)
+    clients = {}
+    for name in ("sprinter", "twin"):
+        clients[name] = anonymous(target, address="10.25.4.4")
+        assert clients[name].post("/login", data={"username": name, "password": f"pw-{name}"}).status_code == 200
+    instant = {"read_left": 0, "read_right": 0, "seen_left": 0, "seen_right": 0, "active_seconds": 0}
+    for _ in range(25):
+        battle = assign(target, "sprinter")
+        response = clients["sprinter"].post(VOTE, json={"battle_id": battle, "winner": "left", "reading": instant})
+        assert response.status_code == 200, response.text
+    battle = assign(target, "twin")
+    assert clients["twin"].post(VOTE, json={"battle_id": battle, "winner": "right"}).status_code == 200
+    with session_scope(target.engine) as s:
+        flags = s.execute(sa.select(Vote.flags).where(Vote.annotator_id == user_id(target, "sprinter"))).scalars().all()
+    assert len(flags) == 25 and all("too_fast" in f and "under_floor" in f for f in flags), flags
+    capsys.readouterr()
+    assert main(["--db", target.db_url, "annotators", "--json"]) == 0
+    import json
+
+    rows = {r["annotator"]: r for r in json.loads(capsys.readouterr().out)["annotators"]}
+    sprinter = " ".join(rows["sprinter"]["flags"])
+    assert "votes instantly" in sprinter and "twin" in sprinter, rows["sprinter"]
+
+
+def test_a_writers_private_request_never_enters_a_fill_of_every_prompt(sqlite_engine, monkeypatch, tmp_path):
+    """Wendy types a request in the Write path (the real service, against a server that then goes
+    silent); ``lwz battles fill --all`` must plan answers for the imported prompts only, and the
+    line printed after registration is bounded."""
+    import threading
+
+    from arena.fill import FillOptions, plan_jobs
+    from generation import stall
+    from generation.request import GenerationRequest
+    from writing.store import generate_to_row
+    from lwz_cli.train import arena_fill_advice
+    from storage.catalog import add_model, import_prompts
+    from storage.users import add_user
+
+    release = threading.Event()
+    server = _silent_model_server(release)
+    monkeypatch.setenv(stall.ENV_VAR, "2")
+    prompts = tmp_path / "arena.jsonl"
+    prompts.write_text('{"prompt": "Write about the sea.", "length": 400}\n', encoding="utf-8")
+    with session_scope(sqlite_engine) as s:
+        for name in MODELS:
+            add_model(s, name=name, backend="local")
+        add_model(s, name="silent", backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+                  model_id="fake", template="direct")
+        wendy = add_user(s, name="wendy", role="writer").id
+        import_prompts(s, path=prompts)
+    secret = f"My private diary entry {uuid.uuid4().hex}: write it up as a letter."
+    try:
+        typed = generate_to_row(sqlite_engine, model="silent", author_id=wendy,
+                                request=GenerationRequest(secret, max_tokens=30))
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+    jobs, _ = plan_jobs(sqlite_engine, options=FillOptions(models=MODELS, all_prompts=True))
+    assert jobs and typed.prompt_id not in {job.prompt_id for job in jobs}
+    assert all(secret not in job.text for job in jobs)
+    advice = arena_fill_advice(sqlite_engine, MODELS[1], MODELS[0], db=None)
+    assert "--limit 8" in advice and "minutes" in advice and "2 answers" in advice, advice
+
+
+def test_a_held_battle_reveals_nothing_of_its_reveal_through_any_route(target):
+    """Rhea (a researcher, who may read every table) holds a battle open. Everything each route
+    answers her is compared against what the vote would reveal: the model names, the template and
+    api in ``params``, the seed, the timings, the tokenizer's prompt count, and the held ids."""
+    import json
+
+    from storage.arena import create_battle_with_extra
+    from storage.catalog import get_model, get_or_add_prompt
+    from storage.generations import create_generation, finish_generation, set_in_pool
+    from storage.models import Battle, ModelEntry
+    from storage.overview import OVERVIEW_TABLES
+    from storage.users import add_user
+    from storage.votes import assign_battle
+
+    reveal = {"template": "zqtemplate", "api": "zqapi", "seed": 918273645, "ttft": 4321.25, "duration": 87654.75,
+              "prompt_tokens": 31337, "think": "zqthinkmarker"}
+    with session_scope(target.engine) as s:
+        rhea = add_user(s, name="rhea", role="researcher", password="pw-rhea").id
+        prompt, _ = get_or_add_prompt(s, text=f"Write about {uuid.uuid4().hex}.", source="held-battle")
+        held = []
+        for model in MODELS:
+            g = create_generation(s, prompt_id=prompt.id, model_id=get_model(s, name=model).id,
+                                  params={"seed": reveal["seed"], "template": reveal["template"], "api": reveal["api"]})
+            finish_generation(s, generation_id=g.id, status="complete", finish_reason="stop", answer="A text.",
+                              answer_words=2, think=reveal["think"], ttft_ms=reveal["ttft"],
+                              duration_ms=reveal["duration"], prompt_tokens=reveal["prompt_tokens"])
+            set_in_pool(s, generation_id=g.id)
+            held.append(g.id)
+        battle = create_battle_with_extra(s, prompt_id=prompt.id, left_generation_id=held[0],
+                                          right_generation_id=held[1], extra={"seed": 5, "names_found": MODELS})
+        assign_battle(s, battle_id=battle.id, annotator_id=rhea)
+        battle_id = battle.id
+        model_ids = {m.id for m in s.execute(sa.select(ModelEntry).where(ModelEntry.name.in_(MODELS))).scalars()}
+    client = anonymous(target)
+    assert client.post("/login", data={"username": "rhea", "password": "pw-rhea"}).status_code == 200
+    config = gradio_config(client)
+    answers = {}
+    for table in OVERVIEW_TABLES:
+        done = raw_call(client, fn_index_of(config, "data_table"), [table])[-1]
+        assert done.get("success") is True, done
+        answers[f"data tab: {table}"] = done["output"]["data"][1]
+    for gid in held:
+        answers[f"open writing #{gid}"] = raw_call(client, fn_index_of(config, "open_writing"), [gid])[-1]
+    answers["my writing"] = raw_call(client, fn_index_of(config, "my_writing"), [])[-1]
+    answers["arena next (tab)"] = raw_call(client, fn_index_of(config, "arena_next"), [])[-1]
+    answers["arena next (JSON)"] = client.post("/api/arena/next", json={}).json()
+    shown = {route: json.dumps(answer) for route, answer in answers.items()}
+    assert str(battle_id) in shown["arena next (JSON)"]  # the battle she holds is the one asked about
+    markers = [reveal["template"], reveal["api"], str(reveal["seed"]), "4321.25", "87654.75", str(reveal["prompt_tokens"])]
+    for route, text in shown.items():
+        leaked = [m for m in markers if m in text]
+        if "arena next" not in route:  # the battle view shows the plans: they are what is judged
+            leaked += [reveal["think"]] if reveal["think"] in text else []
+        if route != "data tab: models":
+            leaked += [m for m in MODELS if m in text]
+        assert not leaked, f"{route} reveals {leaked}"
+    generations = answers["data tab: generations"]
+    columns = generations["headers"]
+    ids = [row[columns.index("id")] for row in generations["data"]]
+    assert not set(held) & set(ids)
+    held_rows = [row for row in generations["data"] if row[columns.index("id")] == "hidden until you vote"]
+    assert len(held_rows) == 2 and not {row[columns.index("model_id")] for row in held_rows} & model_ids
+    battles = answers["data tab: battles"]
+    row = next(r for r in battles["data"] if r[battles["headers"].index("id")] == battle_id)
+    assert not {row[battles["headers"].index("left_generation_id")], row[battles["headers"].index("right_generation_id")]} & set(held)
+
+
+def test_a_model_name_and_bare_urls_render_no_image_and_no_link(sqlite_engine):
+    """A model registered as ``<img src=…>[n](http://…)`` is named in the Leaderboard's "not rated"
+    note, for every role; bare ``http://…``, ``www.…`` and ``x@host`` in any stored text would
+    become live links in the GFM renderer. What reaches a Markdown pane must hold none of them."""
+    import re
+
+    from storage.catalog import add_model
+    from webapp.leaderboard_tab import leaderboard_view
+    from webapp.rendering import safe_markdown
+
+    name = "<img src=http://evil.invalid/p.png>[n](http://evil.invalid/n)"
+    with session_scope(sqlite_engine) as s:
+        add_model(s, name=name, backend="local")
+    summary = leaderboard_view(sqlite_engine, bootstrap=10)["summary"]
+    assert "not rated" in summary and "evil.invalid" in summary
+    live = re.compile(r"<img|(?<!\\)\]\(|(?<!\\)://|www\.|(?<!\\)@evil", re.I)
+    assert not live.search(summary), summary
+    stored = "Read http://evil.invalid/a, ftp://evil.invalid/b, WWW.evil.invalid/c or mail me at x@evil.invalid."
+    shown = safe_markdown(stored)
+    assert not live.search(shown) and shown.replace("\\", "") == stored
+
+
+def _cutting_model_server():
+    """An OpenAI-compatible server whose every answer stops at the token limit (``finish_reason``
+    ``length``), as a small ``--max-tokens`` makes a real one do."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Cutting(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _json(self, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            if self.path.endswith("/tokenize"):
+                self._json({"count": 12})
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            words = ["The ", "tide ", "came ", "in ", "slowly ", "over ", "the ", "sand "]
+            for index, word in enumerate(words, start=1):
+                last = index == len(words)
+                choice = ({"index": 0, "delta": {"content": word}} if "messages" in body else {"index": 0, "text": word})
+                choice["finish_reason"] = "length" if last else None
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [choice],
+                         "usage": {"prompt_tokens": 12, "completion_tokens": index, "total_tokens": 12 + index}}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Cutting)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_fill_that_forms_no_battle_says_why_and_each_role_is_told_what_it_can_do(sqlite_url, capsys, tmp_path):
+    from arena.service import next_battle
+    from lwz_cli.main import main
+    from storage.catalog import add_model
+    from storage.engine import make_engine, upgrade
+    from storage.users import add_user
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    server = _cutting_model_server()
+    base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    with session_scope(engine) as s:
+        for name in MODELS:
+            add_model(s, name=name, backend="openai", base_url=base_url, model_id="fake", template="direct")
+        ann = add_user(s, name="ann", role="annotator").id
+        rita = add_user(s, name="rita", role="researcher").id
+    told = {who: next_battle(engine, annotator_id=uid, settings=ArenaSettings())["message"]
+            for who, uid in (("annotator", ann), ("researcher", rita))}
+    assert "lwz " not in told["annotator"] and "Write tab" not in told["annotator"], told
+    assert "lwz battles fill" in told["researcher"]
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "Write about the tide.", "length": 300}\n', encoding="utf-8")
+    capsys.readouterr()
+    try:
+        main(["--db", sqlite_url, "battles", "fill", "--prompts", str(prompts), "--models", ",".join(MODELS),
+              "--max-tokens", "8"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert "formed 0 battles" in out
+    assert "cut at --max-tokens 8, and cut texts cannot battle: raise --max-tokens" in out, out
+    engine.dispose()

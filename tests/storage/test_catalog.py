@@ -56,12 +56,13 @@ def test_add_model_replace_updates_in_place(engine):
     "kwargs, message",
     [
         ({"backend": "gguf"}, "unknown backend 'gguf'"),
-        ({"backend": "local", "template": "chat"}, "unknown template 'chat'"),
         ({"backend": "openai"}, "needs --base-url"),
         ({"backend": "local", "parent": "nobody"}, "parent model 'nobody' is not registered"),
     ],
 )
 def test_add_model_rejects_bad_input(engine, kwargs, message):
+    """Storage checks what a row needs; the template's name is the template table's to check
+    (``writing.models.register_model``, tested below)."""
     with pytest.raises(UserError, match=message):
         with session_scope(engine) as session:
             add_model(session, name="m", **kwargs)
@@ -184,3 +185,13 @@ def test_writers_adding_the_same_new_prompt_at_once_share_one_row(engine):
     assert errors == [] and len(ids) == 6 and len(set(ids)) == 1
     with session_scope(engine) as session:
         assert session.execute(sa.select(sa.func.count()).select_from(Prompt)).scalar_one() == 1
+
+
+def test_registering_an_unknown_template_is_refused_and_stores_nothing(engine):
+    from writing.models import register_model
+
+    with pytest.raises(UserError, match="unknown template 'chat'"):
+        with session_scope(engine) as session:
+            register_model(session, name="m", backend="local", template="chat")
+    with session_scope(engine) as session:
+        assert list_models(session) == []

@@ -75,9 +75,13 @@ def test_models_of_the_viewers_unvoted_battle_are_hidden(engine):
         blind = {open_battle.left_generation_id, open_battle.right_generation_id}
         assign_battle(session, battle_id=open_battle.id, annotator_id=rita)
     mine = table_for(engine, "generations", viewer_id=rita)
-    hidden = set(mine.loc[mine["model_id"] == HIDDEN, "id"])
-    assert hidden == blind
-    assert all(isinstance(v, int) or hasattr(v, "__int__") for v in mine.loc[~mine["id"].isin(blind), "model_id"])
+    held = mine["model_id"] == HIDDEN
+    assert held.sum() == 2 and set(mine.loc[held, "id"]) == {HIDDEN} and not blind & set(mine["id"])
+    assert list(held) == sorted(held)  # listed last, not where their ids would place them
+    assert all(isinstance(v, int) or hasattr(v, "__int__") for v in mine.loc[~held, "model_id"])
+    battles = table_for(engine, "battles", viewer_id=rita)
+    row = battles[battles["id"] == open_battle.id].iloc[0]
+    assert row["left_generation_id"] == row["right_generation_id"] == HIDDEN
     theirs = table_for(engine, "generations", viewer_id=other)
     assert HIDDEN not in set(theirs["model_id"].astype(str))
     with session_scope(engine) as session:

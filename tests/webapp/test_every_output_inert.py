@@ -6,8 +6,10 @@ registered, with inputs made from its components (the payload for text boxes, th
 generation ids for the id fields), as a signed-in admin who may do everything. Generation and
 the live battle's backends are replaced by streams that yield the payload, so the Write and
 live paths are walked too. Each value sent to a ``gr.Markdown`` or ``gr.HTML`` output is
-checked: the payload's tags must never appear as tags, and the escaped payload must have been
-shown in every pane that shows stored text (so the walk cannot pass by showing nothing).
+checked: the payload's tags, links and bare URLs must never appear as markup, and the escaped
+payload must have been shown in every pane that shows stored text (so the walk cannot pass by
+showing nothing). A handler may refuse (``gr.Error``, one line for the user); one that raises
+anything else fails the walk, so a crashing handler cannot drop out of the check.
 """
 
 import asyncio
@@ -19,12 +21,18 @@ import pytest
 
 PAYLOAD = ('<div style="position:fixed;inset:0;z-index:9999">OVERLAY</div>'
            '<img src=http://evil.invalid/p.png><form action=http://evil.invalid/f><input name=x></form>'
-           '[link](http://evil.invalid/l) ![pic](http://evil.invalid/i.png)')
+           '[link](http://evil.invalid/l) ![pic](http://evil.invalid/i.png)'
+           ' bare http://evil.invalid/b and www.evil.invalid/w and mail x@evil.invalid')
+LINKED_NAME = "<img src=http://evil.invalid/m.png>[n](http://evil.invalid/n)"
+"""A model name as an attacker registers it (issue 25): it has no battles, so the Leaderboard's
+"not rated" note names it."""
 LIVE_FAILURE = "cannot reach the model server at http://10.9.8.7:8123/v1: connection refused"
 # The payload's own tags and links, as markup (escaped, they read "&lt;div ..." and "\\](http...").
-MARKUP = re.compile(r'<div style="position:fixed|<img src=http://evil|<form action=|<input name=x|(?<!\\)\]\(http://evil', re.I)
+# A bare URL or address is markup too: GFM turns http://..., www.... and x@host into live links.
+MARKUP = re.compile(r'<div style="position:fixed|<img src=http|<form action=|<input name=x|(?<!\\)\]\(http'
+                    r'|(?<!\\)://evil|www\.evil|(?<!\\)@evil', re.I)
 SHOWS_STORED_TEXT = {"arena-request", "arena-think-a", "arena-think-b", "arena-text-a", "arena-text-b",
-                     "arena-reveal", "lwz-think", "lwz-answer"}
+                     "arena-reveal", "lwz-think", "lwz-answer", "lwz-leaderboard-summary"}
 
 
 def _seed(engine):
@@ -39,6 +47,7 @@ def _seed(engine):
         root = add_user(s, name="root", role="admin", password="pw")
         writer = add_user(s, name="wren", role="writer", password="pw")
         models = [add_model(s, name="m1" + PAYLOAD[:40], backend="local"), add_model(s, name="m2", backend="local")]
+        add_model(s, name=LINKED_NAME, backend="local")
         prompt, _ = get_or_add_prompt(s, text="Request " + PAYLOAD)
         ids = []
         for model in models:
@@ -173,9 +182,11 @@ def _walk(engine, ids, monkeypatch):
             args = [_input_value(c, ids, gr) for c in block_fn.inputs]
             try:
                 results = await _call(block_fn.fn, args, request, evt, gr)
-            except Exception as exc:  # a refusal (gr.Error) or a failure shows no stored text; the walk goes on
+            except gr.Error as exc:  # a refusal shows no stored text; the walk goes on
                 failed.append(f"{block_fn.name}: {exc}")
                 continue
+            except Exception as exc:
+                raise AssertionError(f"{block_fn.name} raised {type(exc).__name__}: {exc}") from exc
             called.append(block_fn.name)
             for result in results:
                 for component, value in _pairs(block_fn.outputs, result):
@@ -186,7 +197,7 @@ def _walk(engine, ids, monkeypatch):
                         continue
                     assert not MARKUP.search(text), f"{block_fn.name} sends markup to #{component.elem_id}: {text[:300]}"
                     assert "10.9.8.7" not in text, f"{block_fn.name} shows a backend address: {text[:300]}"
-                    if "position:fixed" in text:  # the payload was shown, as text
+                    if "position\\:fixed" in text:  # the payload was shown, as (escaped) text
                         shown.setdefault(component.elem_id, set()).add(block_fn.name)
 
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -17,7 +17,7 @@ def test_a_down_backend_gives_an_error_in_the_page_and_the_app_keeps_serving(liv
     client = http_session(app)
     write = fn_index_of(gradio_config(client), "write")
     messages = raw_call(client, write, ["Write a haiku.", 20, "gone", 0.6, 0.95, "", 8, "auto"], timeout=60)
-    text = json.dumps(messages)
+    text = json.dumps(messages).replace("\\\\", "")  # the page's Markdown escapes ":" (no link can form)
     assert messages[-1]["success"] is True
     assert "**Error:**" in text and dead_url in text, text[-1500:]
     with session_scope(app.engine) as s:
