@@ -39,11 +39,10 @@ def run_batch(engine, *, args: argparse.Namespace, make_request: Callable) -> in
     (1 when some generation failed)."""
     from tqdm import tqdm
 
-    from lwz_cli.generate import WRITTEN, row_summary
     from generation.events import Started
     from generation.recording import lookup_model
     from generation.service import generate_and_store
-    from lwz_cli.common import print_json
+    from lwz_cli.common import WRITTEN, print_json, row_summary
     from storage.catalog import parse_prompt_lines, prompt_hash
     from storage.engine import session_scope
     from storage.generations import get_generation, mark_stale_interrupted

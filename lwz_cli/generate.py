@@ -70,16 +70,6 @@ def _request(args: argparse.Namespace, prompt: str, target_words=None):
     )
 
 
-def row_summary(row) -> dict:
-    """The JSON shape of one finished generation (``--json`` and batch lines)."""
-    return {
-        "id": row.id, "status": row.status, "finish_reason": row.finish_reason, "think": row.think,
-        "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
-        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
-        "continuations": len((row.params or {}).get("continuations", [])),
-    }
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     from core.errors import UserError
 
@@ -112,7 +102,7 @@ def _generate_one(args: argparse.Namespace) -> int:
 
     from generation.events import Answer, Error, Queued, Started, Think
     from generation.service import generate_and_store
-    from lwz_cli.common import open_engine, print_json
+    from lwz_cli.common import WRITTEN, open_engine, print_json, row_summary
     from storage.engine import session_scope
     from storage.generations import get_generation
 
@@ -164,6 +154,3 @@ def _generate_one(args: argparse.Namespace) -> int:
               f"{seconds:.1f} s{more}", file=sys.stderr)
     return 0 if row.status in WRITTEN else 1
 
-
-WRITTEN = ("complete", "truncated", "short")
-"""Statuses of a text that was written to its end (whatever the end): exit 0, batch lines."""
