@@ -15,6 +15,7 @@ from evaluation.hygiene import hygiene_report, skew_scores
 from evaluation.ratings import compute_ratings
 from lwz_cli.main import main
 from storage.engine import session_scope
+from storage.counted_votes import CountedVotes
 from storage.votes import add_vote, banned_annotator_ids, votes_table
 from tests.storage.helpers import seed_arena
 
@@ -101,7 +102,7 @@ def test_ban_leaves_ratings_and_is_reversible(engine, capsys):
     assert n_alpha() == 6
     with session_scope(engine) as session:
         assert banned_annotator_ids(session) == {seeded.annotator_ids[1]}
-        assert len(votes_table(session)) == 6 and len(votes_table(session, include_banned=True)) == 12
+        assert len(votes_table(session)) == 6 and len(votes_table(session, counted=CountedVotes(include_banned=True))) == 12
     report = run_json(capsys, ["--db", url, "annotators", "--json"])
     assert {r["annotator"]: r["banned"] for r in report["annotators"]} == {"ann0": False, "ann1": True}
     assert main(["--db", url, "annotators"]) == 0 and "BANNED" in capsys.readouterr().out

@@ -320,6 +320,7 @@ def test_a_banned_annotators_votes_are_stored_but_count_nowhere(target):
     """A ban takes votes out of ratings and exports (see evaluation.hygiene); both vote paths still
     store them, with every other check, so lifting the ban brings them back."""
     from evaluation.hygiene import ban
+    from storage.counted_votes import CountedVotes
     from storage.votes import votes_table
 
     with session_scope(target.engine) as s:
@@ -333,8 +334,8 @@ def test_a_banned_annotators_votes_are_stored_but_count_nowhere(target):
     assert tab_vote(client, by_tab, "Tie").status_code == 200
     mine = {by_route, by_tab}
     with session_scope(target.engine) as s:
-        counted = set(votes_table(s, include_flagged=True)["battle_id"]) & mine
-        kept = votes_table(s, include_flagged=True, include_banned=True)
+        counted = set(votes_table(s, counted=CountedVotes(include_flagged_votes=True))["battle_id"]) & mine
+        kept = votes_table(s, counted=CountedVotes(include_flagged_votes=True, include_banned=True))
     assert counted == set()
     assert set(kept[kept["annotator"] == "barred"]["battle_id"]) == mine
 
