@@ -55,11 +55,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def user_id(engine, name: str) -> int:
+def user_id(where, name: str) -> int:
+    """The id of user ``name`` in ``where``: an engine, or anything holding one as ``.engine`` (a live app)."""
     from storage.engine import session_scope
     from storage.users import get_user
 
-    with session_scope(engine) as session:
+    with session_scope(getattr(where, "engine", where)) as session:
         return get_user(session, name=name).id
 
 

@@ -33,6 +33,7 @@ from arena.service import next_battle
 from storage.engine import session_scope
 from storage.models import Vote
 from storage.users import get_user
+from tests.helpers import user_id
 from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, start_live_app
 
 pytestmark = pytest.mark.slow
@@ -74,11 +75,6 @@ def anonymous(target, *, address: str | None = None):
     if address:
         client.headers["X-Forwarded-For"] = address
     return client
-
-
-def user_id(target, name: str) -> int:
-    with session_scope(target.engine) as session:
-        return get_user(session, name=name).id
 
 
 def assign(target, name: str) -> int:
