@@ -6,7 +6,8 @@
 - :func:`user_id`: a user's id by name;
 - :func:`cast`: a vote cast the way the arena casts it (assignment, then ``arena.rules.cast_vote``);
 - :class:`ScriptedOpenAIServer`: an OpenAI-compatible server without a model, streaming what a
-  script says (a paced long text for benchmarks, a stream that hangs for the stall test).
+  script says (a paced long text for benchmarks, a stream that hangs for the stall test, a judge);
+- :func:`add_writer_and_judge`: a writer on the real vLLM server and a scripted judge, registered.
 
 Importing this module starts nothing and loads nothing heavy.
 """
@@ -149,3 +150,19 @@ class ScriptedOpenAIServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def add_writer_and_judge(engine, *, writer: str, vllm_server, judge: ScriptedOpenAIServer) -> None:
+    """Register ``writer`` on the real vLLM server and ``judge`` on a scripted server, both ``direct``.
+
+    The bundled 135M model cannot judge (asked for a verdict or a score it writes prose, whatever
+    the prompt), so judge and rubric runs take their verdicts from a script that always gives one.
+    """
+    from storage.catalog import add_model
+    from storage.engine import session_scope
+
+    with session_scope(engine) as session:
+        add_model(session, name=writer, backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
+                  template="direct")
+        add_model(session, name="judge", backend="openai", base_url=judge.base_url, model_id="judge",
+                  template="direct")

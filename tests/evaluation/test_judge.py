@@ -18,7 +18,7 @@ from storage.catalog import add_model
 from storage.engine import session_scope
 from core.errors import UserError
 from storage.models import Generation
-from tests.helpers import ScriptedOpenAIServer
+from tests.helpers import add_writer_and_judge
 
 
 def test_parse_verdict():
@@ -149,22 +149,12 @@ def _marking_judge(body: dict):
     yield "[[1]]"
 
 
-@pytest.fixture
-def marking_judge():
-    with ScriptedOpenAIServer(_marking_judge, model="judge") as server:
-        yield server
-
-
 @pytest.mark.slow
-def test_arena_write_judge_against_the_real_vllm_server(sqlite_engine, vllm_server, marking_judge, tmp_path, capsys):
-    """The candidate writes through the real vLLM server. The bundled 135M model cannot judge (asked
-    for a verdict it writes prose, whatever the prompt), so the judge is a scripted server whose
-    every reply carries a verdict: a run that loses them, or rates nothing, fails here."""
-    with session_scope(sqlite_engine) as session:
-        add_model(session, name="cand", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
-                  template="direct")
-        add_model(session, name="judge", backend="openai", base_url=marking_judge.base_url, model_id="judge",
-                  template="direct")
+@pytest.mark.parametrize("scripted_judge", [_marking_judge], indirect=True)
+def test_arena_write_judge_against_the_real_vllm_server(sqlite_engine, vllm_server, scripted_judge, tmp_path, capsys):
+    """The candidate writes through the real vLLM server; the judge is scripted and every reply of
+    it carries a verdict, so a run that loses them, or rates nothing, fails here."""
+    add_writer_and_judge(sqlite_engine, writer="cand", vllm_server=vllm_server, judge=scripted_judge)
     url = sqlite_engine.url.render_as_string(hide_password=False)
     out = tmp_path / "verdicts.jsonl"
     base = ["--db", url, "eval", "judge", "--candidate", "cand", "--judge", "judge", "--prompts", str(ARENA_WRITE_SAMPLE)]

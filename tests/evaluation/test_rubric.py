@@ -12,10 +12,9 @@ from evaluation.rubric import (
     check_criteria, mean_interval, parse_criteria, parse_score, read_requests, rubric_table,
 )
 from lwz_cli.main import main
-from storage.catalog import add_model
 from storage.engine import session_scope
 from storage.models import Rubric, RubricScore
-from tests.helpers import ScriptedOpenAIServer
+from tests.helpers import add_writer_and_judge
 from tests.storage.helpers import seed_arena
 
 SCALE = "1-2: off topic; 3-4: weak; 5-6: adequate; 7-8: good; 9-10: excellent"
@@ -89,22 +88,12 @@ def _scoring_judge(body: dict):
         yield "It stays on the request throughout.\nScore: 7"
 
 
-@pytest.fixture
-def scoring_judge():
-    with ScriptedOpenAIServer(_scoring_judge, model="judge") as server:
-        yield server
-
-
 @pytest.mark.slow
-def test_rubric_run_against_the_real_vllm_server(sqlite_engine, vllm_server, scoring_judge, tmp_path, capsys):
-    """The writer writes through the real vLLM server. The bundled 135M model cannot judge (asked
-    for a score it writes prose), so the judge is a scripted server whose every reply is usable: a
-    run that loses the scores, or stores none, fails here."""
-    with session_scope(sqlite_engine) as session:
-        add_model(session, name="writer", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
-                  template="direct")
-        add_model(session, name="judge", backend="openai", base_url=scoring_judge.base_url, model_id="judge",
-                  template="direct")
+@pytest.mark.parametrize("scripted_judge", [_scoring_judge], indirect=True)
+def test_rubric_run_against_the_real_vllm_server(sqlite_engine, vllm_server, scripted_judge, tmp_path, capsys):
+    """The writer writes through the real vLLM server; the judge is scripted and every reply of it
+    is usable, so a run that loses the scores, or stores none, fails here."""
+    add_writer_and_judge(sqlite_engine, writer="writer", vllm_server=vllm_server, judge=scripted_judge)
     prompts = tmp_path / "rubric.jsonl"
     prompts.write_text("\n".join(json.dumps(p) for p in (
         {"prompt": "Write a short note about rain.", "length": 20, "criteria": [
