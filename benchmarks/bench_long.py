@@ -281,68 +281,27 @@ def _scripted_server(words_per_s: float):
     page alone, as when the model runs on another machine (here vLLM shares the two cores with
     the browser). Returns ``(base_url, stop)``."""
     import random
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.helpers import ScriptedOpenAIServer
 
     vocab = ("the keeper climbed stairs lamp storm harbour night sea light wind boat island glass salt rope stone "
              "gull tide winter letter brother memory silence window lantern fog bell").split()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
+    def paced_words(body: dict):
+        """Three words a piece (four tokens, as the server counts), paced, until ``max_tokens``."""
+        rng, started = random.Random(body.get("seed") or 0), time.monotonic()
+        tokens, words, paragraph_end = 0, 0, rng.randint(60, 160)
+        while tokens < (body.get("max_tokens") or 1000):
+            three = [rng.choice(vocab) + ("." if rng.random() < 0.08 else "") for _ in range(3)]
+            words, tokens = words + 3, tokens + 4
+            text = " " + " ".join(three)
+            if words >= paragraph_end:
+                text, paragraph_end = text + "\n\n", words + rng.randint(60, 160)
+            yield text
+            time.sleep(max(0.0, started + words / words_per_s - time.monotonic()))
 
-        def _json(self, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._json({"object": "list", "data": [{"id": "scripted", "object": "model", "max_model_len": 32768}]})
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-            if self.path.endswith("/tokenize"):
-                self._json({"count": len(json.dumps(body)) // 4 + 1})
-                return
-            rng, started = random.Random(body.get("seed") or 0), time.monotonic()
-            tokens, words, paragraph_end = 0, 0, rng.randint(60, 160)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-
-            def send(delta: dict, finish) -> None:
-                chunk = {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                         "usage": {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                self.wfile.flush()
-
-            try:
-                while tokens < (body.get("max_tokens") or 1000):
-                    three = [rng.choice(vocab) + ("." if rng.random() < 0.08 else "") for _ in range(3)]
-                    words, tokens = words + 3, tokens + 4
-                    text = " " + " ".join(three)
-                    if words >= paragraph_end:
-                        text, paragraph_end = text + "\n\n", words + rng.randint(60, 160)
-                    send({"content": text}, None)
-                    time.sleep(max(0.0, started + words / words_per_s - time.monotonic()))
-                send({}, "length")
-                self.wfile.write(b"data: [DONE]\n\n")
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-
-    return f"http://127.0.0.1:{server.server_address[1]}/v1", stop
+    server = ScriptedOpenAIServer(paced_words)
+    return server.base_url, server.stop
 
 
 def bench_browser(args) -> dict:

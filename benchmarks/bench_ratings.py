@@ -20,7 +20,9 @@ import json
 import math
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -86,9 +88,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3, help="time the fast version this many times (median reported)")
     parser.add_argument("--naive-bootstrap", type=int, default=None, help="bootstrap samples for the raw-row version (default: same)")
+    parser.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE (e.g. benchmarks/results/ratings.json)")
     args = parser.parse_args()
 
     from evaluation.ratings import compute_ratings
+
+    load_before = round(os.getloadavg()[0], 2)
 
     frame, _ = synthetic_battles(battles=args.battles, models=args.models, seed=args.seed)
     fast_times, fast_cpu = [], []
@@ -109,7 +114,9 @@ def main() -> None:
     high_diff = np.array([abs(fast_by.loc[n, "ci_high"] - v) for n, v in zip(names, high)])
     width_fast = float(np.mean(fast_by["ci_high"] - fast_by["ci_low"]))
     width_naive = float(np.mean(high - low))
-    print(json.dumps({
+    result = {
+        "command": " ".join(["benchmarks/bench_ratings.py", *sys.argv[1:]]),
+        "load_average_1min_before": load_before,
         "battles": args.battles, "models": args.models, "bootstrap": args.bootstrap, "naive_bootstrap": nb,
         "distinct_rows": int(fast.counts.counts.size),
         "fast_s": round(fast_s, 3), "fast_runs_s": [round(t, 3) for t in fast_times],
@@ -120,7 +127,10 @@ def main() -> None:
         "mean_ci_width_fast": round(width_fast, 3), "mean_ci_width_naive": round(width_naive, 3),
         "load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
         "python": platform.python_version(), "machine": platform.machine(),
-    }, indent=1))
+    }
+    print(json.dumps(result, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

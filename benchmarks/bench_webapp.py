@@ -29,7 +29,6 @@ import asyncio
 import functools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,16 +40,11 @@ from pathlib import Path
 import httpx
 
 from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TTFT_THINK_BUDGET = 8
 PROMPT = "Write a short story about a lighthouse keeper who collects storms in glass jars."
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_app(workdir: Path, base_url: str, model: str) -> tuple[subprocess.Popen, str, str]:

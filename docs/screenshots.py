@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO_ROOT))  # run as a plain script: make the project's 
 from tests.conftest import CHROMIUM, CHROMIUM_FLAGS  # noqa: E402  (the browser tests' own helpers)
 from tests.live_app import _stop as stop_server  # noqa: E402
 from tests.live_app import _wait_until_up as wait_until_up  # noqa: E402
-from tests.live_app import free_port  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 VIEWPORT = {"width": 1280, "height": 900}

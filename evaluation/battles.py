@@ -48,8 +48,6 @@ def validate_battles(frame, *, need_lengths: bool = False):
 
     Errors name the first bad row, counted from 1 in the table's order.
     """
-    import pandas as pd
-
     needed = ["model_a", "model_b", "winner"] + (["words_a", "words_b"] if need_lengths else [])
     missing = [c for c in needed if c not in frame.columns]
     if missing:
@@ -74,13 +72,20 @@ def validate_battles(frame, *, need_lengths: bool = False):
         raise UserError(f"row {row + 1}: a model cannot battle itself ({out['model_a'].iloc[row]!r})")
     if need_lengths:
         for column in ("words_a", "words_b"):
-            values = pd.to_numeric(frame[column], errors="coerce")
-            bad = values.isna() | (values < 0)
-            if bad.any():
-                row = int(np.argmax(bad.to_numpy()))
-                raise UserError(f"row {row + 1}: {column} must be a non-negative number, got {frame[column].iloc[row]!r}")
-            out[column] = values.astype(float)
+            out[column] = non_negative_column(frame, column)
     return out
+
+
+def non_negative_column(frame, column: str):
+    """``frame[column]`` as floats; UserError naming the first row (from 1) that is not a number >= 0."""
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = values.isna() | (values < 0)
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise UserError(f"row {row + 1}: {column} must be a non-negative number, got {frame[column].iloc[row]!r}")
+    return values.astype(float)
 
 
 @dataclass

@@ -4,8 +4,8 @@ Before GRPO leans on a reward model, a researcher needs to know whether it may s
 annotators. For every registered model (every checkpoint), over the stored battles it fought,
 this reports how often each pair of signals agrees, with a 95% Wilson interval:
 
-* **humans**: the plurality of the battle's counted votes (blind battles, flagged and banned
-  votes left out; ``both_bad`` counts as a tie; a tied plurality is a tie);
+* **humans**: the verdict of the battle's counted votes, as :mod:`storage.counted_votes` decides
+  both for every reader of the votes (``both_bad`` picks no side, so it counts as a tie);
 * **judge:NAME**: an LLM judge on the stored texts, in both orders (the verdict both orders agree
   on; a position-inconsistent pair is a tie; one valid order stands alone);
 * **rm:NAME**: a reward model trained by ``lwz train reward``, passed in as a scoring function
@@ -43,23 +43,13 @@ def wilson(agree: int, n: int) -> tuple[Optional[float], Optional[float]]:
 
 
 def human_verdicts(session) -> dict[int, str]:
-    """Per battle, the plurality of its counted votes as ``left``, ``right`` or ``tie``."""
-    import numpy as np
+    """Per battle with a counted vote, its verdict (:func:`storage.counted_votes.battle_tallies`) as
+    ``left``, ``right`` or ``tie`` (``both_bad`` picks no side either, so it is a tie here)."""
+    from storage.counted_votes import battle_tallies
 
-    from evaluation.leaderboard import battles_frame
-
-    frame = battles_frame(session)
-    if frame.empty:
-        return {}
-    sides = np.array(["left", "right", "tie"])
-    code = frame["winner"].map({"model_a": 0, "model_b": 1, "tie": 2, "both_bad": 2}).to_numpy()
-    battles, inverse = np.unique(frame["battle_id"].to_numpy(), return_inverse=True)
-    counts = np.zeros((len(battles), 3), dtype=np.int64)
-    np.add.at(counts, (inverse, code), 1)
-    top = counts.max(axis=1, keepdims=True)
-    shared_top = (counts == top).sum(axis=1) > 1
-    verdict = np.where(shared_top, "tie", sides[counts.argmax(axis=1)])
-    return dict(zip(map(int, battles), map(str, verdict)))
+    tallies = battle_tallies(session)
+    verdicts = tallies["verdict"].replace("both_bad", "tie")
+    return dict(zip(map(int, tallies["battle_id"]), map(str, verdicts)))
 
 
 def stored_verdicts(session) -> dict[str, dict[int, str]]:

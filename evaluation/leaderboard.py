@@ -1,8 +1,8 @@
 """Ratings and annotator reports from the database's votes (the leaderboard's data side).
 
-Battles whose text names a model or vendor (``battles.extra["names_model"]``, set by the arena
-when it pairs generations) are not blind, so they are left out of the ratings. Flagged votes are
-left out unless asked for.
+Which votes count (flagged votes, flagged or banned annotators, battles whose text names a model)
+is decided by :mod:`storage.counted_votes`, as for the cross-check and every training export;
+a flagged vote or a named battle counts here only when asked for.
 """
 
 from __future__ import annotations
@@ -13,27 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from evaluation.ratings import RatingResult, compute_ratings
+from storage.counted_votes import CountedVotes
 from storage.engine import session_scope
 
 
-def named_battle_ids(session) -> set[int]:
-    """Ids of battles marked as naming a model or vendor (not blind)."""
-    from storage.models import Battle
-
-    rows = session.execute(sa.select(Battle.id, Battle.extra)).all()
-    return {int(battle_id) for battle_id, extra in rows if isinstance(extra, dict) and extra.get("names_model")}
-
-
-def battles_frame(session, *, category: str | None = None, include_flagged: bool = False, include_named: bool = False,
-                  include_banned: bool = False):
-    """The votes as a battles table (``storage.votes.votes_table``), blind battles only unless
-    ``include_named``, banned annotators' votes left out unless ``include_banned``."""
+def battles_frame(session, *, category: str | None = None, counted: CountedVotes | None = None):
+    """The votes that count (``counted``, :class:`CountedVotes`' defaults unless given) as a battles
+    table (``storage.votes.votes_table``)."""
     from storage.votes import votes_table
 
-    frame = votes_table(session, include_flagged=include_flagged, include_banned=include_banned, category=category)
-    if not include_named and len(frame):
-        frame = frame[~frame["battle_id"].isin(named_battle_ids(session))].reset_index(drop=True)
-    return frame
+    return votes_table(session, counted=counted, category=category)
 
 
 def registered_models(session) -> list[str]:
@@ -70,7 +59,8 @@ def leaderboard_from_db(
     votes unrated. Style control reads its features from the stored answers.
     """
     with session_scope(engine) as session:
-        frame = battles_frame(session, category=category, include_flagged=include_flagged, include_named=include_named)
+        counted = CountedVotes(include_flagged_votes=include_flagged, include_named=include_named)
+        frame = battles_frame(session, category=category, counted=counted)
         models = registered_models(session)
         if style_control:
             frame = with_style_features(session, frame)
@@ -113,7 +103,7 @@ def with_style_features(session, frame):
 def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_named: bool = True,
                        settings=None) -> dict[str, Any]:
     """:func:`evaluation.agreement.agreement_report` over the stored votes (all of them by default,
-    banned annotators included: reliability is about the annotators, not about blindness), its
+    flagged and banned annotators included: reliability is about the annotators, not about blindness), its
     per-annotator rows extended by :func:`evaluation.hygiene.hygiene_report` (skew, side bias,
     too-fast share, flags, ban)."""
     from evaluation.agreement import agreement_report
@@ -122,7 +112,9 @@ def annotators_from_db(engine: Engine, *, include_flagged: bool = True, include_
     from storage.votes import banned_annotator_ids, voters_sharing_an_address
 
     with session_scope(engine) as session:
-        frame = battles_frame(session, include_flagged=include_flagged, include_named=include_named, include_banned=True)
+        counted = CountedVotes(include_flagged_votes=include_flagged, include_flagged_annotators=True,
+                               include_banned=True, include_named=include_named)
+        frame = battles_frame(session, counted=counted)
         flags = {int(i): list(f or [])
                  for i, f in session.execute(sa.select(Vote.id, Vote.flags).where(Vote.flagged.is_(True))).all()}
         banned_ids = banned_annotator_ids(session)

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from core.errors import UserError
+from evaluation.battles import non_negative_column
 
 STYLE_FEATURES = ("length", "headers", "lists", "bold", "repetition")
 _HEADER = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S", re.MULTILINE)
@@ -93,12 +94,7 @@ def feature_columns(frame, features: Sequence[str]):
             f"the table has {', '.join(map(str, frame.columns))}"
         )
     for column in needed:
-        values = pd.to_numeric(out[column], errors="coerce")
-        bad = values.isna() | (values < 0)
-        if bad.any():
-            row = int(np.argmax(bad.to_numpy()))
-            raise UserError(f"row {row + 1}: {column} must be a non-negative number, got {out[column].iloc[row]!r}")
-        out[column] = values.astype(float)
+        out[column] = non_negative_column(out, column)
     return out
 
 

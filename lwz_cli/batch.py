@@ -34,27 +34,16 @@ def done_prompts(out: Path) -> set[str]:
     return done
 
 
-def row_summary(row) -> dict:
-    """The JSON shape of one finished generation (``--json`` and batch lines)."""
-    return {
-        "id": row.id, "status": row.status, "finish_reason": row.finish_reason, "think": row.think,
-        "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
-        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
-        "continuations": len((row.params or {}).get("continuations", [])),
-        "method": (row.params or {}).get("method"),
-    }
-
-
 def run_batch(engine, *, args: argparse.Namespace, make_request: Callable) -> int:
     """Generate every prompt of ``args.prompts`` not yet in ``args.out``. Returns the exit code
     (1 when some generation failed)."""
     from tqdm import tqdm
 
-    from writing.status import WRITTEN
     from generation.events import Started
     from writing.models import lookup_model
+    from writing.status import WRITTEN
     from writing.store import generate_and_store
-    from lwz_cli.common import print_json
+    from lwz_cli.common import print_json, row_summary
     from storage.catalog import parse_prompt_lines, prompt_hash
     from storage.engine import session_scope
     from storage.generations import get_generation, mark_stale_interrupted

@@ -72,3 +72,15 @@ def arena_fill_command(name: str, parent: str | None, *, db: str | None = None, 
     database = f"--db {shlex.quote(db)} " if db else ""
     bound = f" --limit {limit}" if limit else ""
     return f"lwz {database}battles fill --all --models {shlex.quote(models)} --per-prompt 1{bound}"
+
+
+def row_summary(row) -> dict:
+    """The JSON shape of one finished generation (``--json`` and batch lines)."""
+    return {
+        "id": row.id, "status": row.status, "finish_reason": row.finish_reason, "think": row.think,
+        "answer": row.answer, "answer_words": row.answer_words, "completion_tokens": row.completion_tokens,
+        "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
+        "continuations": len((row.params or {}).get("continuations", [])),
+        "method": (row.params or {}).get("method"),
+    }
+

@@ -107,8 +107,7 @@ def _generate_one(args: argparse.Namespace) -> int:
 
     from generation.events import Answer, Error, Queued, Started, Think
     from writing.store import generate_and_store
-    from lwz_cli.batch import row_summary
-    from lwz_cli.common import open_engine, print_json
+    from lwz_cli.common import open_engine, print_json, row_summary
     from storage.engine import session_scope
     from storage.generations import get_generation
     from writing.continuation import nothing_added

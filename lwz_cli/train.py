@@ -117,6 +117,8 @@ def _add_filter_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-votes", type=int, default=1, help="keep battles with at least this many valid votes")
     p.add_argument("--include-flagged-votes", action="store_true")
     p.add_argument("--include-flagged-annotators", action="store_true")
+    p.add_argument("--include-named", action="store_true",
+                   help="keep battles whose text names a model (not blind; left out by default, as in ratings)")
     p.add_argument("--since", metavar="ISO", help="votes at or after this time (e.g. 2026-11-01T00:00+00:00)")
     p.add_argument("--until", metavar="ISO", help="votes before this time")
     p.add_argument("--text", default="full", choices=["full", "answer"], help="full: plan and answer; answer only")
@@ -139,7 +141,7 @@ def _filters(args: argparse.Namespace):
     return PreferenceFilters(
         min_agreement=args.min_agreement, min_votes=args.min_votes, text=args.text,
         include_flagged_votes=args.include_flagged_votes, include_flagged_annotators=args.include_flagged_annotators,
-        since=when(args.since, "since"), until=when(args.until, "until"),
+        include_named=args.include_named, since=when(args.since, "since"), until=when(args.until, "until"),
     )
 
 

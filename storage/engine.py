@@ -197,6 +197,18 @@ def write_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+def driver_rows(session, query) -> list[tuple]:
+    """A Core query's rows as the driver's plain tuples, read on the session's connection (so rows it has
+    not committed are seen). SQLAlchemy's per-row objects and result processing are skipped: only integer
+    and text columns are read this way, which the drivers return as they are.
+    """
+    result = session.connection().execute(query)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
 def _alembic_config(engine: Engine):
     from alembic.config import Config
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterable
 
 import sqlalchemy as sa
@@ -10,6 +9,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from core.errors import UserError
+from storage.counted_votes import CountedVotes, banned_annotators_query
 from storage.models import Assignment, Battle, Generation, ModelEntry, Prompt, User, Vote, Winner, utcnow
 
 VALID_WINNERS = tuple(w.value for w in Winner)
@@ -115,34 +115,18 @@ def bulk_insert_votes(session: Session, *, rows: Iterable[dict[str, Any]]) -> in
     return len(payload)
 
 
-def banned_annotators_query():
-    """A SELECT of the user ids under an active ban (for ``Vote.annotator_id.not_in(...)`` filters)."""
-    from storage.models import AnnotatorBan
-
-    return sa.select(AnnotatorBan.user_id).where(AnnotatorBan.lifted_at.is_(None))
-
-
 def banned_annotator_ids(session: Session) -> set[int]:
     """Ids of the annotators under an active ban: their votes count in no rating and no export."""
     return {int(i) for i in session.execute(banned_annotators_query()).scalars()}
 
 
-def votes_table(
-    session: Session,
-    *,
-    include_flagged: bool = False,
-    include_banned: bool = False,
-    category: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-):
-    """All votes joined to their battle as a pandas DataFrame, one row per vote.
-
-    Votes of annotators under an active ban are left out unless ``include_banned``.
+def votes_table(session: Session, *, counted: CountedVotes | None = None, category: str | None = None):
+    """The votes that count (:class:`storage.counted_votes.CountedVotes`, its defaults unless
+    ``counted``) joined to their battle as a pandas DataFrame, one row per vote.
 
     Columns: vote_id, battle_id, annotator, model_a, model_b, winner (model_a/model_b/tie/both_bad),
     category, words_a, words_b, reading_seconds, flagged, created_at. ``model_a`` is the model shown
-    on the left. Battles with a deleted side are left out.
+    on the left. Battles with a deleted side are left out; ``category`` keeps one prompt category.
     """
     import pandas as pd
 
@@ -170,18 +154,11 @@ def votes_table(
         .join(right_gen, right_gen.id == Battle.right_generation_id)
         .join(left_model, left_model.id == left_gen.model_id)
         .join(right_model, right_model.id == right_gen.model_id)
+        .where(*(counted or CountedVotes()).conditions())
         .order_by(Vote.id)
     )
-    if not include_flagged:
-        query = query.where(Vote.flagged.is_(False))
-    if not include_banned:
-        query = query.where(Vote.annotator_id.not_in(banned_annotators_query()))
     if category is not None:
         query = query.where(Prompt.category == category)
-    if since is not None:
-        query = query.where(Vote.created_at >= since)
-    if until is not None:
-        query = query.where(Vote.created_at < until)
     frame = pd.DataFrame(session.execute(query).all(), columns=[
         "vote_id", "battle_id", "annotator", "model_a", "model_b", "winner", "category",
         "words_a", "words_b", "reading_seconds", "flagged", "created_at",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
@@ -49,12 +50,6 @@ class LiveApp:
 
     def alive(self) -> bool:
         return self.process.poll() is None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_up(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:

@@ -3,7 +3,8 @@
 The stack, bottom to top: ``core → storage → generation → writing → arena / evaluation → training →
 webapp → lwz_cli``. A package may import its own modules and those of the floors below it,
 never above; ``arena`` and ``evaluation`` share a floor and do not import each other.
-Nothing imports ``lwz_cli``, the top floor. Module-level imports form no circle.
+Nothing imports ``lwz_cli``, the top floor. No files import each other in a circle, counting
+imports inside functions as well as at module level.
 """
 
 from __future__ import annotations
@@ -22,29 +23,36 @@ FLOORS = {"core": 0, "storage": 1, "generation": 2, "writing": 3, "arena": 4, "e
 HEAVY = ("torch", "gradio", "trl", "transformers", "vllm")
 
 
-def project_imports() -> list[tuple[str, str, bool]]:
-    """``(importer, imported, at_module_level)`` for every import of a project module."""
+def _submodule(module: str, name: str) -> str:
+    """``from pkg import mod`` imports the module ``pkg.mod`` when that file exists, else ``pkg``."""
+    candidate = REPO_ROOT.joinpath(*module.split("."), name)
+    if candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file():
+        return f"{module}.{name}"
+    return module
+
+
+def project_imports() -> list[tuple[str, str]]:
+    """``(importer, imported)`` for every import of a project module, wherever the import sits."""
     found = []
     for package in FLOORS:
         for path in sorted((REPO_ROOT / package).rglob("*.py")):
             module = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
             tree = ast.parse(path.read_text(encoding="utf-8"))
-            top_level = {id(node) for node in tree.body}
             for node in ast.walk(tree):
                 names = []
                 if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
+                    names = [_submodule(node.module, alias.name) for alias in node.names]
                 elif isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
                 for name in names:
                     if name.split(".")[0] in FLOORS:
-                        found.append((module, name, id(node) in top_level))
+                        found.append((module, name))
     return found
 
 
 def test_no_import_runs_up_the_stack():
     upward = []
-    for importer, imported, _ in project_imports():
+    for importer, imported in project_imports():
         mine, theirs = importer.split(".")[0], imported.split(".")[0]
         if mine == theirs:
             continue
@@ -53,27 +61,46 @@ def test_no_import_runs_up_the_stack():
     assert upward == []
 
 
-def test_no_module_level_import_circle():
+def import_circles() -> list[list[str]]:
+    """Every set of files that import each other in a circle (strongly connected components of the
+    file graph), counting every import, inside functions too: a circle through a function-level
+    import is still two files that cannot be read, tested or moved apart."""
     graph = defaultdict(set)
-    for importer, imported, top_level in project_imports():
-        if top_level and importer != imported:
+    for importer, imported in project_imports():
+        if importer != imported:
             graph[importer].add(imported)
-    state: dict[str, int] = {}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
     circles = []
 
-    def visit(node: str, path: list[str]) -> None:
-        state[node] = 1
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
         for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                circles.append(" → ".join(path[path.index(nxt):] + [nxt]) if nxt in path else f"{node} → {nxt}")
-            elif nxt not in state:
-                visit(nxt, path + [nxt])
-        state[node] = 2
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
 
     for node in sorted(graph):
-        if node not in state:
-            visit(node, [node])
-    assert circles == []
+        if node not in index:
+            visit(node)
+    return circles
+
+
+def test_no_import_circle_between_files():
+    assert import_circles() == []
 
 
 @pytest.mark.parametrize("package", [p for p in FLOORS])

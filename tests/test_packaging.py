@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.vllm_server import free_port
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -5,33 +5,30 @@ battle's sides) and in vectorised numpy (majority, agreement, margin, filters), 
 reaches Python. Each generation's text is read and built once and spread to the rows by position
 (an Arrow take); the parquet file keeps one copy of each distinct text in its dictionary.
 
-A *valid* vote is one that is not flagged, by an annotator who is not flagged, inside the
-date range; each filter can be relaxed. The verdict of a battle (see :func:`verdict_of`):
+Which votes count and what a battle's verdict is are decided by :mod:`storage.counted_votes`,
+for the leaderboard and the judge cross-check as well as here: flagged votes, flagged or banned
+annotators and battles whose text names a model are left out (each but the ban can be relaxed).
+A ``left``/``right`` verdict gives a chosen/rejected pair; a ``both_bad`` verdict gives none, and
+in the KTO format both texts become "undesirable" rows (the absolute-quality signal); a ``tie``
+never yields a pair.
 
-- ``both_bad`` when both-bad votes outnumber each other option: no chosen/rejected pair; in the
-  KTO format both texts become "undesirable" rows (the absolute-quality signal);
-- otherwise the plurality over the *decisive* votes (left vs right): ``[right, tie]`` and
-  ``[right, both_bad]`` choose right, whatever the position;
-- otherwise ``tie`` (no decisive vote, or as many for each side): a tie never yields a pair.
-
-Agreement is the share of valid votes for the verdict; margin is
+Agreement is the share of counted votes for the verdict; margin is
 ``(votes for chosen - votes for rejected) / votes``.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from core.errors import UserError
 from generation.parser import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from storage.counted_votes import CountedVotes
 
 FORMATS = ("dpo", "reward", "kto")
 LAYOUTS = ("trl", "openrlhf", "verl")
 TEXT_MODES = ("full", "answer")
-_VERDICTS = ("left", "right", "tie", "both_bad")
 
 
 @dataclass(frozen=True)
@@ -42,6 +39,7 @@ class PreferenceFilters:
     min_votes: int = 1
     include_flagged_votes: bool = False
     include_flagged_annotators: bool = False
+    include_named: bool = False
     since: datetime | None = None
     until: datetime | None = None
     text: str = "full"
@@ -60,17 +58,15 @@ class PreferenceFilters:
         if self.since and self.until and self.since >= self.until:
             raise UserError(f"--since ({self.since.isoformat()}) must be before --until ({self.until.isoformat()})")
 
+    def counted(self) -> CountedVotes:
+        """The votes that count for this export (:class:`storage.counted_votes.CountedVotes`)."""
+        return CountedVotes(include_flagged_votes=self.include_flagged_votes,
+                            include_flagged_annotators=self.include_flagged_annotators,
+                            include_named=self.include_named, since=self.since, until=self.until)
+
     def describe(self) -> str:
         """The active filters in words, for messages such as 'no battle left after ...'."""
-        parts = []
-        if not self.include_flagged_votes:
-            parts.append("flagged votes excluded")
-        if not self.include_flagged_annotators:
-            parts.append("flagged annotators excluded")
-        if self.since:
-            parts.append(f"since {self.since.isoformat()}")
-        if self.until:
-            parts.append(f"until {self.until.isoformat()}")
+        parts = self.counted().left_out()
         if self.min_votes > 1:
             parts.append(f"min votes {self.min_votes}")
         if self.min_agreement > 0:
@@ -84,65 +80,6 @@ class PreferenceFilters:
         for name in ("since", "until"):
             record[name] = record[name].isoformat() if record[name] else None
         return record
-
-
-def battle_verdicts(session, *, filters: PreferenceFilters):
-    """Per-battle vote counts, verdicts and sides as a DataFrame: one row per battle with a valid vote, by id.
-
-    Columns: battle_id, prompt_id, left_id, right_id (-1 for a deleted side), left, right, tie,
-    both_bad (valid-vote counts), annotators, verdict, agreement. One statement counts the valid
-    votes per battle and choice (``COUNT(*) FILTER``) and joins the battle, so no vote row reaches
-    Python; the verdict is a vectorised argmax.
-    """
-    import numpy as np
-    import pandas as pd
-    import sqlalchemy as sa
-
-    from storage.models import Battle, User, Vote
-    from storage.votes import banned_annotators_query
-
-    no_side = -1  # generation ids are positive
-    query = (sa.select(Battle.id, Battle.prompt_id, sa.func.coalesce(Battle.left_generation_id, no_side),
-                       sa.func.coalesce(Battle.right_generation_id, no_side),
-                       *(sa.func.count().filter(Vote.winner == name) for name in _VERDICTS))
-             .join(Battle, Battle.id == Vote.battle_id)
-             .where(Vote.annotator_id.not_in(banned_annotators_query()))  # a banned annotator's votes train nothing
-             .group_by(Battle.id)
-             .order_by(Battle.id))
-    if not filters.include_flagged_votes:
-        # IS NOT TRUE, not = FALSE: SQLite would walk the flagged index, which nearly every vote matches.
-        query = query.where(Vote.flagged.is_not(True))
-    if not filters.include_flagged_annotators:
-        query = query.where(Vote.annotator_id.not_in(sa.select(User.id).where(User.flagged.is_(True))))
-    if filters.since is not None:
-        query = query.where(Vote.created_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(Vote.created_at < filters.until)
-    columns = ["battle_id", "prompt_id", "left_id", "right_id", *_VERDICTS]
-    rows = _driver_rows(session, query)
-    values = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * len(columns))
-    wide = pd.DataFrame(values.reshape(len(rows), len(columns)), columns=columns)
-    left, right, tie, bad = (wide[name].to_numpy() for name in _VERDICTS)
-    verdict = verdict_of(left, right, tie, bad)
-    total = left + right + tie + bad
-    top = np.select([verdict == "left", verdict == "right", verdict == "both_bad"], [left, right, bad], tie)
-    wide["annotators"] = total
-    wide["verdict"] = verdict
-    wide["agreement"] = np.where(total > 0, top / np.maximum(total, 1), 0.0)
-    return wide
-
-
-def verdict_of(left, right, tie, both_bad):
-    """The verdicts of battles from their valid-vote counts (numpy arrays or ints), vectorised.
-
-    ``both_bad`` when both-bad votes outnumber left, right and tie each; else ``left``/``right``
-    by the plurality of decisive votes; else ``tie``. Ties and both-bad never pick a side.
-    """
-    import numpy as np
-
-    left, right, tie, bad = (np.asarray(x) for x in (left, right, tie, both_bad))
-    all_bad = (bad > left) & (bad > right) & (bad > tie)
-    return np.select([all_bad, left > right, right > left], ["both_bad", "left", "right"], "tie").astype(object)
 
 
 def preference_pairs(session, *, filters: PreferenceFilters, both_bad: bool = False):
@@ -164,9 +101,11 @@ def preference_pairs(session, *, filters: PreferenceFilters, both_bad: bool = Fa
     import pandas as pd
     import sqlalchemy as sa
 
+    from storage.counted_votes import battle_tallies
+    from storage.engine import driver_rows
     from storage.models import Battle, Generation, ModelEntry, Prompt
 
-    verdicts = battle_verdicts(session, filters=filters)
+    verdicts = battle_tallies(session, counted=filters.counted())
     report: dict[str, int] = {"battles_with_valid_votes": int(len(verdicts))}
     keep = verdicts["annotators"].to_numpy() >= filters.min_votes
     report["dropped_min_votes"] = int((~keep).sum())
@@ -190,14 +129,14 @@ def preference_pairs(session, *, filters: PreferenceFilters, both_bad: bool = Fa
         raise UserError(f"no preference pair left after the filters ({filters.describe()}); counts: {_counts(report)}")
 
     referenced = sa.union(sa.select(Battle.left_generation_id.label("gid")), sa.select(Battle.right_generation_id))
-    gens = pd.DataFrame(_driver_rows(session, sa.select(Generation.id, Generation.think, Generation.answer,
+    gens = pd.DataFrame(driver_rows(session, sa.select(Generation.id, Generation.think, Generation.answer,
                                                         ModelEntry.name)
                                      .join(ModelEntry, ModelEntry.id == Generation.model_id)
                                      .where(Generation.id.in_(sa.select(referenced.subquery().c.gid)))),
                         columns=["gid", "think", "answer", "model"])
     gens["text"] = completion_texts(gens["think"], gens["answer"], mode=filters.text)
     gens = gens.set_index("gid")
-    prompts = pd.DataFrame(_driver_rows(session, sa.select(Prompt.id, Prompt.text, Prompt.category,
+    prompts = pd.DataFrame(driver_rows(session, sa.select(Prompt.id, Prompt.text, Prompt.category,
                                                            Prompt.target_words, Prompt.language)),
                            columns=["prompt_id", "prompt", "category", "target_words", "language"])
     prompts = prompts.set_index("prompt_id")
@@ -249,18 +188,6 @@ def _spread(values, positions):
         return values.array.take(positions)
     taken = pc.take(pa.array(values.array), positions, memory_pool=pa.system_memory_pool())
     return pd.array(taken, dtype=values.dtype)
-
-
-def _driver_rows(session, query) -> list[tuple]:
-    """A Core query's rows as the driver's plain tuples, read on the session's connection (so rows it has
-    not committed are seen). SQLAlchemy's per-row objects and result processing are skipped: only integer
-    and text columns are read this way, which the drivers return as they are.
-    """
-    result = session.connection().execute(query)
-    try:
-        return result.cursor.fetchall()
-    finally:
-        result.close()
 
 
 def _pairs_fingerprint(frame, texts) -> str:

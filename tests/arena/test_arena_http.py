@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from storage.engine import session_scope
 from storage.models import Assignment, Battle, Vote
+from tests.helpers import user_id
 from tests.live_app import gradio_config, http_session, raw_call, start_live_app
 from arena.seed import seed_pool
 
@@ -126,11 +127,6 @@ def test_no_model_name_before_the_vote_then_reveal(app, clients, fns, vote_call)
     assert stored_votes(app, battle_id=battle, annotator_id=user_id(app, "ann"))
     shown = completed(raw_call(ann, fns["arena_reveal"], [battle]))
     assert shown["success"] and all(name in json.dumps(shown) for name in MODELS)
-
-
-def user_id(app, name: str) -> int:
-    with session_scope(app.engine) as session:
-        return session.execute(sa.text("SELECT id FROM users WHERE name = :n"), {"n": name}).scalar_one()
 
 
 def test_vote_on_unassigned_battle_is_refused(app, clients, fns, vote_call):

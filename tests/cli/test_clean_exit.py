@@ -7,21 +7,18 @@ exception", exit 134) after printing. Several runs, a tiny target each."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import lwz
+
 pytestmark = pytest.mark.slow
-LWZ = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "lwz"
 RUNS = 3
 
 
 def _lwz(db_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("LWZ_DATABASE_URL", None)
-    return subprocess.run([str(LWZ), "--db", db_url, *args], capture_output=True, text=True, env=env, timeout=600)
+    return lwz(*args, db=db_url, env={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
 
 
 def test_generate_with_a_target_exits_0_after_valid_json_every_time(tmp_path):

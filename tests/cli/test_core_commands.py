@@ -9,16 +9,10 @@ import subprocess
 import pytest
 
 from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.helpers import LWZ, lwz
 from tests.storage.helpers import head_revision
 
-LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 LONGBENCH = TEST_DATA / "longbench_write_en.jsonl"
-
-
-def lwz(*args: str, db: str | None = None, stdin: str | None = None, cwd=None) -> subprocess.CompletedProcess:
-    command = [str(LWZ)] + (["--db", db] if db else []) + list(args)
-    env = {k: v for k, v in os.environ.items() if k != "LWZ_DATABASE_URL"}
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
 
 def one_json(done: subprocess.CompletedProcess):

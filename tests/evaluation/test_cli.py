@@ -14,15 +14,9 @@ from lwz_cli.main import main
 from storage.votes import add_vote
 from storage.engine import session_scope
 from storage.models import Battle
+from tests.helpers import run_json
 from storage.users import add_user
 from tests.storage.helpers import seed_arena
-
-
-def run_json(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr().out
-    assert code == 0
-    return json.loads(out)  # exactly one JSON value, nothing else on stdout
 
 
 def battles_frame(n=300, seed=0):

@@ -12,7 +12,7 @@ from lwz_cli.main import main
 from storage.catalog import add_model
 from storage.engine import session_scope
 from storage.models import JudgeVerdict
-from storage.votes import add_vote
+from tests.helpers import cast
 from tests.storage.helpers import seed_arena
 
 
@@ -50,7 +50,7 @@ def test_agreement_from_the_database(sqlite_engine, capsys):
         votes = [["left", "left", "right", "tie"], ["left", "right", "right", "both_bad"], ["right", "left", "left", "tie"]]
         for annotator, winners in zip(seeded.annotator_ids, votes):
             for battle_id, winner in zip(b, winners):
-                add_vote(session, battle_id=battle_id, annotator_id=annotator, winner=winner)
+                cast(session, battle_id=battle_id, annotator_id=annotator, winner=winner)
         for battle_id, first, second in ((b[0], "left", "left"), (b[1], "left", "right"), (b[2], None, "right")):
             session.add(JudgeVerdict(battle_id=battle_id, judge="j", left_first=True, verdict=first))
             session.add(JudgeVerdict(battle_id=battle_id, judge="j", left_first=False, verdict=second))
@@ -81,7 +81,7 @@ def test_judge_fills_in_verdicts_on_real_vllm(sqlite_engine, vllm_server, capsys
         add_model(session, name="judge", backend="openai", base_url=vllm_server.base_url, model_id=vllm_server.model,
                   template="direct")
         for battle_id in seeded.battle_ids:
-            add_vote(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner="left")
+            cast(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner="left")
     url = sqlite_engine.url.render_as_string(hide_password=False)
     argv = ["--db", url, "eval", "agreement", "--judge", "judge", "--judge-max-tokens", "12", "--json"]
     assert main(argv) == 0
@@ -126,7 +126,7 @@ def test_reward_model_scores_the_voted_battles(sqlite_engine, tiny_reward_model,
     seeded = seed_arena(sqlite_engine, battles=3, annotators=1)
     with session_scope(sqlite_engine) as session:
         for battle_id, winner in zip(seeded.battle_ids, ["left", "right", "left"]):
-            add_vote(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner=winner)
+            cast(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner=winner)
     url = sqlite_engine.url.render_as_string(hide_password=False)
     argv = ["--db", url, "eval", "agreement", "--reward-model", str(tiny_reward_model), "--json"]
     assert main(argv) == 0

@@ -3,7 +3,6 @@ leave ratings; bad input is one line."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -15,7 +14,9 @@ from evaluation.hygiene import hygiene_report, skew_scores
 from evaluation.ratings import compute_ratings
 from lwz_cli.main import main
 from storage.engine import session_scope
-from storage.votes import add_vote, banned_annotator_ids, votes_table
+from storage.counted_votes import CountedVotes
+from storage.votes import banned_annotator_ids, votes_table
+from tests.helpers import cast, run_json
 from tests.storage.helpers import seed_arena
 
 STRENGTH = {"target": -0.5, "m1": 0.3, "m2": 0.0, "m3": 0.2}
@@ -74,13 +75,6 @@ def test_too_fast_share_is_flagged_and_skew_needs_votes():
     assert skew_scores(votes[votes["winner"] == "tie"]) == {}
 
 
-def run_json(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr().out
-    assert code == 0
-    return json.loads(out)
-
-
 def test_ban_leaves_ratings_and_is_reversible(engine, capsys):
     url = engine.url.render_as_string(hide_password=False)
     seeded = seed_arena(engine, battles=6, annotators=2)
@@ -89,8 +83,8 @@ def test_ban_leaves_ratings_and_is_reversible(engine, capsys):
 
         add_user(session, name="boss", role="admin")
         for battle_id in seeded.battle_ids:
-            add_vote(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner="left")
-            add_vote(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[1], winner="right")
+            cast(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[0], winner="left")
+            cast(session, battle_id=battle_id, annotator_id=seeded.annotator_ids[1], winner="right")
     def n_alpha():
         rows = run_json(capsys, ["--db", url, "leaderboard", "--json", "--bootstrap", "0", "--min-battles", "1"])
         return {r["model"]: r for r in rows}["alpha"]["n"]
@@ -101,7 +95,7 @@ def test_ban_leaves_ratings_and_is_reversible(engine, capsys):
     assert n_alpha() == 6
     with session_scope(engine) as session:
         assert banned_annotator_ids(session) == {seeded.annotator_ids[1]}
-        assert len(votes_table(session)) == 6 and len(votes_table(session, include_banned=True)) == 12
+        assert len(votes_table(session)) == 6 and len(votes_table(session, counted=CountedVotes(include_banned=True))) == 12
     report = run_json(capsys, ["--db", url, "annotators", "--json"])
     assert {r["annotator"]: r["banned"] for r in report["annotators"]} == {"ann0": False, "ann1": True}
     assert main(["--db", url, "annotators"]) == 0 and "BANNED" in capsys.readouterr().out
@@ -132,7 +126,7 @@ def test_panel_bans_as_an_admin_and_shows_flags(sqlite_engine):
         from storage.users import add_user
 
         add_user(session, name="boss", role="admin")
-        add_vote(session, battle_id=seeded.battle_ids[0], annotator_id=seeded.annotator_ids[0], winner="left")
+        cast(session, battle_id=seeded.battle_ids[0], annotator_id=seeded.annotator_ids[0], winner="left")
     assert "banned" in ban_action(sqlite_engine, admin="boss", name="ann0", reason="test", lift=False)
     view = annotators_view(sqlite_engine)
     assert view["annotators"].set_index("annotator").loc["ann0", "banned"] == "banned"

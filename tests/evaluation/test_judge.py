@@ -18,6 +18,7 @@ from storage.catalog import add_model
 from storage.engine import session_scope
 from core.errors import UserError
 from storage.models import Generation
+from tests.helpers import add_writer_and_judge
 
 
 def test_parse_verdict():
@@ -141,12 +142,19 @@ def test_arena_write_file_is_read_and_checked(tmp_path):
         JudgeSettings(candidate="c", baselines=["x", "y"], judge="j", prompts="p", arena_write=True)
 
 
+def _marking_judge(body: dict):
+    """A judge that reads the request and prefers the first response, as a reply ending in its mark."""
+    assert "[Response 1]" in body["messages"][-1]["content"]
+    yield "Response 1 answers the request more fully. "
+    yield "[[1]]"
+
+
 @pytest.mark.slow
-def test_arena_write_judge_against_the_real_vllm_server(sqlite_engine, vllm_server, tmp_path, capsys):
-    with session_scope(sqlite_engine) as session:
-        for name in ("cand", "judge"):
-            add_model(session, name=name, backend="openai", base_url=vllm_server.base_url,
-                      model_id=vllm_server.model, template="direct")
+@pytest.mark.parametrize("scripted_judge", [_marking_judge], indirect=True)
+def test_arena_write_judge_against_the_real_vllm_server(sqlite_engine, vllm_server, scripted_judge, tmp_path, capsys):
+    """The candidate writes through the real vLLM server; the judge is scripted and every reply of
+    it carries a verdict, so a run that loses them, or rates nothing, fails here."""
+    add_writer_and_judge(sqlite_engine, writer="cand", vllm_server=vllm_server, judge=scripted_judge)
     url = sqlite_engine.url.render_as_string(hide_password=False)
     out = tmp_path / "verdicts.jsonl"
     base = ["--db", url, "eval", "judge", "--candidate", "cand", "--judge", "judge", "--prompts", str(ARENA_WRITE_SAMPLE)]
@@ -157,15 +165,16 @@ def test_arena_write_judge_against_the_real_vllm_server(sqlite_engine, vllm_serv
     summary = json.loads(captured.out)
     assert summary["format"] == "arena-write" and summary["baselines"] == ["arena-write-baseline"]
     (row,) = summary["win_rates"]
-    assert row["battles"] == 4  # 2 requests x 2 orders
+    assert row["battles"] == 4 and row["invalid"] == 0  # 2 requests x 2 orders, every verdict read
+    assert row["candidate_wins"] == row["baseline_wins"] == 2  # the first response won each time
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(v["idx"], v["first"], v["second"]) for v in lines} == {
         (i, a, b) for i in (0, 1) for a, b in (("cand", "arena-write-baseline"), ("arena-write-baseline", "cand"))}
     ratings = {r["model"]: r for r in summary["ratings"]}
-    valid = row["battles"] - row["invalid"]
-    if valid:  # the baseline is the anchor: 1000, and the candidate's rating is its gap to it
-        assert ratings["arena-write-baseline"]["rating"] == pytest.approx(1000.0)
-        assert ratings["cand"]["ci_low"] <= ratings["cand"]["rating"] <= ratings["cand"]["ci_high"]
+    assert all(v["verdict"] is not None for v in lines)
+    # The baseline is the anchor: 1000, and the candidate's rating is its gap to it.
+    assert ratings["arena-write-baseline"]["rating"] == pytest.approx(1000.0)
+    assert ratings["cand"]["ci_low"] <= ratings["cand"]["rating"] <= ratings["cand"]["ci_high"]
     # Only the candidate wrote: the baseline's answers come from the file, not from a model.
     with session_scope(sqlite_engine) as session:
         assert session.execute(sa.select(sa.func.count(Generation.id))).scalar_one() == 2

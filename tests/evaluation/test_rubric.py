@@ -12,9 +12,9 @@ from evaluation.rubric import (
     check_criteria, mean_interval, parse_criteria, parse_score, read_requests, rubric_table,
 )
 from lwz_cli.main import main
-from storage.catalog import add_model
 from storage.engine import session_scope
 from storage.models import Rubric, RubricScore
+from tests.helpers import add_writer_and_judge
 from tests.storage.helpers import seed_arena
 
 SCALE = "1-2: off topic; 3-4: weak; 5-6: adequate; 7-8: good; 9-10: excellent"
@@ -77,12 +77,23 @@ def test_stored_scores_summarise_per_model(sqlite_engine):
     assert row["ci_low"] >= 7.0 and row["ci_high"] <= 9.0
 
 
+WRITTEN_CRITERION = {"name": "Clarity", "description": "Is it easy to follow?", "scale": SCALE}
+
+
+def _scoring_judge(body: dict):
+    """A judge that writes one criterion when asked for a rubric and otherwise scores 7, with a reason."""
+    if "JSON array" in body["messages"][-1]["content"]:
+        yield json.dumps([WRITTEN_CRITERION])
+    else:
+        yield "It stays on the request throughout.\nScore: 7"
+
+
 @pytest.mark.slow
-def test_rubric_run_against_the_real_vllm_server(sqlite_engine, vllm_server, tmp_path, capsys):
-    with session_scope(sqlite_engine) as session:
-        for name in ("writer", "judge"):
-            add_model(session, name=name, backend="openai", base_url=vllm_server.base_url,
-                      model_id=vllm_server.model, template="direct")
+@pytest.mark.parametrize("scripted_judge", [_scoring_judge], indirect=True)
+def test_rubric_run_against_the_real_vllm_server(sqlite_engine, vllm_server, scripted_judge, tmp_path, capsys):
+    """The writer writes through the real vLLM server; the judge is scripted and every reply of it
+    is usable, so a run that loses the scores, or stores none, fails here."""
+    add_writer_and_judge(sqlite_engine, writer="writer", vllm_server=vllm_server, judge=scripted_judge)
     prompts = tmp_path / "rubric.jsonl"
     prompts.write_text("\n".join(json.dumps(p) for p in (
         {"prompt": "Write a short note about rain.", "length": 20, "criteria": [
@@ -98,15 +109,13 @@ def test_rubric_run_against_the_real_vllm_server(sqlite_engine, vllm_server, tmp
     result = json.loads(capsys.readouterr().out)
     first, second = result["requests"]
     assert first["invalid_criteria"] == ["criterion 3 (Broken): no scale"]
-    assert [s["criterion"] for s in first["scores"]] == ["Relevance", "Imagery"]
-    assert all(s["score"] is None or 1 <= s["score"] <= 10 for s in first["scores"])
-    assert all(s["justification"] for s in first["scores"])  # the judge replied something each time
-    # The second request had no criteria: the judge was asked to write them; either they were usable
-    # (stored, then scored) or the request is reported, and the run went on.
-    assert ("error" in second) != bool(second["scores"])
+    assert [(s["criterion"], s["score"]) for s in first["scores"]] == [("Relevance", 7), ("Imagery", 7)]
+    assert all(s["justification"] for s in first["scores"])  # the judge's reason is kept with each score
+    # The second request had no criteria: the judge wrote them, and they were stored, then scored.
+    assert [(s["criterion"], s["score"]) for s in second["scores"]] == [("Clarity", 7)]
     summary = result["summary"]
     assert summary["requests"] == 2 and summary["invalid_criteria"] == 1
-    assert summary["scores"] + summary["invalid_scores"] == len(first["scores"]) + len(second["scores"])
+    assert (summary["scores"], summary["invalid_scores"]) == (3, 0)
     with session_scope(sqlite_engine) as session:
         stored = session.execute(sa.select(RubricScore.criterion, RubricScore.score)).all()
         rubrics = session.execute(sa.select(Rubric.source, Rubric.criteria)).all()
@@ -114,8 +123,7 @@ def test_rubric_run_against_the_real_vllm_server(sqlite_engine, vllm_server, tmp
     assert ("file", [{"name": "Relevance", "description": "Is it about rain?", "scale": SCALE},
                      {"name": "Imagery", "description": "Does it make rain vivid?", "scale": SCALE}]) in rubrics
     table = rubric_table(sqlite_engine)
-    if summary["scores"]:
-        assert table[0]["model"] == "writer" and table[0]["scores"] == summary["scores"]
+    assert table[0]["model"] == "writer" and table[0]["scores"] == summary["scores"]
     # The criteria are stored once: a second run reuses them (no new rubric rows).
     assert main(argv[:-1] + ["--limit", "1"]) == 0
     with session_scope(sqlite_engine) as session:

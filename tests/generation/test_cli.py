@@ -11,6 +11,7 @@ import pytest
 
 from storage.engine import make_engine, session_scope, upgrade
 from storage.generations import list_generations
+from tests import helpers
 from tests.conftest import default_sigint
 from tests.generation.helpers import register
 
@@ -18,7 +19,7 @@ LWZ = [sys.executable, "-m", "lwz_cli.main"]
 
 
 def lwz(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*LWZ, "--db", db_url, *args], capture_output=True, text=True, input=stdin, timeout=600)
+    return helpers.lwz(*args, db=db_url, stdin=stdin)
 
 
 def test_bad_input_is_one_line_exit_2(sqlite_url):

@@ -5,9 +5,6 @@ OpenAI-compatible API sends its first tokens and then hangs. The generation must
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,58 +12,17 @@ from core.errors import UserError
 from generation import stall
 from generation.backends.base import BackendError, BackendRequest, Delta
 from generation.request import GenerationRequest
+from tests.helpers import ScriptedOpenAIServer
 
 FIRST_WORDS = ["Autumn ", "light ", "falls "]
 
 
-class _HangingServer(BaseHTTPRequestHandler):
-    """``/v1/models``, ``/tokenize``, and a chat stream that stops after FIRST_WORDS."""
-
-    release: threading.Event
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def _json(self, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
-        if self.path.endswith("/tokenize"):
-            self._json({"count": len(json.dumps(body)) // 4 + 1})
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        for index, word in enumerate(FIRST_WORDS, start=1):
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                     "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}],
-                     "usage": {"prompt_tokens": 20, "completion_tokens": index, "total_tokens": 20 + index}}
-            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.flush()
-        self.release.wait()  # hang, connection open, until the test ends
-
-
 @pytest.fixture
 def hanging_server():
-    release = threading.Event()
-    handler = type("Handler", (_HangingServer,), {"release": release})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    release.set()
-    server.shutdown()
-    server.server_close()
+    """``/v1/models``, ``/tokenize``, and a chat stream that stops after FIRST_WORDS and hangs,
+    connection open, until the test ends."""
+    with ScriptedOpenAIServer(lambda body: FIRST_WORDS, hang=True, model="fake", max_model_len=4096) as server:
+        yield server.base_url
 
 
 def test_a_stream_that_hangs_after_its_first_tokens_raises_a_stall_error(hanging_server):

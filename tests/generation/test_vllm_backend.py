@@ -134,7 +134,7 @@ def test_wrong_model_id_lists_served_models(vllm_server):
 
 @pytest.mark.parametrize("base_url", ["http://127.0.0.1:{closed}/v1", "http://10.255.255.1:8000/v1"])
 def test_unreachable_backend_names_the_url_without_hanging(sqlite_engine, base_url):
-    from tests.vllm_server import free_port
+    from tests.helpers import free_port
 
     base_url = base_url.format(closed=free_port())
     register(sqlite_engine, "gone", base_url=base_url, model="m", template="direct")

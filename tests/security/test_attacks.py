@@ -33,6 +33,7 @@ from arena.service import next_battle
 from storage.engine import session_scope
 from storage.models import Vote
 from storage.users import get_user
+from tests.helpers import user_id
 from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, start_live_app
 
 pytestmark = pytest.mark.slow
@@ -74,11 +75,6 @@ def anonymous(target, *, address: str | None = None):
     if address:
         client.headers["X-Forwarded-For"] = address
     return client
-
-
-def user_id(target, name: str) -> int:
-    with session_scope(target.engine) as session:
-        return get_user(session, name=name).id
 
 
 def assign(target, name: str) -> int:
@@ -320,6 +316,7 @@ def test_a_banned_annotators_votes_are_stored_but_count_nowhere(target):
     """A ban takes votes out of ratings and exports (see evaluation.hygiene); both vote paths still
     store them, with every other check, so lifting the ban brings them back."""
     from evaluation.hygiene import ban
+    from storage.counted_votes import CountedVotes
     from storage.votes import votes_table
 
     with session_scope(target.engine) as s:
@@ -333,8 +330,8 @@ def test_a_banned_annotators_votes_are_stored_but_count_nowhere(target):
     assert tab_vote(client, by_tab, "Tie").status_code == 200
     mine = {by_route, by_tab}
     with session_scope(target.engine) as s:
-        counted = set(votes_table(s, include_flagged=True)["battle_id"]) & mine
-        kept = votes_table(s, include_flagged=True, include_banned=True)
+        counted = set(votes_table(s, counted=CountedVotes(include_flagged_votes=True))["battle_id"]) & mine
+        kept = votes_table(s, counted=CountedVotes(include_flagged_votes=True, include_banned=True))
     assert counted == set()
     assert set(kept[kept["annotator"] == "barred"]["battle_id"]) == mine
 

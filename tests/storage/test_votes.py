@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from storage.counted_votes import CountedVotes
 from storage.votes import (
     VALID_WINNERS, add_vote, assign_battle, bulk_insert_votes, create_battle, get_assignment, get_vote, votes_table,
 )
@@ -118,11 +119,11 @@ def test_votes_table_maps_sides_and_filters(engine):
         add_vote(session, battle_id=b2, annotator_id=ann0, winner="both_bad", flags=["spam"])
     with session_scope(engine) as session:
         frame = votes_table(session)
-        flagged_too = votes_table(session, include_flagged=True)
+        flagged_too = votes_table(session, counted=CountedVotes(include_flagged_votes=True))
         cat1 = votes_table(session, category="cat1")
-        future = votes_table(session, since=utcnow() + timedelta(hours=1))
-        past = votes_table(session, until=utcnow() - timedelta(hours=1))
-        recent = votes_table(session, since=utcnow() - timedelta(hours=1), until=utcnow() + timedelta(hours=1))
+        future = votes_table(session, counted=CountedVotes(since=utcnow() + timedelta(hours=1)))
+        past = votes_table(session, counted=CountedVotes(until=utcnow() - timedelta(hours=1)))
+        recent = votes_table(session, counted=CountedVotes(since=utcnow() - timedelta(hours=1), until=utcnow() + timedelta(hours=1)))
     assert list(frame.columns) == TABLE_COLUMNS
     assert frame["winner"].tolist() == ["model_a", "model_b", "tie"]
     assert frame[["model_a", "model_b"]].drop_duplicates().values.tolist() == [["alpha", "beta"]]
@@ -151,7 +152,7 @@ def test_bulk_insert_votes(engine):
         assert bulk_insert_votes(session, rows=rows) == 6
     with session_scope(engine) as session:
         assert len(votes_table(session)) == 5
-        assert len(votes_table(session, include_flagged=True)) == 6
+        assert len(votes_table(session, counted=CountedVotes(include_flagged_votes=True))) == 6
         stored = session.execute(sa.select(Vote).order_by(Vote.id)).scalars().all()
     assert stored[0].flags == ["too_fast"] and stored[0].flagged is True
     assert all(v.created_at.tzinfo is not None for v in stored)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from storage.votes import add_vote, create_battle
+from storage.votes import create_battle
 from storage.catalog import add_model, get_or_add_prompt
 from storage.generations import create_generation, finish_generation
 from storage.users import add_user
+from tests.helpers import cast
 
 
 def make_generation(session, *, prompt_id: int, model_id: int, answer: str, think: str = "") -> int:
@@ -18,7 +19,8 @@ def make_generation(session, *, prompt_id: int, model_id: int, answer: str, thin
 
 
 def seed_battles(session, verdicts: list[list[str]], *, flagged_users: tuple[int, ...] = ()) -> list[int]:
-    """One battle per entry of ``verdicts``; entry k lists the votes (left/right/tie/both_bad) by annotators 0, 1, ...
+    """One battle per entry of ``verdicts``; entry k lists the votes (left/right/tie/both_bad) by annotators 0, 1, ...,
+    cast through the arena's own vote function.
 
     Left is model "a" answering ``left answer i``; right is model "b" answering ``right answer i``.
     Annotators whose index is in ``flagged_users`` are flagged. Returns the battle ids.
@@ -38,7 +40,7 @@ def seed_battles(session, verdicts: list[list[str]], *, flagged_users: tuple[int
         battle = create_battle(session, prompt_id=prompt.id, left_generation_id=left, right_generation_id=right)
         for user, winner in zip(users, votes):
             if winner:
-                add_vote(session, battle_id=battle.id, annotator_id=user.id, winner=winner)
+                cast(session, battle_id=battle.id, annotator_id=user.id, winner=winner)
         ids.append(battle.id)
     session.flush()
     return ids

@@ -163,3 +163,37 @@ def test_train_flags_include_the_gate_for_writing_kinds_only():
     assert args.force is True and args.gate_max_tokens == 64 and args.gate_prompts is None
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "reward", "--base", "m", "--out", "o", "--data", "d", "--force"])
+
+
+@pytest.mark.slow
+def test_train_register_refuses_a_child_that_games_the_gate(sqlite_url, tmp_path):
+    """``lwz train dpo --register`` end to end: one DPO step towards looping answers at a learning
+    rate that overwrites the model leaves a child that repeats itself where its parent writes; the
+    gate refuses it: exit 2, one line naming the gate, the run recorded, and no model registered."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from storage.engine import make_engine, session_scope
+    from storage.models import ModelEntry, TrainingRun
+    from tests.helpers import lwz
+
+    data = tmp_path / "prefs.parquet"
+    pd.DataFrame([{"prompt": f"Describe the sea at hour {i}.", "chosen": "sea sea sea sea sea sea sea sea",
+                   "rejected": f"Grey waves roll in under a low sky at hour {i}.", "margin": 1.0}
+                  for i in range(2)]).to_parquet(data)
+    prompts = tmp_path / "gate.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Write a short note about a lighthouse keeper.", "length": 40}) + "\n")
+    out = tmp_path / "child"
+    done = lwz("train", "dpo", "--base", "smollm2-135m", "--data", str(data), "--out", str(out),
+               "--max-steps", "1", "--batch-size", "1", "--max-length", "48", "--learning-rate", "1.0",
+               "--register", "gamed", "--gate-prompts", str(prompts), "--gate-max-tokens", "32", db=sqlite_url)
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "refused by the reward-hacking gate" in last and "Traceback" not in done.stderr
+    assert (out / "config.json").is_file()  # the checkpoint is kept for inspection
+    engine = make_engine(sqlite_url)
+    with session_scope(engine) as session:
+        assert session.execute(sa.select(ModelEntry.id).where(ModelEntry.name == "gamed")).first() is None
+        (run,) = session.execute(sa.select(TrainingRun)).scalars().all()
+        assert run.metrics["gate"]["refused"] is True and run.metrics["gate"]["regressed"]
+    engine.dispose()

@@ -133,14 +133,14 @@ def test_banned_annotators_votes_are_left_out_until_the_ban_is_lifted(engine):
 
 
 def test_flagged_votes_are_left_out(sqlite_engine):
-    from storage.votes import add_vote
     from storage.users import add_user
+    from tests.helpers import cast
 
     with session_scope(sqlite_engine) as session:
         ids = seed_battles(session, [["left"]])
         extra = [add_user(session, name=f"x{i}", role="annotator") for i in range(2)]
         for user in extra:
-            add_vote(session, battle_id=ids[0], annotator_id=user.id, winner="right", flags=["too_fast"])
+            cast(session, battle_id=ids[0], annotator_id=user.id, winner="right", too_fast=True)
         frame, _ = preference_pairs(session, filters=PreferenceFilters())
         assert frame.loc[0, "chosen_model"] == "a"
         frame, _ = preference_pairs(session, filters=PreferenceFilters(include_flagged_votes=True))

@@ -17,7 +17,7 @@ import pytest
 
 from storage.engine import session_scope
 from storage.generations import get_generation, list_generations
-from storage.users import get_user
+from tests.helpers import user_id
 from tests.live_app import REPO_ROOT, http_session, login, stored_generation
 
 pytestmark = pytest.mark.slow
@@ -30,11 +30,6 @@ XSS = ('<script>window.__xss="script"</script> <img src=x onerror="window.__xss=
 @pytest.fixture
 def app(write_app):
     return write_app
-
-
-def user_id(app, name):
-    with session_scope(app.engine) as s:
-        return get_user(s, name=name).id
 
 
 def rows_of(app, name):

@@ -6,7 +6,8 @@ import pytest
 
 from storage.engine import session_scope
 from storage.generations import list_generations
-from tests.live_app import fn_index_of, free_port, gradio_config, http_session, raw_call
+from tests.helpers import free_port
+from tests.live_app import fn_index_of, gradio_config, http_session, raw_call
 
 pytestmark = pytest.mark.slow
 
