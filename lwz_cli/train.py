@@ -8,9 +8,6 @@ import shlex
 
 from lwz_cli.common import add_json_flag, arena_fill_command, open_engine, print_json
 
-FILTER_KINDS = ("reward", "dpo", "kto")  # the kinds whose rows are battles, filtered by the vote flags
-
-
 def register(subparsers) -> None:
     export = subparsers.add_parser("export", help="datasets for training, from the votes and prompts")
     sub = export.add_subparsers(dest="export_command", required=True)
@@ -35,28 +32,27 @@ def register(subparsers) -> None:
 
     train = subparsers.add_parser("train", help="train a reward model, DPO, KTO or GRPO, or continually pretrain, "
                                                  "with TRL")
+    from training.kinds import KINDS
+
     kinds = train.add_subparsers(dest="train_kind", required=True)
-    for kind, text in (("reward", "a reward model from preference pairs"), ("dpo", "DPO from preference pairs"),
-                       ("kto", "KTO from desirable/undesirable rows (both-bad battles included)"),
-                       ("grpo", "GRPO on a prompt set with the LongWriter-Zero rewards"),
-                       ("pretrain", "continual pretraining on plain text, packed into --max-length sequences")):
-        p = kinds.add_parser(kind, help=text)
-        add_option_flags(p, kind)
-        if kind in FILTER_KINDS:
+    for kind in KINDS.values():
+        p = kinds.add_parser(kind.name, help=kind.help)
+        add_option_flags(p, kind.name)
+        if kind.vote_filters:
             _add_filter_flags(p)
         add_json_flag(p)
         p.set_defaults(handler=cmd_train)
 
 
 def _option_fields(kind: str):
-    """TrainOptions fields that are flags of ``lwz train KIND`` (those with help, for this kind)."""
+    """TrainOptions fields that are flags of ``lwz train KIND`` (those with help that the kind takes)."""
     import dataclasses
 
+    from training.kinds import takes
     from training.options import TrainOptions
 
     for f in dataclasses.fields(TrainOptions):
-        meta = f.metadata
-        if meta.get("help") and kind in meta.get("kinds", (kind,)):
+        if f.metadata.get("help") and takes(kind, f.name):
             yield f
 
 
@@ -76,7 +72,7 @@ def add_option_flags(p: argparse.ArgumentParser, kind: str) -> None:
             kwargs["action"] = "store_true"
         else:
             if meta.get("parse") == "comma":
-                kwargs["default"] = ",".join(f.default)
+                kwargs["default"] = ",".join(f.default) if f.default else None
             elif meta.get("parse") == "files":
                 kwargs["nargs"] = "+"
             else:
@@ -99,17 +95,19 @@ def options_from_args(args: argparse.Namespace):
     """The TrainOptions for parsed ``lwz train KIND`` arguments (flags named by the fields)."""
     from training.options import TrainOptions, load_yaml_config
 
+    from training.kinds import kind_of
+
     kind = args.train_kind
     values = {}
     for f in _option_fields(kind):
         value = getattr(args, f.name)
-        if f.metadata.get("parse") == "comma":
+        if f.metadata.get("parse") == "comma" and value is not None:
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         elif f.metadata.get("parse") == "files":
             value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
         values[f.name] = value
     return TrainOptions(kind=kind, config=load_yaml_config(values.get("config_path")),
-                        filters=_filters(args) if kind in FILTER_KINDS else None, **values)
+                        filters=_filters(args) if kind_of(kind).vote_filters else None, **values)
 
 
 def _add_filter_flags(p: argparse.ArgumentParser) -> None:

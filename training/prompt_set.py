@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import UserError
+from training.ranges import word_range
 
 
 def prompt_rows(session, *, tolerance: float = 0.2, default_words: int | None = None,
@@ -19,7 +20,6 @@ def prompt_rows(session, *, tolerance: float = 0.2, default_words: int | None = 
     import sqlalchemy as sa
 
     from storage.models import Prompt
-    from training.rewards import word_range
 
     if not 0 <= tolerance < 1:
         raise UserError(f"--tolerance must be in [0, 1), got {tolerance}")
