@@ -219,7 +219,9 @@ def _clipped(history: list[dict[str, Any]], config) -> int:
 def _trl_fields(config) -> dict[str, Any]:
     keep = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_length",
             "beta", "num_generations", "max_completion_length", "use_vllm", "vllm_mode", "vllm_server_base_url",
-            "scale_rewards", "loss_type", "seed", "use_cpu", "bf16", "precompute_ref_log_probs")
+            "scale_rewards", "loss_type", "seed", "use_cpu", "bf16", "precompute_ref_log_probs", "temperature",
+            "top_p", "epsilon", "multi_objective_aggregation", "reward_weights", "generation_batch_size",
+            "steps_per_generation")
     return {k: getattr(config, k) for k in keep if hasattr(config, k)}
 
 
