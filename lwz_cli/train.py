@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     p.add_argument("--tolerance", type=float, default=0.2, help="range is target*(1±tolerance) (default 0.2)")
     p.add_argument("--default-words", type=int, help="target for prompts without one (default: leave them out)")
     p.add_argument("--category", help="only prompts of this category")
+    p.add_argument("--ranges-from", metavar="URL",
+                   help="an OpenAI-compatible server (http://HOST:PORT/v1) whose model predicts each prompt's word "
+                        "range under the paper's rules (answers that break them are rejected and listed)")
+    p.add_argument("--range-model", metavar="NAME", help="the model name on --ranges-from")
+    p.add_argument("--range-max-tokens", type=int, default=1024, metavar="N",
+                   help="token limit of each range answer (default 1024; a thinking model needs more)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_export_prompts)
 
@@ -154,12 +160,26 @@ def cmd_export_preferences(args: argparse.Namespace) -> int:
 
 
 def cmd_export_prompts(args: argparse.Namespace) -> int:
+    import os
+
+    from core.errors import UserError
     from storage.engine import session_scope
     from training.prompt_set import export_prompts
 
+    ask = None
+    if bool(args.ranges_from) != bool(args.range_model):
+        raise UserError("--ranges-from URL and --range-model NAME go together")
+    if args.ranges_from:
+        from training.range_model import openai_asker
+
+        if not args.ranges_from.startswith(("http://", "https://")):
+            raise UserError(f"--ranges-from must be an http(s) URL ending in /v1, got {args.ranges_from!r}")
+        ask = openai_asker(base_url=args.ranges_from, model=args.range_model, max_tokens=args.range_max_tokens,
+                           api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"))
     with session_scope(open_engine(args, upgrade=True)) as session:
         result = export_prompts(session, out=args.out, layout=args.layout, tolerance=args.tolerance,
-                                default_words=args.default_words, category=args.category)
+                                default_words=args.default_words, category=args.category, ask_range=ask,
+                                range_source=f"model {args.range_model}" if ask else None)
     _report(args, result, f"wrote {result['rows']} prompts to {result['path']}")
     return 0
 
@@ -172,6 +192,9 @@ def _report(args: argparse.Namespace, result: dict, line: str) -> None:
     dropped = {k: v for k, v in result.items() if k.startswith("dropped") and v}
     if dropped:
         print("left out: " + ", ".join(f"{k.removeprefix('dropped_')}={v}" for k, v in dropped.items()))
+    for key, value in result.items():
+        if key.startswith("rows_") and value:
+            print(f"{key.removeprefix('rows_').replace('_', ' ')}: {value}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
