@@ -110,7 +110,7 @@ def options_from_args(args: argparse.Namespace):
         if f.metadata.get("parse") == "comma" and value is not None:
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         elif f.metadata.get("parse") == "files":
-            value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
+            value = tuple(part.strip() for item in value or () for part in item.split(",") if part.strip())
         values[f.name] = value
     return TrainOptions(kind=kind, config=load_yaml_config(values.get("config_path")),
                         filters=_filters(args) if kind_of(kind).vote_filters else None, **values)

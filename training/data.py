@@ -3,10 +3,10 @@
 Every row that is left out is counted with its reason; the report goes to the run record.
 Prompts take the form the model is served in (``training.prompts``): conversations with the base
 model's template on the chat path, the template's exact raw text on the completions path.
-Continual pretraining reads plain documents instead (:func:`text_documents`), with no template.
+Continual pretraining streams plain documents instead (``training.corpus``), with no template.
 
-One loader per row shape (:func:`load_pairs`, :func:`load_kto`, :func:`load_prompts`,
-:func:`load_texts`); ``training.kinds`` names which kind reads which.
+One loader per row shape (:func:`load_pairs`, :func:`load_kto`, :func:`load_prompts`);
+``training.kinds`` names which kind reads which.
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ from typing import Any
 from core.errors import UserError
 from training.prompts import training_completion, training_prompt
 from training.ranges import present, range_problem, word_range
-
-TEXT_SUFFIXES = (".txt", ".md")  # one document per file
-TABLE_SUFFIXES = (".jsonl", ".parquet")  # one document per row of the text column
 
 
 def read_table(path: str):
@@ -158,73 +155,6 @@ def _numbers(numbers: list[int], limit: int = 20) -> str:
     return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
 
 
-
-
-def text_documents(paths, *, column: str = "text"):
-    """The documents in ``paths`` -> (rows ``{"text": ...}``, fingerprint, report), for continual pretraining.
-
-    A ``.txt``/``.md`` file is one document (UTF-8); a ``.jsonl``/``.parquet`` file gives one document
-    per row of ``column``, and rows whose text is missing or blank are left out and counted
-    (``dropped_empty``). A file that is empty, has no such column or no text at all is a UserError
-    naming it, raised before any model loads. The fingerprint is the file's SHA-256 for one file, or
-    the SHA-256 of the files' SHA-256s in the order given.
-    """
-    import hashlib
-
-    from training.preferences import file_sha256
-
-    rows: list[dict[str, str]] = []
-    report: dict[str, Any] = {"files": len(paths), "documents": 0, "dropped_empty": 0, "characters": 0}
-    hashes = []
-    for name in paths:
-        file = Path(name)
-        if not file.is_file():
-            raise UserError(f"no such text file: {name}")
-        if not file.stat().st_size:
-            raise UserError(f"{name} is empty: give files with text to pretrain on")
-        if file.suffix.lower() in TABLE_SUFFIXES:
-            texts, dropped = _text_column(file, column)
-        else:
-            try:
-                texts, dropped = [file.read_text(encoding="utf-8-sig")], 0
-            except UnicodeDecodeError as exc:
-                raise UserError(f"{name} is not UTF-8 text (byte {exc.start}): convert it to UTF-8") from None
-            if not texts[0].strip():
-                raise UserError(f"{name} holds only whitespace: give files with text to pretrain on")
-        rows.extend({"text": text} for text in texts)
-        report["dropped_empty"] += dropped
-        report["characters"] += sum(len(text) for text in texts)
-        hashes.append(file_sha256(name))
-    report["documents"] = len(rows)
-    report["source"] = _numbers(list(paths), limit=5) if len(paths) > 1 else paths[0]
-    fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-    return rows, fingerprint, report
-
-
-def _text_column(file: Path, column: str) -> tuple[list[str], int]:
-    """The non-blank texts of ``column`` in a .jsonl/.parquet file, and how many rows were blank."""
-    frame = read_table(str(file))
-    if frame.empty:
-        raise UserError(f"{file} has no rows: give files with text to pretrain on")
-    if column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:8])) + (", ..." if len(frame.columns) > 8 else "")
-        raise UserError(f"{file} has no {column!r} column (columns: {columns}): name the text column with --text-column")
-    texts, dropped = [], 0
-    for number, value in enumerate(frame[column].tolist(), start=1):
-        if not present(value) or (isinstance(value, str) and not value.strip()):
-            dropped += 1
-        elif isinstance(value, str):
-            texts.append(value)
-        else:
-            raise UserError(f"{file}, row {number}: the {column!r} column holds {type(value).__name__}, not text")
-    if not texts:
-        raise UserError(f"{file}: every row's {column!r} is empty: give files with text to pretrain on")
-    return texts, dropped
-
-
-def load_texts(options, session_factory, *, template: str, api: str):
-    """pretrain's rows: the documents of its text files (template and api do not apply to raw text)."""
-    return text_documents(options.texts, column=options.text_column)
 
 
 def load_pairs(options, session_factory, *, template: str, api: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from core.errors import UserError
-from training import data
+from training import corpus, data
 
 GRPO_REWARDS = ("length", "format", "anti_hacking", "quality")
 COMBINES = ("paper", "sum")
@@ -85,18 +85,8 @@ def _grpo_lengths(trainer, given: int, max_length: int | None) -> dict[str, Any]
 
 
 def _pretrain_lengths(trainer, given: int, max_length: int | None) -> dict[str, Any]:
-    return {"documents": given, "max_length": max_length, **packed_tokens(trainer.train_dataset, max_length=max_length)}
-
-
-def packed_tokens(dataset, *, max_length: int) -> dict[str, int]:
-    """The tokens in a packed dataset (one epoch) and how many of its sequences are ``max_length`` long,
-    counted in Arrow (no Python list per sequence: a corpus has millions)."""
-    import pyarrow.compute as pc
-
-    lengths = pc.list_value_length(dataset.data.column("input_ids"))
-    tokens = pc.sum(lengths).as_py() or 0
-    full = pc.sum(pc.equal(lengths, max_length)).as_py() or 0
-    return {"sequences": len(dataset), "tokens": int(tokens), "full_sequences": int(full)}
+    """A streamed corpus is tokenised and packed as training reads it: the tokens are counted as seen."""
+    return {"documents": given, "max_length": max_length, "streamed": True}
 
 
 def _check_grpo(options) -> None:
@@ -155,6 +145,9 @@ def _configure_pretrain(values: dict, options, context: int | None) -> None:
                         f"max_length tokens; pretrain packs with {' or '.join(PRETRAIN_PACKING)}")
     if values["packing_strategy"] == "bfd_split":  # padding-free: no attention mask, and the pad token is EOS
         values["include_num_input_tokens_seen"] = "all"
+    if values.get("max_steps") is None or values["max_steps"] < 1:
+        raise UserError("pretrain streams its corpus from disk, so the run's length is not known before it is read: "
+                        "give --max-steps N (each step reads batch size x gradient accumulation x max_length tokens)")
     length = values.get("max_length")
     given = f"--max-length {length}" if options.max_length is not None else f"max_length: {length} in {source}"
     if length is None or length < 1:
@@ -205,8 +198,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          gpu_defaults=PAPER_ROLLOUT, generates=True, check=_check_grpo, configure=_configure_grpo,
          trainer_kwargs=lambda options: {"reward_funcs": reward_functions(options)}),
     Kind("pretrain", "continual pretraining on plain text, packed into --max-length sequences", "SFTConfig",
-         "SFTTrainer", data.load_texts, _pretrain_lengths,
-         flags=("texts", "text_column", "max_length"),
+         "SFTTrainer", corpus.load_texts, _pretrain_lengths,
+         flags=("texts", "mix", "text_column", "max_length"),
          cpu_defaults={"per_device_train_batch_size": 1, "learning_rate": 1e-5},
          fixed={**PRETRAIN_FIXED, "packing_strategy": "wrapped", "include_num_input_tokens_seen": "non_padding"},
          context_max_length=True, registers="direct", reads_texts=True, unit="documents",

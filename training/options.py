@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
-from training.data import TABLE_SUFFIXES, TEXT_SUFFIXES
+from training.corpus import TABLE_SUFFIXES, TEXT_SUFFIXES, parse_mix
 from training.kinds import COMBINES, GRPO_REWARDS, kind_of, kinds_taking, registering, takes
 
 DEFAULT_SAVE_STEPS = 50
@@ -64,6 +64,9 @@ class TrainOptions:
                                   help="text to pretrain on: .txt/.md files (each file one document) or .jsonl/.parquet "
                                        "files (each row of --text-column one document); several files, separated by "
                                        "spaces or commas")
+    mix: tuple[str, ...] = _opt((), metavar="FILE=RATIO", parse="files",
+                                help="further sources mixed in by share of documents, e.g. cot.jsonl=0.01 (the "
+                                     "paper's 1%% long chain-of-thought); --data takes the rest")
     text_column: str = _opt("text", metavar="NAME",
                             help="the column holding the text in .jsonl/.parquet files")
     max_steps: int | None = _opt(help="stop after N optimiser steps (default: one epoch)")
@@ -210,6 +213,15 @@ class TrainOptions:
             if path.resolve() in seen:
                 raise UserError(f"{name} is given twice in --data")
             seen.add(path.resolve())
+        for name, _ in parse_mix(self.mix):
+            path = Path(name)
+            if not path.is_file():
+                raise UserError(f"--mix: no such text file: {name}")
+            if path.suffix.lower() not in TEXT_SUFFIXES + TABLE_SUFFIXES:
+                raise UserError(f"--mix {name}: pretrain reads {'/'.join(TEXT_SUFFIXES + TABLE_SUFFIXES)} files")
+            if path.resolve() in seen:
+                raise UserError(f"{name} is given twice (in --data and --mix)")
+            seen.add(path.resolve())
         if not self.text_column or not self.text_column.strip():
             raise UserError("--text-column needs a column name")
 
@@ -218,6 +230,7 @@ class TrainOptions:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "filters"}
         record["rewards"] = list(self.rewards) if self.rewards is not None else None
         record["texts"] = list(self.texts)
+        record["mix"] = list(self.mix)
         if self.filters is not None:
             record["filters"] = self.filters.as_record()
         return record

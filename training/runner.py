@@ -10,7 +10,7 @@ reward-hacking gate (``training.gate``) compares checkpoint and parent on held-o
 a refused registration still finishes the run as ``complete`` (the gate's report in its metrics)
 and then raises the refusal as a UserError.
 
-A ``pretrain`` run (continual pretraining on plain text) records the tokens it packed and the tokens
+A ``pretrain`` run (continual pretraining on plain text) streams its corpus (``training.corpus``) and records the tokens
 seen (``metrics.tokens``, counted on across ``--resume``) and registers without the gate: there is no
 reward to hack, and the gate's length and format checks measure instruction following, which a
 continually pretrained base is not trained for (it is the start point of the next stage, as in the
@@ -59,7 +59,7 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     context = model_context(folder) if kind.context_max_length else None
     config = build_config(options, gpu=gpu, context=context)
     resume_from = latest_checkpoint(options.out) if options.resume else None
-    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {len(rows)} "
+    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {data_report['kept']} "
         f"{kind.unit}, "
         f"dataset {fingerprint[:12]}; left out: {_dropped(data_report) or 'nothing'}"
         + (f"; resuming from {resume_from}" if resume_from else ""))
@@ -80,19 +80,21 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     try:
         trainer = build_trainer(options.kind, model_path=str(folder), config=config, rows=rows, options=options,
                                 callbacks=callbacks)
-        lengths = length_report(options.kind, trainer, given=len(rows), max_length=getattr(config, "max_length", None))
+        lengths = length_report(options.kind, trainer, given=data_report["kept"],
+                                max_length=getattr(config, "max_length", None))
         if kind.reads_texts:
-            log(f"[lwz train] packed {lengths['documents']} documents, {lengths['tokens']} tokens, into "
-                f"{lengths['sequences']} sequences of {lengths['max_length']} tokens ({config.packing_strategy}; "
-                f"{lengths['sequences'] - lengths['full_sequences']} shorter); nothing dropped or truncated")
+            log(f"[lwz train] streaming {lengths['documents']} documents from disk, packed as read into sequences "
+                f"of {lengths['max_length']} tokens ({config.packing_strategy}); nothing dropped or truncated")
         else:
             log(f"[lwz train] lengths: {_dropped(lengths) or 'nothing dropped or truncated'} "
                 f"(max_length={lengths['max_length']})")
-        if not len(trainer.train_dataset):
+        if hasattr(trainer.train_dataset, "__len__") and not len(trainer.train_dataset):
             raise UserError(f"every example is longer than max_length={lengths['max_length']} tokens: raise --max-length")
         trainer.train(resume_from_checkpoint=resume_from)
-        trainer.save_model(options.out)
-        trainer.processing_class.save_pretrained(options.out)
+        trainer.save_model(options.out)  # every rank takes part (sharded states); transformers writes on rank 0
+        if trainer.is_world_process_zero():
+            trainer.processing_class.save_pretrained(options.out)
+            log(f"[lwz train] saved the checkpoint to {Path(options.out).resolve()}")
     except BaseException as exc:
         partial = _save_partial(trainer, options.out, step=progress.step)
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {_first_line(exc)}"
@@ -121,10 +123,8 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     if kind.reads_texts:
         seen = trainer.state.num_input_tokens_seen
         metrics["tokens"] = {"seen": seen, "this_run": seen - progress.tokens_at_start,
-                             "per_epoch": lengths["tokens"], "sequences": lengths["sequences"],
                              "max_length": lengths["max_length"]}
-        log(f"[lwz train] {seen} tokens seen ({seen - progress.tokens_at_start} in this run; "
-            f"{lengths['tokens']} per epoch)")
+        log(f"[lwz train] {seen} tokens seen ({seen - progress.tokens_at_start} in this run)")
     model_id = None
     summary: dict[str, Any] = {"run_id": run_id, "kind": options.kind, "output_dir": str(Path(options.out).resolve()),
                                "dataset_fingerprint": fingerprint, "template": template}

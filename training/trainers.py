@@ -119,10 +119,11 @@ def build_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, An
 
 
 def rows_dataset(rows):
-    """The rows as a ``datasets.Dataset`` (a list of dicts), or as they are when already one."""
-    from datasets import Dataset
+    """The rows as a ``datasets.Dataset`` (a list of dicts), or as they are when already a dataset
+    (a streamed corpus is an ``IterableDataset``)."""
+    from datasets import Dataset, IterableDataset
 
-    return rows if isinstance(rows, Dataset) else Dataset.from_list(rows)
+    return rows if isinstance(rows, (Dataset, IterableDataset)) else Dataset.from_list(rows)
 
 
 def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> dict[str, Any]:
