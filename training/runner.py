@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -41,8 +42,8 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
                                       vllm_serve_command)
     from training.kinds import kind_of
     from training.options import is_main_process, latest_checkpoint
-    from training.trainers import (build_config, build_trainer, has_gpu, length_report, make_progress_callback,
-                                   make_save_callback, quiet_known_warnings)
+    from training.trainers import (ROWS_FOLDER, build_config, build_trainer, has_gpu, length_report,
+                                   make_progress_callback, make_save_callback, quiet_known_warnings)
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     options.check()
@@ -93,6 +94,7 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         trainer.train(resume_from_checkpoint=resume_from)
         trainer.save_model(options.out)  # every rank takes part (sharded states); transformers writes on rank 0
         if trainer.is_world_process_zero():
+            shutil.rmtree(Path(options.out) / ROWS_FOLDER, ignore_errors=True)
             trainer.processing_class.save_pretrained(options.out)
             log(f"[lwz train] saved the checkpoint to {Path(options.out).resolve()}")
     except BaseException as exc:

@@ -22,10 +22,14 @@ on. (TRL's default ``bfd`` packing would cut every document longer than ``max_le
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+
+ROWS_FOLDER = ".lwz_rows"  # the training rows on disk, under several processes (removed after the run)
 
 # Messages (regular expressions) of warnings repeated at every step on this stack.
 QUIET_WARNINGS = (r"`is_gradient_checkpointing` is deprecated",)
@@ -110,7 +114,8 @@ def build_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, An
             tokenizer.pad_token = tokenizer.eos_token
         if registered.generates:
             tokenizer.padding_side = "left"
-        trainer = getattr(trl, registered.trainer)(model=model_path, args=config, train_dataset=rows_dataset(rows),
+        dataset = rows_dataset(rows, shared=Path(config.output_dir) / ROWS_FOLDER)
+        trainer = getattr(trl, registered.trainer)(model=model_path, args=config, train_dataset=dataset,
                                                    processing_class=tokenizer, callbacks=callbacks, **extra)
     except (OSError, EnvironmentError) as exc:
         raise UserError(f"cannot load the base model from {model_path}: {str(exc).strip().splitlines()[0]}") from None
@@ -118,12 +123,26 @@ def build_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, An
     return trainer
 
 
-def rows_dataset(rows):
+def rows_dataset(rows, *, shared: Path | None = None):
     """The rows as a ``datasets.Dataset`` (a list of dicts), or as they are when already a dataset
-    (a streamed corpus is an ``IterableDataset``)."""
-    from datasets import Dataset, IterableDataset
+    (a streamed corpus is an ``IterableDataset``).
 
-    return rows if isinstance(rows, (Dataset, IterableDataset)) else Dataset.from_list(rows)
+    Under several processes the dataset lives in ``shared`` (a folder every rank sees): rank 0 writes
+    it first, and TRL's tokenising ``map`` then caches next to it, where the other ranks find rank 0's
+    result. An in-memory dataset would cache in each process's own temporary folder, and the other
+    ranks fail to open rank 0's files."""
+    from datasets import Dataset, IterableDataset, load_from_disk
+
+    if isinstance(rows, (Dataset, IterableDataset)):
+        return rows
+    if shared is None or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return Dataset.from_list(rows)
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        if PartialState().is_main_process:
+            Dataset.from_list(rows).save_to_disk(str(shared))
+    return load_from_disk(str(shared))
 
 
 def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> dict[str, Any]:
