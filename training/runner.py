@@ -149,7 +149,7 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
                                         template=registered_template)
             model_id = entry.id
             summary["registered"] = {"name": entry.name, "id": entry.id, "parent": base_entry.name if base_entry else None}
-            summary["vllm_serve"] = vllm_serve_command(options.out, name=options.register)
+            summary["vllm_serve"] = vllm_serve_command(options.out, name=options.register, api=api)
         finish_run(session, run_id=run_id, status="complete", metrics=_jsonable(metrics), model_id=model_id)
     (Path(options.out) / "lwz_run.json").write_text(json.dumps(_jsonable({**summary, "metrics": metrics}), indent=1))
     if gate is not None and gate["refused"]:

@@ -52,3 +52,10 @@ def test_training_prompt_ids_are_the_served_prompt_ids(sqlite_engine, tmp_path):
     assert list(trained_ids) == list(served_ids)
     chat_ids = trainer._tokenize_prompts([messages_for(REQUEST, template="think")])[0][0]
     assert list(chat_ids) != list(served_ids)  # what the chat path (the old training prompt) would have trained on
+
+
+def test_a_checkpoint_trained_on_the_raw_prompt_is_served_on_it(tmp_path):
+    from training.checkpoints import vllm_serve_command
+
+    assert vllm_serve_command(str(tmp_path), name="child", api="completions").endswith("--model-id child --api completions")
+    assert vllm_serve_command(str(tmp_path), name="child", api="chat").endswith("--model-id child")
