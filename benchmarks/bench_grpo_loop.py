@@ -252,7 +252,7 @@ class Loop:
         import httpx
 
         from evaluation.metrics import format_valid
-        from training.data import messages_for
+        from training.prompts import messages_for
 
         valid = total = 0
         for i, topic in enumerate(TOPICS_TRAIN[: self.args.probe_prompts]):

@@ -181,7 +181,7 @@ def cmd_eval_agreement(args: argparse.Namespace) -> int:
         folder = Path(args.reward_model)
         if not folder.is_dir():
             raise UserError(f"no such reward model folder: {folder}")
-        score_battles(engine, name=f"rm:{folder.name}"[:128], score=QualityReward(str(folder), on_truncation="score"),
+        score_battles(engine, name=f"rm:{folder.name}"[:128], score=QualityReward(str(folder)),
                       limit=args.limit, progress=progress)
     rows = agreement_from_db(engine)
     if args.json:

@@ -8,9 +8,6 @@ import shlex
 
 from lwz_cli.common import add_json_flag, arena_fill_command, open_engine, print_json
 
-FILTER_KINDS = ("reward", "dpo", "kto")  # the kinds whose rows are battles, filtered by the vote flags
-
-
 def register(subparsers) -> None:
     export = subparsers.add_parser("export", help="datasets for training, from the votes and prompts")
     sub = export.add_subparsers(dest="export_command", required=True)
@@ -30,33 +27,38 @@ def register(subparsers) -> None:
     p.add_argument("--tolerance", type=float, default=0.2, help="range is target*(1±tolerance) (default 0.2)")
     p.add_argument("--default-words", type=int, help="target for prompts without one (default: leave them out)")
     p.add_argument("--category", help="only prompts of this category")
+    p.add_argument("--ranges-from", metavar="URL",
+                   help="an OpenAI-compatible server (http://HOST:PORT/v1) whose model predicts each prompt's word "
+                        "range under the paper's rules (answers that break them are rejected and listed)")
+    p.add_argument("--range-model", metavar="NAME", help="the model name on --ranges-from")
+    p.add_argument("--range-max-tokens", type=int, default=1024, metavar="N",
+                   help="token limit of each range answer (default 1024; a thinking model needs more)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_export_prompts)
 
     train = subparsers.add_parser("train", help="train a reward model, DPO, KTO or GRPO, or continually pretrain, "
                                                  "with TRL")
+    from training.kinds import KINDS
+
     kinds = train.add_subparsers(dest="train_kind", required=True)
-    for kind, text in (("reward", "a reward model from preference pairs"), ("dpo", "DPO from preference pairs"),
-                       ("kto", "KTO from desirable/undesirable rows (both-bad battles included)"),
-                       ("grpo", "GRPO on a prompt set with the LongWriter-Zero rewards"),
-                       ("pretrain", "continual pretraining on plain text, packed into --max-length sequences")):
-        p = kinds.add_parser(kind, help=text)
-        add_option_flags(p, kind)
-        if kind in FILTER_KINDS:
+    for kind in KINDS.values():
+        p = kinds.add_parser(kind.name, help=kind.help)
+        add_option_flags(p, kind.name)
+        if kind.vote_filters:
             _add_filter_flags(p)
         add_json_flag(p)
         p.set_defaults(handler=cmd_train)
 
 
 def _option_fields(kind: str):
-    """TrainOptions fields that are flags of ``lwz train KIND`` (those with help, for this kind)."""
+    """TrainOptions fields that are flags of ``lwz train KIND`` (those with help that the kind takes)."""
     import dataclasses
 
+    from training.kinds import takes
     from training.options import TrainOptions
 
     for f in dataclasses.fields(TrainOptions):
-        meta = f.metadata
-        if meta.get("help") and kind in meta.get("kinds", (kind,)):
+        if f.metadata.get("help") and takes(kind, f.name):
             yield f
 
 
@@ -76,7 +78,7 @@ def add_option_flags(p: argparse.ArgumentParser, kind: str) -> None:
             kwargs["action"] = "store_true"
         else:
             if meta.get("parse") == "comma":
-                kwargs["default"] = ",".join(f.default)
+                kwargs["default"] = ",".join(f.default) if f.default else None
             elif meta.get("parse") == "files":
                 kwargs["nargs"] = "+"
             else:
@@ -99,17 +101,19 @@ def options_from_args(args: argparse.Namespace):
     """The TrainOptions for parsed ``lwz train KIND`` arguments (flags named by the fields)."""
     from training.options import TrainOptions, load_yaml_config
 
+    from training.kinds import kind_of
+
     kind = args.train_kind
     values = {}
     for f in _option_fields(kind):
         value = getattr(args, f.name)
-        if f.metadata.get("parse") == "comma":
+        if f.metadata.get("parse") == "comma" and value is not None:
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         elif f.metadata.get("parse") == "files":
-            value = tuple(part.strip() for item in value for part in item.split(",") if part.strip())
+            value = tuple(part.strip() for item in value or () for part in item.split(",") if part.strip())
         values[f.name] = value
     return TrainOptions(kind=kind, config=load_yaml_config(values.get("config_path")),
-                        filters=_filters(args) if kind in FILTER_KINDS else None, **values)
+                        filters=_filters(args) if kind_of(kind).vote_filters else None, **values)
 
 
 def _add_filter_flags(p: argparse.ArgumentParser) -> None:
@@ -158,12 +162,26 @@ def cmd_export_preferences(args: argparse.Namespace) -> int:
 
 
 def cmd_export_prompts(args: argparse.Namespace) -> int:
+    import os
+
+    from core.errors import UserError
     from storage.engine import session_scope
     from training.prompt_set import export_prompts
 
+    ask = None
+    if bool(args.ranges_from) != bool(args.range_model):
+        raise UserError("--ranges-from URL and --range-model NAME go together")
+    if args.ranges_from:
+        from training.range_model import openai_asker
+
+        if not args.ranges_from.startswith(("http://", "https://")):
+            raise UserError(f"--ranges-from must be an http(s) URL ending in /v1, got {args.ranges_from!r}")
+        ask = openai_asker(base_url=args.ranges_from, model=args.range_model, max_tokens=args.range_max_tokens,
+                           api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"))
     with session_scope(open_engine(args, upgrade=True)) as session:
         result = export_prompts(session, out=args.out, layout=args.layout, tolerance=args.tolerance,
-                                default_words=args.default_words, category=args.category)
+                                default_words=args.default_words, category=args.category, ask_range=ask,
+                                range_source=f"model {args.range_model}" if ask else None)
     _report(args, result, f"wrote {result['rows']} prompts to {result['path']}")
     return 0
 
@@ -176,6 +194,9 @@ def _report(args: argparse.Namespace, result: dict, line: str) -> None:
     dropped = {k: v for k, v in result.items() if k.startswith("dropped") and v}
     if dropped:
         print("left out: " + ", ".join(f"{k.removeprefix('dropped_')}={v}" for k, v in dropped.items()))
+    for key, value in result.items():
+        if key.startswith("rows_") and value:
+            print(f"{key.removeprefix('rows_').replace('_', ' ')}: {value}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

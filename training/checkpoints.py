@@ -75,12 +75,13 @@ def register_checkpoint(session, *, name: str, folder: str, parent, template: st
                      template=template, parent=parent.name if parent is not None else None, sampling=sampling)
 
 
-def vllm_serve_command(folder: str, *, name: str, port: int = 8000) -> str:
-    """The command that serves the checkpoint on a GPU host, and how to point the arena at it."""
+def vllm_serve_command(folder: str, *, name: str, port: int = 8000, api: str = "chat") -> str:
+    """The command that serves the checkpoint on a GPU host, and how to point the arena at it: on the
+    path it was trained for (``api``), so that it is served what it was trained on."""
     return (f"vllm serve {shlex.quote(str(Path(folder).resolve()))} --served-model-name {shlex.quote(name)} "
             f"--port {port} --max-model-len 32768\n"
             f"lwz models add {shlex.quote(name)}-vllm --backend openai --base-url http://HOST:{port}/v1 "
-            f"--model-id {shlex.quote(name)}")
+            f"--model-id {shlex.quote(name)}" + (" --api completions" if api == "completions" else ""))
 
 
 def model_config(folder) -> dict:

@@ -1,9 +1,12 @@
 """Training data: read an exported file (or build it from the database) and shape it for TRL.
 
 Every row that is left out is counted with its reason; the report goes to the run record.
-Prompts are rendered as conversations with the base model's template (``generation.templates``),
-the same system message the arena uses when the model writes, so training and serving agree.
-Continual pretraining reads plain documents instead (:func:`text_documents`), with no template.
+Prompts take the form the model is served in (``training.prompts``): conversations with the base
+model's template on the chat path, the template's exact raw text on the completions path.
+Continual pretraining streams plain documents instead (``training.corpus``), with no template.
+
+One loader per row shape (:func:`load_pairs`, :func:`load_kto`, :func:`load_prompts`);
+``training.kinds`` names which kind reads which.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from training.prompts import training_completion, training_prompt
+from training.ranges import present, range_problem, word_range
 
 
 def read_table(path: str):
@@ -40,17 +45,7 @@ def _plain(value: Any, role: str) -> str | None:
     return str(messages[-1].get("content") or "") if messages else None
 
 
-def messages_for(prompt: str, *, template: str) -> list[dict[str, str]]:
-    """The chat messages a model with ``template`` (think, direct, none) is prompted with."""
-    if template == "none":
-        return [{"role": "user", "content": prompt}]
-    from generation.templates import render
-
-    rendered = render(template, prompt)
-    return [{"role": "system", "content": rendered.system}, {"role": "user", "content": rendered.user}]
-
-
-def preference_dataset(frame, *, template: str):
+def preference_dataset(frame, *, template: str, api: str = "chat"):
     """Rows with prompt/chosen/rejected -> (TRL conversational rows, report of what was dropped)."""
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in frame.columns]
     if missing:
@@ -68,9 +63,8 @@ def preference_dataset(frame, *, template: str):
         if chosen == rejected:
             report["dropped_identical"] += 1
             continue
-        row = {"prompt": messages_for(prompt, template=template),
-               "chosen": [{"role": "assistant", "content": chosen}],
-               "rejected": [{"role": "assistant", "content": rejected}]}
+        row = {"prompt": training_prompt(prompt, template=template, api=api),
+               "chosen": training_completion(chosen, api=api), "rejected": training_completion(rejected, api=api)}
         if margins:
             row["margin"] = float(record["margin"] or 0.0)
         rows.append(row)
@@ -78,7 +72,7 @@ def preference_dataset(frame, *, template: str):
     return rows, report
 
 
-def kto_dataset(frame, *, template: str):
+def kto_dataset(frame, *, template: str, api: str = "chat"):
     """Rows with prompt/completion/label (``lwz export preferences --format kto``) -> (TRL rows, report)."""
     missing = [c for c in ("prompt", "completion", "label") if c not in frame.columns]
     if missing:
@@ -91,14 +85,14 @@ def kto_dataset(frame, *, template: str):
         if not prompt or not completion or not completion.strip():
             report["dropped_empty"] += 1
             continue
-        rows.append({"prompt": messages_for(prompt, template=template),
-                     "completion": [{"role": "assistant", "content": completion}], "label": bool(record["label"])})
+        rows.append({"prompt": training_prompt(prompt, template=template, api=api),
+                     "completion": training_completion(completion, api=api), "label": bool(record["label"])})
     report["kept"] = len(rows)
     report["undesirable"] = sum(not row["label"] for row in rows)
     return rows, report
 
 
-def prompt_dataset(frame, *, template: str, tolerance: float, l_max: int | None = None):
+def prompt_dataset(frame, *, template: str, tolerance: float, l_max: int | None = None, api: str = "chat"):
     """Rows with a prompt and a target -> (GRPO rows, report).
 
     The length reward's range is the row's ``min_words``/``max_words`` (or verl's
@@ -119,17 +113,17 @@ def prompt_dataset(frame, *, template: str, tolerance: float, l_max: int | None 
         prompt = _plain(record.get("prompt"), "user")
         low, high = record.get("min_words"), record.get("max_words")
         truth = (record.get("reward_model") or {}).get("ground_truth") if isinstance(record.get("reward_model"), dict) else None
-        if truth and not (_number(low) and _number(high)):
+        if truth and not (present(low) and present(high)):
             low, high = truth.get("min_words"), truth.get("max_words")
         target = record.get("target_words")
         if not prompt or not prompt.strip():
             report["dropped_empty"] += 1
             continue
-        if _number(low) != _number(high):
+        if present(low) != present(high):
             bad.append(f"row {number}: only one of min_words/max_words")
             continue
-        if not _number(low):
-            bounds = word_range(target=int(target), tolerance=tolerance) if _number(target) else None
+        if not present(low):
+            bounds = word_range(target=int(target), tolerance=tolerance) if present(target) else None
             if bounds is None:
                 no_target.append(number)
                 continue
@@ -141,8 +135,9 @@ def prompt_dataset(frame, *, template: str, tolerance: float, l_max: int | None 
         if problem is not None:
             bad.append(f"row {number}: {problem}")
             continue
-        rows.append({"prompt": messages_for(prompt, template=template), "min_words": int(low),
-                     "max_words": int(high), "target_words": int(target) if _number(target) else int((low + high) / 2)})
+        rows.append({"prompt": training_prompt(prompt, template=template, api=api), "request": prompt,
+                     "min_words": int(low),
+                     "max_words": int(high), "target_words": int(target) if present(target) else int((low + high) / 2)})
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise UserError(f"bad word ranges in the prompt set: {'; '.join(bad[:5])}{more}")
@@ -160,121 +155,65 @@ def _numbers(numbers: list[int], limit: int = 20) -> str:
     return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
 
 
-def _number(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and value != value)
 
 
-def text_documents(paths, *, column: str = "text"):
-    """The documents in ``paths`` -> (rows ``{"text": ...}``, fingerprint, report), for continual pretraining.
-
-    A ``.txt``/``.md`` file is one document (UTF-8); a ``.jsonl``/``.parquet`` file gives one document
-    per row of ``column``, and rows whose text is missing or blank are left out and counted
-    (``dropped_empty``). A file that is empty, has no such column or no text at all is a UserError
-    naming it, raised before any model loads. The fingerprint is the file's SHA-256 for one file, or
-    the SHA-256 of the files' SHA-256s in the order given.
-    """
-    import hashlib
-
-    from training.options import TABLE_SUFFIXES
-    from training.preferences import file_sha256
-
-    rows: list[dict[str, str]] = []
-    report: dict[str, Any] = {"files": len(paths), "documents": 0, "dropped_empty": 0, "characters": 0}
-    hashes = []
-    for name in paths:
-        file = Path(name)
-        if not file.is_file():
-            raise UserError(f"no such text file: {name}")
-        if not file.stat().st_size:
-            raise UserError(f"{name} is empty: give files with text to pretrain on")
-        if file.suffix.lower() in TABLE_SUFFIXES:
-            texts, dropped = _text_column(file, column)
-        else:
-            try:
-                texts, dropped = [file.read_text(encoding="utf-8-sig")], 0
-            except UnicodeDecodeError as exc:
-                raise UserError(f"{name} is not UTF-8 text (byte {exc.start}): convert it to UTF-8") from None
-            if not texts[0].strip():
-                raise UserError(f"{name} holds only whitespace: give files with text to pretrain on")
-        rows.extend({"text": text} for text in texts)
-        report["dropped_empty"] += dropped
-        report["characters"] += sum(len(text) for text in texts)
-        hashes.append(file_sha256(name))
-    report["documents"] = len(rows)
-    report["source"] = _numbers(list(paths), limit=5) if len(paths) > 1 else paths[0]
-    fingerprint = hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-    return rows, fingerprint, report
+def load_pairs(options, session_factory, *, template: str, api: str):
+    """reward/dpo rows (prompt, chosen, rejected) from ``--data`` or the database's votes."""
+    frame, fingerprint, source, source_report = _frame(options, session_factory, votes="pairs")
+    return _finish(*preference_dataset(frame, template=template, api=api), fingerprint, source, source_report)
 
 
-def _text_column(file: Path, column: str) -> tuple[list[str], int]:
-    """The non-blank texts of ``column`` in a .jsonl/.parquet file, and how many rows were blank."""
-    frame = read_table(str(file))
-    if frame.empty:
-        raise UserError(f"{file} has no rows: give files with text to pretrain on")
-    if column not in frame.columns:
-        columns = ", ".join(map(str, frame.columns[:8])) + (", ..." if len(frame.columns) > 8 else "")
-        raise UserError(f"{file} has no {column!r} column (columns: {columns}): name the text column with --text-column")
-    texts, dropped = [], 0
-    for number, value in enumerate(frame[column].tolist(), start=1):
-        if not _number(value) or (isinstance(value, str) and not value.strip()):
-            dropped += 1
-        elif isinstance(value, str):
-            texts.append(value)
-        else:
-            raise UserError(f"{file}, row {number}: the {column!r} column holds {type(value).__name__}, not text")
-    if not texts:
-        raise UserError(f"{file}: every row's {column!r} is empty: give files with text to pretrain on")
-    return texts, dropped
+def load_kto(options, session_factory, *, template: str, api: str):
+    """kto rows (prompt, completion, label) from ``--data`` or the database's votes, both-bad battles included."""
+    frame, fingerprint, source, source_report = _frame(options, session_factory, votes="kto")
+    return _finish(*kto_dataset(frame, template=template, api=api), fingerprint, source, source_report)
 
 
-def load_training_rows(options, session_factory, *, template: str):
-    """The rows for ``options.kind`` from ``--data`` or ``--from-db`` (pretrain: its text files),
-    the fingerprint and a report.
+def load_prompts(options, session_factory, *, template: str, api: str):
+    """grpo rows (prompt, request, range) from ``--data`` or the database's prompts."""
+    frame, fingerprint, source, source_report = _frame(options, session_factory, votes=None)
+    rows, report = prompt_dataset(frame, template=template, tolerance=options.prompts_tolerance,
+                                  l_max=options.l_max, api=api)
+    return _finish(rows, report, fingerprint, source, source_report)
+
+
+def _frame(options, session_factory, *, votes: str | None):
+    """``(frame, fingerprint, source, report)`` from ``--data`` or the database: the stored prompts
+    (``votes=None``), the decisive pairs (``"pairs"``) or the KTO rows (``"kto"``).
 
     The fingerprint is the file's SHA-256 (as ``lwz export`` reports it) or, from the database,
-    a SHA-256 over the pairs' ids, counts, margins and texts.
-
-    ``session_factory`` opens a session (only called for ``--from-db``). Raises UserError when no
-    row is left, naming what removed them.
+    a SHA-256 over the pairs' ids, counts, margins and texts. ``session_factory`` opens a session
+    (only called for ``--from-db``).
     """
-    from training.preferences import PreferenceFilters, file_sha256, frame_fingerprint, preference_pairs
+    from training.preferences import PreferenceFilters, file_sha256, frame_fingerprint, preference_pairs, shape_rows
     from training.prompt_set import prompt_rows
 
-    if options.kind == "pretrain":
-        return text_documents(options.texts, column=options.text_column)
     source_report: dict[str, Any] = {}
     if options.data:
-        frame = read_table(options.data)
-        source = options.data
-    elif options.kind == "grpo":
+        frame, source = read_table(options.data), options.data
+    elif votes is None:
         with session_factory() as session:
             frame, source_report = prompt_rows(session, tolerance=options.prompts_tolerance,
                                                default_words=options.default_words)
         source = "database prompts"
     else:
-        from training.preferences import shape_rows
-
-        filters = options.filters or PreferenceFilters()
         with session_factory() as session:
-            frame, source_report = preference_pairs(session, filters=filters, both_bad=options.kind == "kto")
-        if options.kind == "kto":
+            frame, source_report = preference_pairs(session, filters=options.filters or PreferenceFilters(),
+                                                    both_bad=votes == "kto")
+        if votes == "kto":
             fingerprint_attr = frame.attrs.get("fingerprint")
             frame = shape_rows(frame, fmt="kto", layout="trl")
             frame.attrs["fingerprint"] = fingerprint_attr
         source = "database votes"
     if frame.empty:
         raise UserError(f"the dataset {source} has no rows")
-    if options.data:
-        fingerprint = file_sha256(options.data)
-    else:
-        fingerprint = frame.attrs.get("fingerprint") or frame_fingerprint(frame)
-    if options.kind == "grpo":
-        rows, report = prompt_dataset(frame, template=template, tolerance=options.prompts_tolerance,
-                                      l_max=options.l_max)
-    elif options.kind == "kto":
-        rows, report = kto_dataset(frame, template=template)
-    else:
-        rows, report = preference_dataset(frame, template=template)
+    fingerprint = file_sha256(options.data) if options.data else (frame.attrs.get("fingerprint")
+                                                                  or frame_fingerprint(frame))
+    return frame, fingerprint, source, source_report
+
+
+def _finish(rows: list, report: dict[str, Any], fingerprint: str, source: str, source_report: dict[str, Any]):
+    """Merge the source's and the shaping's counts; a UserError naming what removed every row."""
     merged = dict(source_report)
     for key, value in report.items():
         merged[key] = merged.get(key, 0) + value if key.startswith("dropped") and key in merged else value

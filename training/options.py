@@ -16,28 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from training.corpus import TABLE_SUFFIXES, TEXT_SUFFIXES, parse_mix
+from training.kinds import COMBINES, GRPO_REWARDS, kind_of, kinds_taking, registering, takes
 
-KINDS = ("reward", "dpo", "kto", "grpo", "pretrain")
-DATASET_KINDS = ("reward", "dpo", "kto", "grpo")  # trained on an lwz export file or the database
-PAIR_KINDS = ("reward", "dpo", "kto")
-REGISTER_KINDS = ("dpo", "kto", "grpo")  # registered through the reward-hacking gate
-TEXT_SUFFIXES = (".txt", ".md")  # one document per file
-TABLE_SUFFIXES = (".jsonl", ".parquet")  # one document per row of the text column
-GRPO_REWARDS = ("length", "format", "anti_hacking", "quality")
-COMBINES = ("paper", "sum")
-TEMPLATES = ("auto", "think", "direct", "none")
 DEFAULT_SAVE_STEPS = 50
 GATE_MAX_TOKENS = 320
+DEFAULT_REWARDS = ("length", "format", "anti_hacking")
+TEMPLATES = ("auto", "think", "direct", "none")
+APIS = ("auto", "chat", "completions")
 
-# Flags that map onto TRL config fields: a YAML key naming one of them must agree with the flag.
+# The one map from flags to TRL config fields: build_config puts each given flag into its field, and
+# a --config YAML key naming one of them must agree with the flag.
 FLAG_FIELDS = {"max_steps": "max_steps", "learning_rate": "learning_rate", "seed": "seed",
-               "batch_size": "per_device_train_batch_size", "max_length": "max_length", "save_steps": "save_steps"}
+               "batch_size": "per_device_train_batch_size", "max_length": "max_length", "save_steps": "save_steps",
+               "num_generations": "num_generations", "max_completion_length": "max_completion_length"}
 
 
 def _opt(default: Any = None, help: str = "", **cli: Any) -> Any:
     """A field whose metadata is its command-line flag: ``help`` plus argparse extras
-    (``kinds`` it applies to, ``flag``, ``metavar``, ``choices``, ``required``, ``group``, ``parse``).
-    ``lwz_cli.train`` builds every ``lwz train KIND`` flag from these; nothing is retyped there."""
+    (``flag``, ``metavar``, ``choices``, ``required``, ``group``, ``parse``).
+    ``lwz_cli.train`` builds every ``lwz train KIND`` flag from these; nothing is retyped there. Which
+    kinds take a field is ``training.kinds``'s to say (``Kind.flags``)."""
     metadata = {"help": help, **cli}
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
@@ -49,71 +48,87 @@ class TrainOptions:
     """One ``lwz train`` invocation. Defaults are sized for a CPU and the bundled 135M model.
 
     Each field's metadata is the flag's help (``field(metadata={"help": ...})``, as TRL's
-    ``HfArgumentParser`` reads its configs); fields without ``help`` are not flags.
+    ``HfArgumentParser`` reads its configs); fields without ``help`` are not flags. Fields whose
+    default is None and that a recipe may set (``rewards``, ``combine``, ``seed``) are filled by
+    :meth:`check`: the flag, else the ``--recipe``'s value, else the built-in default.
     """
 
     kind: str
     base: str = _opt(help="registered model name or a Hugging Face model folder", metavar="MODEL", required=True)
     out: str = _opt(help="output folder (new or empty; with --resume, the run's folder)", metavar="DIR",
                     required=True)
-    data: str | None = _opt(help="dataset file from lwz export (.parquet/.jsonl)", metavar="FILE", group="source",
-                            kinds=DATASET_KINDS)
-    from_db: bool = _opt(False, help="build the dataset from the database instead", group="source",
-                         kinds=DATASET_KINDS)
-    texts: tuple[str, ...] = _opt((), kinds=("pretrain",), flag="--data", metavar="FILE", parse="files",
+    data: str | None = _opt(help="dataset file from lwz export (.parquet/.jsonl)", metavar="FILE", group="source")
+    from_db: bool = _opt(False, help="build the dataset from the database instead", group="source")
+    texts: tuple[str, ...] = _opt((), flag="--data", metavar="FILE", parse="files",
                                   required=True,
                                   help="text to pretrain on: .txt/.md files (each file one document) or .jsonl/.parquet "
                                        "files (each row of --text-column one document); several files, separated by "
                                        "spaces or commas")
-    text_column: str = _opt("text", kinds=("pretrain",), metavar="NAME",
+    mix: tuple[str, ...] = _opt((), metavar="FILE=RATIO", parse="files",
+                                help="further sources mixed in by share of documents, e.g. cot.jsonl=0.01 (the "
+                                     "paper's 1%% long chain-of-thought); --data takes the rest")
+    text_column: str = _opt("text", metavar="NAME",
                             help="the column holding the text in .jsonl/.parquet files")
     max_steps: int | None = _opt(help="stop after N optimiser steps (default: one epoch)")
     config_path: str | None = _opt(help="extra TRL config fields (YAML)", flag="--config", metavar="YAML")
     register: str | None = _opt(help="register the checkpoint as a local model under this name (dpo/kto/grpo, "
                                      "and pretrain, which has no reward to hack and so no gate)", metavar="NAME")
-    force: bool = _opt(False, kinds=REGISTER_KINDS,
+    force: bool = _opt(False,
                        help="register even when the reward-hacking gate finds a regression (the run records it)")
-    gate_prompts: str | None = _opt(kinds=REGISTER_KINDS, metavar="FILE",
+    gate_prompts: str | None = _opt(metavar="FILE",
                                     help="held-out prompts for the reward-hacking gate (JSON lines with prompt and "
                                          "length; default: the few shipped in training/gate_prompts.jsonl)")
-    gate_max_tokens: int = _opt(GATE_MAX_TOKENS, kinds=REGISTER_KINDS,
+    gate_max_tokens: int = _opt(GATE_MAX_TOKENS,
                                 help="token limit per gate text, for the parent and the checkpoint alike")
     learning_rate: float | None = _opt(help="optimiser learning rate (default: a CPU-sized one per kind)")
     batch_size: int | None = _opt(help="per-device batch size")
-    seed: int = _opt(0, help="seed for data order, dropout and sampling")
-    template: str = _opt("auto", help="prompt rendering (default: the base model entry's template)",
+    seed: int | None = _opt(help="seed for data order, dropout and sampling (default: the config's seed, else 0)")
+    template: str = _opt("auto", help="prompt rendering (default: the recipe's, else the base model entry's template)",
                          choices=TEMPLATES)
+    api: str = _opt("auto", choices=APIS,
+                    help="how the model is served, so that it is trained on what it is served: chat (the tokenizer's "
+                         "chat template) or completions (the template's exact raw prompt, as LongWriter-Zero is "
+                         "served with --api completions); default: the recipe's, else the base model entry's, else chat")
+    recipe: str | None = _opt(metavar="NAME",
+                              help="a published run's settings (longwriter-zero: the paper's RL stage), under "
+                                   "--config and the flags")
     save_steps: int | None = _opt(help=f"save a TRL checkpoint every N steps (default {DEFAULT_SAVE_STEPS})")
     resume: bool = _opt(False, help="resume from the latest checkpoint in --out (TRL's own checkpointing)")
     max_length: int | None = _opt(help="token limit per sequence (default: the base model's context); "
                                        "longer examples are counted, never silently; pretrain packs its text into "
-                                       "sequences of this length", kinds=PAIR_KINDS + ("pretrain",))
-    rewards: tuple[str, ...] = _opt(("length", "format", "anti_hacking"), kinds=("grpo",), parse="comma",
-                                    help=f"comma list of {', '.join(GRPO_REWARDS)}")
-    combine: str = _opt("paper", kinds=("grpo",), choices=COMBINES,
-                        help="paper: normalise each reward within its group, then sum (TRL's normalize_then_sum); "
-                             "sum: TRL's weighted sum, then normalise")
+                                       "sequences of this length")
+    rewards: tuple[str, ...] | None = _opt(parse="comma",
+                                           help=f"comma list of {', '.join(GRPO_REWARDS)} (default: the recipe's, "
+                                                f"else {','.join(DEFAULT_REWARDS)})")
+    combine: str | None = _opt(choices=COMBINES,
+                               help="paper (default): normalise each reward within its group, then average (TRL's "
+                                    "normalize_then_sum, equal weights); sum: TRL's weighted sum, then normalise")
     reward_model: str | None = _opt(help="reward model folder (from lwz train reward) for the quality reward",
-                                    kinds=("grpo",), metavar="DIR")
-    vllm_server: str | None = _opt(help="a `trl vllm-serve` server for rollouts (GPU hosts)", kinds=("grpo",),
+                                    metavar="DIR")
+    reward_device: str = _opt("auto", metavar="DEVICE",
+                              help="where the quality reward's model runs: auto (this rank's GPU, else the CPU), cpu, "
+                                   "cuda, cuda:N")
+    vllm_server: str | None = _opt(help="a `trl vllm-serve` server for rollouts (GPU hosts)",
                                    metavar="URL")
-    num_generations: int | None = _opt(help="completions per prompt (a group)", kinds=("grpo",))
-    max_completion_length: int | None = _opt(help="token limit per completion", kinds=("grpo",))
+    num_generations: int | None = _opt(help="completions per prompt (a group)")
+    max_completion_length: int | None = _opt(help="token limit per completion")
     prompts_tolerance: float = _opt(0.2, help="range target*(1±tolerance) for prompts without min/max_words",
-                                    kinds=("grpo",), flag="--tolerance")
-    default_words: int | None = _opt(help="target for --from-db prompts without one", kinds=("grpo",))
+                                    flag="--tolerance")
+    default_words: int | None = _opt(help="target for --from-db prompts without one")
     l_max: int | None = _opt(help="L_max in words: the length reward reaches 0 there (default: twice each "
-                                  "prompt's max_words)", kinds=("grpo",), flag="--l-max", metavar="WORDS")
+                                  "prompt's max_words)", flag="--l-max", metavar="WORDS")
     config: dict[str, Any] = _opt({})
     filters: Any = None  # training.preferences.PreferenceFilters, for --from-db
 
     def check(self) -> None:
-        """Reject contradictory or impossible options with a message saying what to change."""
-        if self.kind not in KINDS:
-            raise UserError(f"unknown training kind {self.kind!r}: choose {', '.join(KINDS)}")
+        """Reject contradictory or impossible options with a message saying what to change.
+
+        First fills what was left unsaid (see the class docstring), so a checked run records every value."""
+        kind = kind_of(self.kind)
         if not self.base or not self.out:
             raise UserError("--base MODEL and --out DIR are required")
-        if self.kind == "pretrain":
+        self._fill_defaults()
+        if kind.reads_texts:
             self._check_texts()
         elif self.texts:
             raise UserError(f"texts (plain text files) are for pretrain; a {self.kind} run reads --data FILE or --from-db")
@@ -130,55 +145,55 @@ class TrainOptions:
             raise UserError(f"--learning-rate must be positive, got {self.learning_rate}")
         if self.template not in TEMPLATES:
             raise UserError(f"--template must be one of {', '.join(TEMPLATES)}, got {self.template!r}")
+        if self.api not in APIS:
+            raise UserError(f"--api must be one of {', '.join(APIS)}, got {self.api!r}")
         out = Path(self.out)
         if self.resume:
             if not latest_checkpoint(out):
                 raise UserError(f"--resume: no checkpoint-N folder in {out} to resume from")
         elif is_main_process() and out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise UserError(f"output folder {out} is not empty: choose a new --out, or --resume a run")
-        if self.kind == "reward" and self.register:
-            raise UserError("a reward model scores texts and cannot write: --register is for dpo, kto and grpo runs")
-        if self.kind == "pretrain" and (self.force or self.gate_prompts):
-            raise UserError("--force and --gate-prompts belong to the reward-hacking gate, which pretrain runs do not "
-                            "pass through (no reward to hack)")
+        if self.register and kind.registers is None:
+            raise UserError(f"a {self.kind} model scores texts and cannot write: --register is for "
+                            f"{', '.join(registering('gate') + registering('direct'))} runs")
+        if kind.registers == "direct" and (self.force or self.gate_prompts):
+            raise UserError(f"--force and --gate-prompts belong to the reward-hacking gate, which {self.kind} runs do "
+                            "not pass through (no reward to hack)")
         if not self.register and (self.force or self.gate_prompts):
             raise UserError("--force and --gate-prompts apply to the gate before --register NAME; give --register too")
-        if self.register and self.kind in REGISTER_KINDS and is_main_process():
+        if self.register and kind.registers == "gate" and is_main_process():
             from training.gate import load_gate_prompts
 
             load_gate_prompts(self.gate_prompts)
-        grpo_only = {"--vllm-server": self.vllm_server, "--reward-model": self.reward_model,
-                     "--num-generations": self.num_generations, "--max-completion-length": self.max_completion_length,
-                     "--l-max": self.l_max}
-        if self.kind != "grpo":
-            given = [flag for flag, value in grpo_only.items() if value is not None]
-            if given:
-                raise UserError(f"{', '.join(given)} only apply to grpo, not to a {self.kind} run")
-        else:
-            if self.max_length is not None:
-                raise UserError("--max-length limits reward/dpo sequences; for grpo use --max-completion-length")
-            unknown = [r for r in self.rewards if r not in GRPO_REWARDS]
-            if unknown or not self.rewards:
-                raise UserError(f"--rewards takes a comma list of {', '.join(GRPO_REWARDS)}, got {','.join(self.rewards)!r}")
-            if "quality" in self.rewards and not self.reward_model:
-                raise UserError("the quality reward needs --reward-model DIR (a folder from lwz train reward)")
-            if self.reward_model and "quality" not in self.rewards:
-                raise UserError("--reward-model is given but 'quality' is not in --rewards")
-            if self.reward_model and not (Path(self.reward_model) / "config.json").is_file():
-                raise UserError(f"--reward-model {self.reward_model} is not a model folder (no config.json)")
-            if self.reward_model:
-                from training.checkpoints import check_reward_model
-
-                check_reward_model(self.reward_model)
-            if self.combine not in COMBINES:
-                raise UserError(f"--combine must be one of {', '.join(COMBINES)}, got {self.combine!r}")
-            if self.vllm_server and not self.vllm_server.startswith(("http://", "https://")):
-                raise UserError(f"--vllm-server must be an http(s) URL of a `trl vllm-serve` server, got {self.vllm_server!r}")
+        if kind.check is not None:
+            kind.check(self)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        given = [f for f in dataclasses.fields(self) if f.metadata.get("help") and not takes(self.kind, f.name)
+                 and getattr(self, f.name) not in (defaults[f.name], None, ())]
+        if given:
+            flags = ", ".join(f.metadata.get("flag") or "--" + f.name.replace("_", "-") for f in given)
+            raise UserError(f"{flags} only apply to {', '.join(kinds_taking(given[0].name))}, not to a {self.kind} run")
         for flag, key in FLAG_FIELDS.items():
             value = getattr(self, flag)
-            if value is not None and key in self.config and self.config[key] != value and flag != "seed":
+            if value is not None and key in self.config and self.config[key] != value:
                 raise UserError(f"--{flag.replace('_', '-')} {value} contradicts {key}: {self.config[key]} in "
                                 f"{self.config_path or 'the config'}; give it once")
+
+    def _fill_defaults(self) -> None:
+        """Options left unsaid: the recipe's value, else the built-in default (rewards, combine, template,
+        api only where the kind takes them; seed: the config's, else 0)."""
+        from training.recipes import recipe_named
+
+        recipe = recipe_named(self.recipe, kind=self.kind)
+        unset = {"rewards": None, "combine": None, "template": "auto", "api": "auto"}
+        for name, value in (recipe.options.items() if recipe else ()):
+            if getattr(self, name) == unset[name]:
+                setattr(self, name, tuple(value) if isinstance(value, (list, tuple)) else value)
+        if takes(self.kind, "rewards"):
+            self.rewards = self.rewards if self.rewards is not None else DEFAULT_REWARDS
+            self.combine = self.combine or "paper"
+        if self.seed is None:
+            self.seed = int(self.config.get("seed", 0))
 
     def _check_texts(self) -> None:
         """pretrain's text files: given, existing, of a kind it reads, each once (contents: ``training.data``)."""
@@ -198,14 +213,24 @@ class TrainOptions:
             if path.resolve() in seen:
                 raise UserError(f"{name} is given twice in --data")
             seen.add(path.resolve())
+        for name, _ in parse_mix(self.mix):
+            path = Path(name)
+            if not path.is_file():
+                raise UserError(f"--mix: no such text file: {name}")
+            if path.suffix.lower() not in TEXT_SUFFIXES + TABLE_SUFFIXES:
+                raise UserError(f"--mix {name}: pretrain reads {'/'.join(TEXT_SUFFIXES + TABLE_SUFFIXES)} files")
+            if path.resolve() in seen:
+                raise UserError(f"{name} is given twice (in --data and --mix)")
+            seen.add(path.resolve())
         if not self.text_column or not self.text_column.strip():
             raise UserError("--text-column needs a column name")
 
     def record(self) -> dict[str, Any]:
         """JSON-ready copy for the training-runs table."""
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "filters"}
-        record["rewards"] = list(self.rewards)
+        record["rewards"] = list(self.rewards) if self.rewards is not None else None
         record["texts"] = list(self.texts)
+        record["mix"] = list(self.mix)
         if self.filters is not None:
             record["filters"] = self.filters.as_record()
         return record

@@ -2,6 +2,8 @@
 
 The range is ``[target*(1-tolerance), target*(1+tolerance)]`` around the prompt's
 ``target_words``; prompts without a target take ``default_words`` or are left out and counted.
+With a range model (``training.range_model``) each prompt's range is predicted under the paper's
+rules instead, and prompts without a target are kept (the model judges their length).
 """
 
 from __future__ import annotations
@@ -9,17 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import UserError
+from training.ranges import word_range
 
 
 def prompt_rows(session, *, tolerance: float = 0.2, default_words: int | None = None,
-                category: str | None = None):
+                category: str | None = None, need_target: bool = True):
     """Prompts as a DataFrame (prompt, target_words, min_words, max_words, category, language, prompt_id)
-    and a report of what was left out. Raises UserError when nothing is left."""
+    and a report of what was left out. Raises UserError when nothing is left. With ``need_target=False``
+    prompts without a target are kept, with no range (a range model gives it)."""
     import pandas as pd
     import sqlalchemy as sa
 
     from storage.models import Prompt
-    from training.rewards import word_range
 
     if not 0 <= tolerance < 1:
         raise UserError(f"--tolerance must be in [0, 1), got {tolerance}")
@@ -35,18 +38,20 @@ def prompt_rows(session, *, tolerance: float = 0.2, default_words: int | None = 
     if default_words is not None:
         report["default_target_used"] = int(targets.isna().sum())
         targets = targets.fillna(float(default_words))
-    missing = targets.isna().to_numpy()
+    missing = targets.isna().to_numpy() & need_target
     report["dropped_no_target"] = int(missing.sum())
-    frame = frame[~missing].assign(target_words=targets[~missing].astype("int64").to_numpy())
+    frame = frame[~missing].assign(target_words=[None if t is pd.NA else int(t) for t in targets[~missing]])
     if frame.empty:
         where = f" in category {category!r}" if category else ""
         hint = "" if default_words else " (give --default-words N for prompts without one)"
         raise UserError(f"no prompt with a target length{where}: {report['prompts']} prompts, "
                         f"{report['dropped_no_target']} without a target{hint}")
-    bounds = [word_range(target=int(t), tolerance=tolerance) for t in frame["target_words"]]
+    bounds = [word_range(target=t, tolerance=tolerance) or (None, None) for t in frame["target_words"]]
     frame["min_words"] = [b[0] for b in bounds]
     frame["max_words"] = [b[1] for b in bounds]
-    frame = frame[["prompt", "target_words", "min_words", "max_words", "category", "language", "prompt_id"]]
+    frame["range_source"] = [f"target ±{tolerance:g}" if b[0] is not None else None for b in bounds]
+    frame = frame[["prompt", "target_words", "min_words", "max_words", "range_source", "category", "language",
+                   "prompt_id"]]
     report["rows"] = int(len(frame))
     return frame.reset_index(drop=True), report
 
@@ -75,10 +80,22 @@ def shape_prompts(frame, *, layout: str):
 
 
 def export_prompts(session, *, out, layout: str = "trl", tolerance: float = 0.2, default_words: int | None = None,
-                   category: str | None = None) -> dict[str, Any]:
+                   category: str | None = None, ask_range=None, range_source: str | None = None) -> dict[str, Any]:
+    """Write the prompt set to ``out``. With ``ask_range`` (``training.range_model.openai_asker``) every
+    prompt's range is the model's, checked against the paper's rules; nothing is written when no
+    prompt keeps a range."""
     from training.preferences import file_sha256, write_table
 
-    frame, report = prompt_rows(session, tolerance=tolerance, default_words=default_words, category=category)
+    frame, report = prompt_rows(session, tolerance=tolerance, default_words=default_words, category=category,
+                                need_target=ask_range is None)
+    if ask_range is not None:
+        from training.range_model import predict_ranges
+
+        frame, predicted = predict_ranges(frame, ask=ask_range, source=range_source or "range model")
+        report = {**report, **predicted, "rows": int(len(frame))}
+        if frame.empty:
+            raise UserError(f"the range model's answer broke the rules for every prompt: "
+                            f"{predicted.get('rows_range_rejected', '')}")
     rows = shape_prompts(frame, layout=layout)
     kind = write_table(rows, out)
     return {"path": str(out), "file_format": kind, "layout": layout, "fingerprint": file_sha256(out), **report}

@@ -18,8 +18,10 @@ TRL's own ``GRPOConfig(multi_objective_aggregation="normalize_then_sum")``; see 
 
 from __future__ import annotations
 
-import math
+import sys
 from typing import Any, Callable, Sequence
+
+from training.ranges import present, range_problem, word_range
 
 Completion = Any  # a string, or a conversational completion: a list of {"role", "content"} messages
 
@@ -48,31 +50,6 @@ def answer_text(text: str) -> str:
     if "<answer>" not in text and "<think>" not in text:
         return text.strip()
     return parse_text(text)[1]
-
-
-def word_range(*, target: int | None, tolerance: float) -> tuple[int, int] | None:
-    """The target range ``[target*(1-tolerance), target*(1+tolerance)]`` in words, or None without a target."""
-    if target is None or (isinstance(target, float) and math.isnan(target)) or target <= 0:
-        return None
-    return max(1, round(target * (1 - tolerance))), max(1, round(target * (1 + tolerance)))
-
-
-def range_problem(low: Any, high: Any, *, l_max: Any = None) -> str | None:
-    """Why ``[low, high]`` (with ``l_max``) cannot define the length reward, or None when it can.
-
-    ``[0, 0]`` is how the paper's range predictor marks a request that cannot be met.
-    """
-    if not (_present(low) and _present(high)):
-        return "no range"
-    if float(low) == 0 and float(high) == 0:
-        return "[0, 0] (a request that cannot be met)"
-    if float(low) <= 0 or float(high) <= 0:
-        return f"[{low}, {high}] has a bound at or below zero"
-    if float(low) > float(high):
-        return f"[{low}, {high}] is inverted (min_words above max_words)"
-    if _present(l_max) and float(l_max) <= float(high):
-        return f"L_max {l_max} is not above max_words {high}"
-    return None
 
 
 def length_score(words: int, *, lower: float, upper: float, l_max: float) -> float:
@@ -119,13 +96,13 @@ class LengthReward:
 
     def bounds(self, low: Any, high: Any, target: Any, l_max: Any = None) -> tuple[float, float, float] | None:
         """``(L_lower, L_upper, L_max)`` for one prompt, or None when it has no usable range."""
-        if not (_present(low) and _present(high)):
-            found = word_range(target=int(target) if _present(target) else None, tolerance=self.tolerance)
+        if not (present(low) and present(high)):
+            found = word_range(target=int(target) if present(target) else None, tolerance=self.tolerance)
             if found is None:
                 return None
             low, high = found
-        ceiling = l_max if _present(l_max) else self.l_max
-        if ceiling is None and _present(high):
+        ceiling = l_max if present(l_max) else self.l_max
+        if ceiling is None and present(high):
             ceiling = self.l_max_factor * float(high)
         if range_problem(low, high, l_max=ceiling) is not None:
             return None
@@ -147,10 +124,6 @@ class LengthReward:
             words = count_words(answer_text(completion_text(completion)))
             scores.append(length_score(words, lower=lower, upper=upper, l_max=l_max))
         return scores
-
-
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 class FormatReward:
@@ -217,12 +190,31 @@ class AntiHackingPenalty:
         return min(1.0, max(0.0, (repeated - self.padding_slack) * 2.0))
 
     def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
-        prompts = _column(kwargs, "prompts", len(completions))
         scores = []
-        for completion, prompt in zip(completions, prompts):
+        for completion, request in zip(completions, requests_of(kwargs, len(completions))):
             answer = answer_text(completion_text(completion))
-            scores.append(-(self.stuffing(prompt_text(prompt or ""), answer) + self.padding(answer)))
+            scores.append(-(self.stuffing(request, answer) + self.padding(answer)))
         return scores
+
+
+def requests_of(kwargs: dict[str, Any], n: int) -> list[str]:
+    """The user's requests behind ``n`` completions: the rows' ``request`` column when there is one
+    (on the completions path the prompt is the whole raw served text), else the prompts' last user turn."""
+    requests = kwargs.get("request")
+    if requests is not None:
+        return [str(r or "") for r in requests]
+    return [prompt_text(p or "") for p in _column(kwargs, "prompts", n)]
+
+
+def reward_device(device: str = "auto") -> str:
+    """Where the reward model runs: ``auto`` is this rank's GPU (``cuda:LOCAL_RANK``) when there is one, else the CPU."""
+    if device != "auto":
+        return device
+    import os
+
+    import torch
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
 
 
 class QualityReward:
@@ -233,26 +225,32 @@ class QualityReward:
     rendered with the reward model's own template (``template``, else the one its run recorded in
     ``lwz_run.json``) and tokenised by TRL's own dataset tokeniser, as RewardTrainer does.
 
-    ``max_length`` defaults to the model's context. A longer input is counted in
-    ``self.stats["too_long"]``; with ``on_truncation="none"`` it gets None (TRL leaves it out,
-    counted in ``"dropped"``), with ``"score"`` its first ``max_length`` tokens are scored
-    (counted in ``"truncated"``).
+    ``device`` (``auto``: this rank's GPU, else the CPU) and ``dtype`` (``auto``: bfloat16 on a GPU,
+    float32 on the CPU) say where the model runs; on a GPU host each rank loads it onto its own GPU.
+
+    Longer than the context: ``max_length`` defaults to the model's context. A longer input is scored
+    on its first ``max_length`` tokens (the request and the opening of the text), never given None:
+    TRL would read None as the group's mean and the overlong text would go unpenalised. Every such
+    input is counted (``self.stats["truncated"]``, in the run's ``metrics.quality_reward``) and each
+    call that truncates prints one line saying how many, so a run whose texts outgrow the reward
+    model's context says so while it runs.
     """
 
     def __init__(self, path: str, *, template: str | None = None, max_length: int | None = None,
-                 batch_size: int = 8, on_truncation: str = "none") -> None:
-        if on_truncation not in ("none", "score"):
-            raise ValueError(f"on_truncation must be 'none' or 'score', got {on_truncation!r}")
-        self.path, self.batch_size, self.on_truncation = str(path), batch_size, on_truncation
+                 batch_size: int = 8, device: str = "auto", dtype: str = "auto", log=None) -> None:
+        if dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+        self.path, self.batch_size, self.device, self.dtype = str(path), batch_size, device, dtype
         self.template = template or trained_template(path)
         self._max_length = max_length
-        self.stats = {"scored": 0, "too_long": 0, "truncated": 0, "dropped": 0}
+        self._log = log
+        self.stats = {"scored": 0, "truncated": 0}
         self.__name__ = "quality"
         self._loaded = self._tokenizer_cache = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_loaded"] = state["_tokenizer_cache"] = None
+        state["_loaded"] = state["_tokenizer_cache"] = state["_log"] = None
         return state
 
     def _tokenizer(self):
@@ -271,9 +269,12 @@ class QualityReward:
             from transformers import AutoModelForSequenceClassification
 
             tokenizer = self._tokenizer()
-            model = AutoModelForSequenceClassification.from_pretrained(self.path, dtype=torch.float32).eval()
+            device = reward_device(self.device)
+            dtype = self.dtype if self.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
+            model = AutoModelForSequenceClassification.from_pretrained(self.path, dtype=getattr(torch, dtype))
+            model = model.to(device).eval()
             model.config.pad_token_id = tokenizer.pad_token_id
-            self._loaded = (tokenizer, model)
+            self._loaded = (tokenizer, model, device)
         return self._loaded
 
     @property
@@ -289,7 +290,7 @@ class QualityReward:
         """The token ids RewardTrainer would train on for this request and completion."""
         from trl.data_utils import _tokenize
 
-        from training.data import messages_for
+        from training.prompts import messages_for
 
         tokenizer = self._tokenizer()
         messages = messages_for(request, template=self.template) + [{"role": "assistant", "content": completion}]
@@ -298,29 +299,24 @@ class QualityReward:
     def __call__(self, completions: Sequence[Completion], **kwargs: Any) -> list[float | None]:
         import torch
 
-        tokenizer, model = self._load()
-        prompts = _column(kwargs, "prompts", len(completions))
-        encoded = [self.encode(prompt_text(p or ""), completion_text(c)) for p, c in zip(prompts, completions)]
-        scores: list[float | None] = [None] * len(encoded)
-        todo = []
+        tokenizer, model, device = self._load()
+        requests = requests_of(kwargs, len(completions))
+        encoded = [self.encode(r, completion_text(c)) for r, c in zip(requests, completions)]
         limit = self.max_length
-        for index, ids in enumerate(encoded):
-            if len(ids) > limit:
-                self.stats["too_long"] += 1
-                if self.on_truncation == "none":
-                    self.stats["dropped"] += 1
-                    continue
-                self.stats["truncated"] += 1
-                ids = ids[:limit]
-            todo.append((index, ids))
-        for start in range(0, len(todo), self.batch_size):
-            batch = todo[start : start + self.batch_size]
-            padded = tokenizer.pad({"input_ids": [ids for _, ids in batch]}, return_tensors="pt")
+        cut = sum(len(ids) > limit for ids in encoded)
+        encoded = [ids[:limit] for ids in encoded]
+        scores: list[float | None] = []
+        for start in range(0, len(encoded), self.batch_size):
+            padded = tokenizer.pad({"input_ids": encoded[start : start + self.batch_size]}, return_tensors="pt")
             with torch.no_grad():
-                logits = model(**padded).logits[:, 0]
-            for (index, _), value in zip(batch, logits.tolist()):
-                scores[index] = float(value)
-        self.stats["scored"] += len(todo)
+                logits = model(**padded.to(device)).logits[:, 0]
+            scores.extend(float(value) for value in logits.float().tolist())
+        self.stats["scored"] += len(encoded)
+        self.stats["truncated"] += cut
+        if cut:
+            line = (f"[lwz train] quality reward: {cut} of {len(encoded)} texts longer than the reward model's "
+                    f"{limit} tokens, scored on their first {limit} ({self.stats['truncated']} so far)")
+            (self._log or (lambda text: print(text, file=sys.stderr, flush=True)))(line)
         return scores
 
 

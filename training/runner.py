@@ -10,7 +10,7 @@ reward-hacking gate (``training.gate``) compares checkpoint and parent on held-o
 a refused registration still finishes the run as ``complete`` (the gate's report in its metrics)
 and then raises the refusal as a UserError.
 
-A ``pretrain`` run (continual pretraining on plain text) records the tokens it packed and the tokens
+A ``pretrain`` run (continual pretraining on plain text) streams its corpus (``training.corpus``) and records the tokens
 seen (``metrics.tokens``, counted on across ``--resume``) and registers without the gate: there is no
 reward to hack, and the gate's length and format checks measure instruction following, which a
 continually pretrained base is not trained for (it is the start point of the next stage, as in the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,29 +40,31 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     from storage.runs import finish_run, start_run
     from training.checkpoints import (check_register_name, model_context, register_checkpoint, resolve_base,
                                       vllm_serve_command)
-    from training.data import load_training_rows
-    from training.options import PAIR_KINDS, REGISTER_KINDS, is_main_process, latest_checkpoint
-    from training.trainers import (build_config, build_trainer, has_gpu, length_report, make_progress_callback,
-                                   make_save_callback, quiet_known_warnings)
+    from training.kinds import kind_of
+    from training.options import is_main_process, latest_checkpoint
+    from training.trainers import (ROWS_FOLDER, build_config, build_trainer, has_gpu, length_report,
+                                   make_progress_callback, make_save_callback, quiet_known_warnings)
 
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     options.check()
+    kind = kind_of(options.kind)
     with session_scope(engine) as session:
         folder, base_entry = resolve_base(session, base=options.base)
         check_register_name(session, name=options.register)
     template = options.template
     if template == "auto":
         template = base_entry.template if base_entry is not None else "none"
-    rows, fingerprint, data_report = load_training_rows(options, lambda: session_scope(engine), template=template)
+    api = served_api(options.api, base_entry)
+    rows, fingerprint, data_report = kind.rows(options, lambda: session_scope(engine), template=template, api=api)
     gpu = has_gpu()
-    context = model_context(folder) if options.kind in PAIR_KINDS + ("pretrain",) else None
+    context = model_context(folder) if kind.context_max_length else None
     config = build_config(options, gpu=gpu, context=context)
     resume_from = latest_checkpoint(options.out) if options.resume else None
-    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {len(rows)} "
-        f"{'documents' if options.kind == 'pretrain' else 'examples'}, "
+    log(f"[lwz train] {options.kind} on {folder} ({'GPU' if gpu else 'CPU'}): {data_report['kept']} "
+        f"{kind.unit}, "
         f"dataset {fingerprint[:12]}; left out: {_dropped(data_report) or 'nothing'}"
         + (f"; resuming from {resume_from}" if resume_from else ""))
-    record = {**options.record(), "template": template, "base_folder": str(folder), "device": "gpu" if gpu else "cpu",
+    record = {**options.record(), "template": template, "api": api, "base_folder": str(folder), "device": "gpu" if gpu else "cpu",
               "trl": _trl_fields(config), "model_context": context, "resumed_from": resume_from}
     main = is_main_process()
     run_id = None
@@ -78,25 +81,28 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
     try:
         trainer = build_trainer(options.kind, model_path=str(folder), config=config, rows=rows, options=options,
                                 callbacks=callbacks)
-        lengths = length_report(options.kind, trainer, given=len(rows), max_length=getattr(config, "max_length", None))
-        if options.kind == "pretrain":
-            log(f"[lwz train] packed {lengths['documents']} documents, {lengths['tokens']} tokens, into "
-                f"{lengths['sequences']} sequences of {lengths['max_length']} tokens ({config.packing_strategy}; "
-                f"{lengths['sequences'] - lengths['full_sequences']} shorter); nothing dropped or truncated")
+        lengths = length_report(options.kind, trainer, given=data_report["kept"],
+                                max_length=getattr(config, "max_length", None))
+        if kind.reads_texts:
+            log(f"[lwz train] streaming {lengths['documents']} documents from disk, packed as read into sequences "
+                f"of {lengths['max_length']} tokens ({config.packing_strategy}); nothing dropped or truncated")
         else:
             log(f"[lwz train] lengths: {_dropped(lengths) or 'nothing dropped or truncated'} "
                 f"(max_length={lengths['max_length']})")
-        if not len(trainer.train_dataset):
+        if hasattr(trainer.train_dataset, "__len__") and not len(trainer.train_dataset):
             raise UserError(f"every example is longer than max_length={lengths['max_length']} tokens: raise --max-length")
         trainer.train(resume_from_checkpoint=resume_from)
-        trainer.save_model(options.out)
-        trainer.processing_class.save_pretrained(options.out)
+        trainer.save_model(options.out)  # every rank takes part (sharded states); transformers writes on rank 0
+        if trainer.is_world_process_zero():
+            shutil.rmtree(Path(options.out) / ROWS_FOLDER, ignore_errors=True)
+            trainer.processing_class.save_pretrained(options.out)
+            log(f"[lwz train] saved the checkpoint to {Path(options.out).resolve()}")
     except BaseException as exc:
         partial = _save_partial(trainer, options.out, step=progress.step)
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {_first_line(exc)}"
         metrics = {"error": reason, "step": progress.step, "checkpoints": _checkpoints(options.out, partial),
                    "data": data_report, "log": progress.history[-50:]}
-        if options.kind == "pretrain":
+        if kind.reads_texts:
             metrics["tokens"] = {"seen": progress.tokens, "this_run": progress.tokens - progress.tokens_at_start}
         if main:
             with session_scope(engine) as session:
@@ -110,19 +116,17 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         "data": data_report, "lengths": lengths, "final": _final_metrics(progress.history),
         "log": progress.history[-200:],
     }
-    if options.kind == "grpo":
+    if kind.generates:
         metrics["lengths"]["truncated_completions"] = _clipped(progress.history, config)
         metrics.update(grpo_metrics(progress.history, trainer))
         if metrics["zero_advantage_steps"]:
             log(f"[lwz train] {metrics['zero_advantage_steps']} of {progress.step} steps had equal rewards within "
                 "every group: their advantages were zero, so nothing was learned from them")
-    if options.kind == "pretrain":
+    if kind.reads_texts:
         seen = trainer.state.num_input_tokens_seen
         metrics["tokens"] = {"seen": seen, "this_run": seen - progress.tokens_at_start,
-                             "per_epoch": lengths["tokens"], "sequences": lengths["sequences"],
                              "max_length": lengths["max_length"]}
-        log(f"[lwz train] {seen} tokens seen ({seen - progress.tokens_at_start} in this run; "
-            f"{lengths['tokens']} per epoch)")
+        log(f"[lwz train] {seen} tokens seen ({seen - progress.tokens_at_start} in this run)")
     model_id = None
     summary: dict[str, Any] = {"run_id": run_id, "kind": options.kind, "output_dir": str(Path(options.out).resolve()),
                                "dataset_fingerprint": fingerprint, "template": template}
@@ -130,7 +134,7 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
         return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
     gate = None
     registered_template = template if template != "none" else "direct"
-    if options.register and options.kind in REGISTER_KINDS:
+    if options.register and kind.registers == "gate":
         from training.gate import gate_checkpoint, refusal_line, report_lines
 
         gate = metrics["gate"] = gate_checkpoint(options, parent_folder=folder, parent_entry=base_entry,
@@ -145,12 +149,19 @@ def run_training(engine, options, *, log: Callable[[str], None] | None = None) -
                                         template=registered_template)
             model_id = entry.id
             summary["registered"] = {"name": entry.name, "id": entry.id, "parent": base_entry.name if base_entry else None}
-            summary["vllm_serve"] = vllm_serve_command(options.out, name=options.register)
+            summary["vllm_serve"] = vllm_serve_command(options.out, name=options.register, api=api)
         finish_run(session, run_id=run_id, status="complete", metrics=_jsonable(metrics), model_id=model_id)
     (Path(options.out) / "lwz_run.json").write_text(json.dumps(_jsonable({**summary, "metrics": metrics}), indent=1))
     if gate is not None and gate["refused"]:
         raise UserError(refusal_line(gate, name=options.register, out=str(Path(options.out).resolve())))
     return {**summary, "metrics": {k: v for k, v in metrics.items() if k != "log"}}
+
+
+def served_api(api: str, entry) -> str:
+    """The path the model is trained for: the option, else (``auto``) the base model entry's ``api``, else chat."""
+    if api != "auto":
+        return api
+    return str(((entry.sampling if entry is not None else None) or {}).get("api") or "chat")
 
 
 def grpo_metrics(history: list[dict[str, Any]], trainer) -> dict[str, Any]:
@@ -210,7 +221,9 @@ def _clipped(history: list[dict[str, Any]], config) -> int:
 def _trl_fields(config) -> dict[str, Any]:
     keep = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_length",
             "beta", "num_generations", "max_completion_length", "use_vllm", "vllm_mode", "vllm_server_base_url",
-            "scale_rewards", "loss_type", "seed", "use_cpu", "bf16", "precompute_ref_log_probs")
+            "scale_rewards", "loss_type", "seed", "use_cpu", "bf16", "precompute_ref_log_probs", "temperature",
+            "top_p", "epsilon", "multi_objective_aggregation", "reward_weights", "generation_batch_size",
+            "steps_per_generation")
     return {k: getattr(config, k) for k in keep if hasattr(config, k)}
 
 

@@ -9,6 +9,9 @@ and DPOTrainer and KTOTrainer truncate them without saying so.
 the texts this system exists for are thousands of words long. Checkpoints are TRL's own
 (``save_strategy="steps"``), and ``--resume`` hands the latest to ``trainer.train``.
 
+What differs between kinds (config class, trainer, defaults, checks, reports) is ``training.kinds``'s;
+this module only follows it.
+
 Continual pretraining (``pretrain``) is TRL's SFTTrainer on raw text with ``packing_strategy="wrapped"``:
 each document gets an EOS, the documents are concatenated, and the stream is cut into sequences of
 exactly ``max_length`` tokens (the last one shorter), so no token is dropped and no padding is trained
@@ -19,26 +22,14 @@ on. (TRL's default ``bfd`` packing would cut every document longer than ``max_le
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
 
-CPU_DEFAULTS = {
-    "reward": {"per_device_train_batch_size": 2, "learning_rate": 1e-5},
-    "dpo": {"per_device_train_batch_size": 2, "learning_rate": 5e-6, "beta": 0.1},
-    "kto": {"per_device_train_batch_size": 2, "learning_rate": 5e-6, "beta": 0.1},
-    "grpo": {"per_device_train_batch_size": 4, "num_generations": 4, "max_completion_length": 128,
-             "learning_rate": 1e-6},
-    "pretrain": {"per_device_train_batch_size": 1, "learning_rate": 1e-5},
-}
-
-# SFTConfig fields a pretrain run fixes: its rows are {"text": ...}, and they are always packed.
-PRETRAIN_FIXED = {"dataset_text_field": "text", "packing": True}
-# Packing strategies that keep every token: "wrapped" (the default) and "bfd_split" (documents kept
-# apart, padding-free, for FlashAttention on a GPU). "bfd" truncates each document to max_length.
-PRETRAIN_PACKING = ("wrapped", "bfd_split")
-
+ROWS_FOLDER = ".lwz_rows"  # the training rows on disk, under several processes (removed after the run)
 
 # Messages (regular expressions) of warnings repeated at every step on this stack.
 QUIET_WARNINGS = (r"`is_gradient_checkpointing` is deprecated",)
@@ -51,99 +42,56 @@ def has_gpu() -> bool:
 
 
 def build_config(options, *, gpu: bool, context: int | None = None):
-    """The TRL config for ``options`` (flags > YAML > CPU defaults). Invalid values are UserErrors.
+    """The TRL config for ``options``: flags > YAML > recipe > the kind's fixed values and defaults
+    (``training.kinds``). Invalid values are UserErrors.
 
-    ``context`` (the base model's, in tokens) is the default ``max_length`` of reward/dpo/kto and
-    pretrain runs; a pretrain ``max_length`` past it is refused with both numbers.
+    ``context`` (the base model's, in tokens) is the default ``max_length`` of the kinds that say so
+    (reward/dpo/kto, pretrain); a pretrain ``max_length`` past it is refused with both numbers.
     """
-    import trl
-
-    from training.options import DEFAULT_SAVE_STEPS, PAIR_KINDS
-
-    classes = {"reward": trl.RewardConfig, "dpo": trl.DPOConfig, "kto": trl.KTOConfig, "grpo": trl.GRPOConfig,
-               "pretrain": trl.SFTConfig}
-    cls = classes[options.kind]
-    fields = set(cls.__dataclass_fields__)
-    unknown = sorted(k for k in options.config if k not in fields)
-    if unknown:
-        raise UserError(f"{options.config_path or 'config'}: unknown {cls.__name__} field(s) {', '.join(unknown)}")
-    values: dict[str, Any] = dict(CPU_DEFAULTS[options.kind]) if not gpu else {}
-    values.update({
-        "output_dir": options.out, "seed": options.seed, "logging_steps": 1, "save_strategy": "steps",
-        "save_steps": DEFAULT_SAVE_STEPS, "save_total_limit": 2,
-        "report_to": [], "disable_tqdm": True, "num_train_epochs": 1,
-        "activation_checkpointing": gpu, "model_init_kwargs": {"dtype": "bfloat16" if gpu else "float32"},
-    })
-    if not gpu:
-        values.update({"use_cpu": True, "bf16": False})
-    if options.kind in PAIR_KINDS + ("pretrain",) and context is not None:
-        values["max_length"] = context
-    if options.kind == "pretrain":
-        values.update({**PRETRAIN_FIXED, "packing_strategy": "wrapped", "include_num_input_tokens_seen": "non_padding"})
-    if options.kind in ("dpo", "kto"):
-        values["precompute_ref_log_probs"] = True
-    if options.kind == "grpo":
-        values["multi_objective_aggregation"] = ("normalize_then_sum" if options.combine == "paper"
-                                                 else "sum_then_normalize")
-        if options.vllm_server:
-            values.update({"use_vllm": True, "vllm_mode": "server", "vllm_server_base_url": options.vllm_server})
-    values.update(options.config)
-    for flag, key in (("max_steps", "max_steps"), ("learning_rate", "learning_rate"),
-                      ("batch_size", "per_device_train_batch_size"), ("max_length", "max_length"),
-                      ("num_generations", "num_generations"), ("max_completion_length", "max_completion_length"),
-                      ("save_steps", "save_steps")):
-        value = getattr(options, flag)
-        if value is not None:
-            values[key] = value
-    if options.kind == "grpo":
-        batch, group = values.get("per_device_train_batch_size", 8), values.get("num_generations", 8)
-        if group < 2:
-            raise UserError(f"grpo needs num_generations >= 2 to compare completions, got {group}")
-        if batch % group:
-            raise UserError(f"the grpo batch size ({batch}) must be a multiple of num_generations ({group})")
-    if options.kind == "pretrain":
-        _check_pretrain(values, options, context=context)
+    cls, values = config_values(options, gpu=gpu, context=context)
     try:
         return cls(**values)
     except (ValueError, TypeError) as exc:
         raise UserError(f"invalid {options.kind} config: {str(exc).strip().splitlines()[0]}") from None
 
 
-def _check_pretrain(values: dict[str, Any], options, *, context: int | None) -> None:
-    """Refuse a pretrain config that would drop text or read past the model's positions."""
-    source = options.config_path or "the config"
-    for key, fixed in PRETRAIN_FIXED.items():
-        if values[key] != fixed:
-            raise UserError(f"{source}: pretrain fixes {key}: {fixed!r}, got {values[key]!r}")
-    if values["packing_strategy"] not in PRETRAIN_PACKING:
-        raise UserError(f"{source}: packing_strategy {values['packing_strategy']!r} would cut each document to "
-                        f"max_length tokens; pretrain packs with {' or '.join(PRETRAIN_PACKING)}")
-    if values["packing_strategy"] == "bfd_split":  # padding-free: no attention mask, and the pad token is EOS
-        values["include_num_input_tokens_seen"] = "all"
-    length = values.get("max_length")
-    given = f"--max-length {length}" if options.max_length is not None else f"max_length: {length} in {source}"
-    if length is None or length < 1:
-        raise UserError(f"{given}: pretrain packs its text into sequences of max_length tokens; give --max-length N")
-    if context is not None and length > context:
-        raise UserError(f"{given} is longer than the model's context ({context} tokens, max_position_embeddings): "
-                        f"give --max-length {context} or less")
+def config_values(options, *, gpu: bool, context: int | None = None) -> tuple[type, dict[str, Any]]:
+    """The TRL config class and the values :func:`build_config` gives it (a GPU's can be read on a CPU)."""
+    import trl
 
+    from training.kinds import kind_of
+    from training.options import DEFAULT_SAVE_STEPS, FLAG_FIELDS
+    from training.recipes import recipe_named
 
-def reward_functions(options) -> list:
-    """The GRPO reward functions named by ``options.rewards``, one TRL reward function each.
-
-    The paper's combination is TRL's ``multi_objective_aggregation="normalize_then_sum"`` (set in
-    :func:`build_config`), which also logs each reward on its own.
-    """
-    from training.rewards import AntiHackingPenalty, FormatReward, LengthReward, QualityReward
-
-    makers = {
-        "length": lambda: LengthReward(tolerance=options.prompts_tolerance, l_max=options.l_max),
-        "format": lambda: FormatReward(),
-        "anti_hacking": lambda: AntiHackingPenalty(),
-        "quality": lambda: QualityReward(options.reward_model),
-    }
-    return [makers[name]() for name in options.rewards]
+    kind = kind_of(options.kind)
+    cls = getattr(trl, kind.config)
+    fields = set(cls.__dataclass_fields__)
+    unknown = sorted(k for k in options.config if k not in fields)
+    if unknown:
+        raise UserError(f"{options.config_path or 'config'}: unknown {cls.__name__} field(s) {', '.join(unknown)}")
+    values: dict[str, Any] = dict(kind.gpu_defaults if gpu else kind.cpu_defaults)
+    values.update({
+        "output_dir": options.out, "seed": 0, "logging_steps": 1, "save_strategy": "steps",
+        "save_steps": DEFAULT_SAVE_STEPS, "save_total_limit": 2,
+        "report_to": [], "disable_tqdm": True, "num_train_epochs": 1,
+        "activation_checkpointing": gpu, "model_init_kwargs": {"dtype": "bfloat16" if gpu else "float32"},
+    })
+    if not gpu:
+        values.update({"use_cpu": True, "bf16": False})
+    if kind.context_max_length and context is not None:
+        values["max_length"] = context
+    values.update(kind.fixed)
+    recipe = recipe_named(getattr(options, "recipe", None), kind=options.kind)
+    if recipe is not None:
+        values.update(recipe.config)
+    values.update(options.config)
+    for flag, key in FLAG_FIELDS.items():
+        value = getattr(options, flag)
+        if value is not None:
+            values[key] = value
+    if kind.configure is not None:
+        kind.configure(values, options, context)
+    return cls, values
 
 
 def build_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, Any]], options, callbacks: list):
@@ -152,74 +100,57 @@ def build_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, An
     The transformers printer (which writes log dicts to stdout) is removed: progress goes to
     stderr through ``callbacks``, and stdout stays free for ``--json``.
     """
-    trainer = _make_trainer(kind, model_path=model_path, config=config, rows=rows, options=options, callbacks=callbacks)
+    import trl
+    from transformers import AutoTokenizer
     from transformers.trainer_callback import PrinterCallback
 
-    trainer.remove_callback(PrinterCallback)
-    return trainer
+    from training.kinds import kind_of
 
-
-def _make_trainer(kind: str, *, model_path: str, config, rows: list[dict[str, Any]], options, callbacks: list):
-    import trl
-    from datasets import Dataset
-    from transformers import AutoTokenizer
-
-    dataset = Dataset.from_list(rows)
+    registered = kind_of(kind)
+    extra = registered.trainer_kwargs(options) if registered.trainer_kwargs else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        if kind == "reward":
-            return trl.RewardTrainer(model=model_path, args=config, train_dataset=dataset,
-                                     processing_class=tokenizer, callbacks=callbacks)
-        if kind == "dpo":
-            return trl.DPOTrainer(model=model_path, args=config, train_dataset=dataset,
-                                  processing_class=tokenizer, callbacks=callbacks)
-        if kind == "kto":
-            return trl.KTOTrainer(model=model_path, args=config, train_dataset=dataset,
-                                  processing_class=tokenizer, callbacks=callbacks)
-        if kind == "pretrain":
-            return trl.SFTTrainer(model=model_path, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                  callbacks=callbacks)
-        tokenizer.padding_side = "left"
-        return trl.GRPOTrainer(model=model_path, args=config, train_dataset=dataset, processing_class=tokenizer,
-                               reward_funcs=reward_functions(options), callbacks=callbacks)
+        if registered.generates:
+            tokenizer.padding_side = "left"
+        dataset = rows_dataset(rows, shared=Path(config.output_dir) / ROWS_FOLDER)
+        trainer = getattr(trl, registered.trainer)(model=model_path, args=config, train_dataset=dataset,
+                                                   processing_class=tokenizer, callbacks=callbacks, **extra)
     except (OSError, EnvironmentError) as exc:
         raise UserError(f"cannot load the base model from {model_path}: {str(exc).strip().splitlines()[0]}") from None
+    trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
-def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> dict[str, int]:
-    """How many examples TRL dropped or will truncate, and why, from the dataset it actually kept.
-    For pretrain: the documents given, and the sequences and tokens TRL packed them into."""
-    kept = trainer.train_dataset
-    if kind == "pretrain":
-        return {"documents": given, "max_length": max_length, **packed_tokens(kept, max_length=max_length)}
-    report = {"given": given, "kept": len(kept), "max_length": max_length}
-    if kind == "reward":
-        report["dropped_too_long"] = given - len(kept)
-    elif kind == "dpo":
-        report["dropped_prompt_fills_max_length"] = given - len(kept)
-        truncated = 0
-        if max_length is not None:
-            for prompt, chosen, rejected in zip(kept["prompt_ids"], kept["chosen_ids"], kept["rejected_ids"]):
-                truncated += len(prompt) + max(len(chosen), len(rejected)) > max_length
-        report["truncated"] = truncated
-    elif kind == "kto":
-        report["dropped_prompt_fills_max_length"] = given - len(kept)
-        report["truncated"] = (sum(len(p) + len(c) > max_length for p, c in zip(kept["prompt_ids"], kept["completion_ids"]))
-                               if max_length is not None else 0)
-    return report
+def rows_dataset(rows, *, shared: Path | None = None):
+    """The rows as a ``datasets.Dataset`` (a list of dicts), or as they are when already a dataset
+    (a streamed corpus is an ``IterableDataset``).
+
+    Under several processes the dataset lives in ``shared`` (a folder every rank sees): rank 0 writes
+    it first, and TRL's tokenising ``map`` then caches next to it, where the other ranks find rank 0's
+    result. An in-memory dataset would cache in each process's own temporary folder, and the other
+    ranks fail to open rank 0's files."""
+    from datasets import Dataset, IterableDataset, load_from_disk
+
+    if isinstance(rows, (Dataset, IterableDataset)):
+        return rows
+    if shared is None or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return Dataset.from_list(rows)
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        if PartialState().is_main_process:
+            Dataset.from_list(rows).save_to_disk(str(shared))
+    return load_from_disk(str(shared))
 
 
-def packed_tokens(dataset, *, max_length: int) -> dict[str, int]:
-    """The tokens in a packed dataset (one epoch) and how many of its sequences are ``max_length`` long,
-    counted in Arrow (no Python list per sequence: a corpus has millions)."""
-    import pyarrow.compute as pc
+def length_report(kind: str, trainer, *, given: int, max_length: int | None) -> dict[str, Any]:
+    """How many examples TRL dropped or will truncate, and why, from the dataset it actually kept
+    (each kind's own report, ``training.kinds``)."""
+    from training.kinds import kind_of
 
-    lengths = pc.list_value_length(dataset.data.column("input_ids"))
-    tokens = pc.sum(lengths).as_py() or 0
-    full = pc.sum(pc.equal(lengths, max_length)).as_py() or 0
-    return {"sequences": len(dataset), "tokens": int(tokens), "full_sequences": int(full)}
+    return kind_of(kind).lengths(trainer, given, max_length)
 
 
 def make_progress_callback(stream=None):

@@ -64,8 +64,8 @@ def test_non_empty_output_folder_rejected(tmp_path):
     ({"register": "a"}, "already registered"),
     ({"kind": "grpo"}, "grpo needs a prompt set"),
     ({"config": {"no_such_field": 1}}, "unknown DPOConfig field"),
-    ({"kind": "grpo", "data": None, "from_db": True, "num_generations": 3, "batch_size": 4},
-     "must be a multiple of num_generations"),
+    ({"kind": "grpo", "data": None, "from_db": True, "config": {"num_generations": 1}},
+     "grpo needs num_generations >= 2"),
 ])
 def test_bad_input_fails_before_a_run_is_recorded(sqlite_engine, prefs, tmp_path, overrides, message):
     options = _options(tmp_path, **{"data": prefs, **overrides})
@@ -93,12 +93,14 @@ def test_train_flags_are_the_options_fields():
 
     from lwz_cli.train import add_option_flags
 
-    for kind in ("reward", "dpo", "kto", "grpo", "pretrain"):
+    from training.kinds import KINDS, takes
+
+    for kind in KINDS:
         parser = argparse.ArgumentParser()
         add_option_flags(parser, kind)
         helps = {a.dest: a.help for a in parser._actions if a.dest != "help"}
         for f in dataclasses.fields(TrainOptions):
-            applies = f.metadata.get("help") and kind in f.metadata.get("kinds", (kind,))
+            applies = f.metadata.get("help") and takes(kind, f.name)
             assert (f.name in helps) == bool(applies), (kind, f.name)
             if applies:
                 assert helps[f.name].startswith(f.metadata["help"]), (kind, f.name)
@@ -141,3 +143,45 @@ def test_a_registered_checkpoint_samples_as_its_parent(sqlite_engine, tmp_path):
         assert child.sampling == {"repetition_penalty": 1.1} and child.parent_id == parent.id
         orphan = register_checkpoint(session, name="orphan", folder=str(tmp_path), parent=None, template="think")
         assert orphan.sampling == {}
+
+
+@pytest.mark.parametrize("group, batch, accumulation, generation_batch", [(32, 4, 1, 32), (3, 4, 1, 12), (8, 8, 2, 16)])
+def test_any_group_trl_accepts_is_accepted(tmp_path, group, batch, accumulation, generation_batch):
+    # TRL needs only the generation batch to hold whole groups, not each device's batch.
+    from training.trainers import build_config
+
+    options = _options(tmp_path, kind="grpo", from_db=True, num_generations=group, batch_size=batch,
+                       config={"gradient_accumulation_steps": accumulation})
+    options.check()
+    config = build_config(options, gpu=False)
+    assert config.num_generations == group and config.per_device_train_batch_size == batch
+    assert config.generation_batch_size == generation_batch and generation_batch % group == 0
+
+
+def test_a_gpu_grpo_run_without_a_config_gets_the_papers_rollouts(tmp_path):
+    from training.kinds import PAPER_ROLLOUT
+    from training.trainers import config_values
+
+    options = _options(tmp_path, kind="grpo", from_db=True)
+    options.check()
+    _, values = config_values(options, gpu=True)
+    assert {key: values[key] for key in PAPER_ROLLOUT} == PAPER_ROLLOUT
+    assert values["num_generations"] == 32 and values["max_completion_length"] == 14_000
+
+
+def test_one_map_from_flags_to_config_fields(tmp_path):
+    # Every flag that names a TRL field reaches it, and contradicts a YAML value for it.
+    from training.options import FLAG_FIELDS
+    from training.trainers import build_config
+
+    flags = {"max_steps": 3, "learning_rate": 2e-6, "seed": 7, "batch_size": 2, "save_steps": 9,
+             "num_generations": 2, "max_completion_length": 16}
+    options = _options(tmp_path, kind="grpo", from_db=True, **flags)
+    options.check()
+    config = build_config(options, gpu=False)
+    assert {FLAG_FIELDS[flag]: getattr(config, FLAG_FIELDS[flag]) for flag in flags} == {
+        FLAG_FIELDS[flag]: value for flag, value in flags.items()}
+    for flag, value in flags.items():
+        with pytest.raises(UserError, match=f"contradicts {FLAG_FIELDS[flag]}"):
+            _options(tmp_path, kind="grpo", from_db=True, config={FLAG_FIELDS[flag]: value + 1},
+                     **{flag: value}).check()

@@ -1,13 +1,16 @@
-"""Continual pretraining (``lwz train pretrain``): plain text packed into max_length sequences.
+"""Continual pretraining (``lwz train pretrain``): plain text streamed from disk, mixed by ratio, packed
+into max_length sequences.
 
 The slow test trains the bundled model for real, one step, then resumes from that checkpoint to the
-end of the epoch and registers: the tokens seen over both runs must be every token of the text,
+end of the text and registers: the tokens seen over both runs must be every token of the text,
 counted here with the tokenizer on its own. The other tests check that each bad input is one line,
-before any model loads or any run is recorded.
+before any model loads or any run is recorded, that the corpus is streamed (memory does not grow with
+it) and that mixed sources are drawn by their ratios.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -50,24 +53,24 @@ def test_pretrain_counts_every_token_across_resume_and_registers(sqlite_engine, 
     tokenizer = AutoTokenizer.from_pretrained(str(ensure_bundled_model()))
     # Each document and its EOS: the tokens a full epoch has to see, packed or not.
     expected = sum(len(tokenizer(text)["input_ids"]) + 1 for text in [STORY * 2] + LETTERS)
+    steps = math.ceil(math.ceil(expected / 64) / 2)  # every packed sequence once, two per step
     settings = {"kind": "pretrain", "base": "smollm2-135m", "texts": texts, "out": out, "max_length": 64,
                 "batch_size": 2, "save_steps": 1}
     first = run_training(sqlite_engine, TrainOptions(**settings, max_steps=1), log=lambda line: None)
     assert first["metrics"]["steps"] == 1 and (tmp_path / "pt" / "checkpoint-1").is_dir()
     assert 0 < first["metrics"]["tokens"]["seen"] <= 2 * 64
     lines: list[str] = []
-    second = run_training(sqlite_engine, TrainOptions(**settings, resume=True, register="smollm2-pt"),
+    second = run_training(sqlite_engine, TrainOptions(**settings, max_steps=steps, resume=True, register="smollm2-pt"),
                           log=lines.append)
     tokens, lengths = second["metrics"]["tokens"], second["metrics"]["lengths"]
-    assert lengths == {"documents": 3, "max_length": 64, "sequences": math.ceil(expected / 64),
-                       "tokens": expected, "full_sequences": expected // 64}, (expected, lengths)
-    assert tokens["seen"] == expected == tokens["per_epoch"], "the two runs together saw the epoch once"
+    assert lengths == {"documents": 3, "max_length": 64, "streamed": True}, lengths
+    assert tokens["seen"] == expected, "the two runs together saw the text once"
     assert tokens["this_run"] == expected - first["metrics"]["tokens"]["seen"]
     assert second["metrics"]["data"]["dropped_empty"] == 1
-    assert second["metrics"]["steps"] == math.ceil(lengths["sequences"] / 2)
+    assert second["metrics"]["steps"] == steps
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[lwz train] step ")]
     assert progress and all("num_input_tokens_seen=" in line for line in progress), progress
-    assert f"[lwz train] {expected} tokens seen ({tokens['this_run']} in this run; {expected} per epoch)" in lines, lines
+    assert f"[lwz train] {expected} tokens seen ({tokens['this_run']} in this run)" in lines, lines
     assert any("resuming from" in line and line.endswith("checkpoint-1") for line in lines), lines
     assert math.isfinite(second["metrics"]["final"]["train_loss"])
     with session_scope(sqlite_engine) as session:
@@ -107,11 +110,14 @@ def _write(folder: Path, name: str, content) -> str:
     ([("a.txt", b"hello")], {"config": {"packing": False}}, "pretrain fixes packing: True"),
     ([("a.txt", b"hello")], {"register": "x", "force": True}, "gate, which pretrain runs do not pass through"),
     ([("a.txt", b"hello")], {"data": "p.parquet"}, "not an export dataset"),
+    ([("a.txt", b"hello")], {"max_steps": None}, "streams its corpus from disk.*give --max-steps N"),
+    ([("a.txt", b"hello")], {"mix": ("b.txt=1.5",)}, "--mix takes FILE=RATIO with a ratio between 0 and 1"),
+    ([("a.txt", b"hello")], {"mix": ("nope.jsonl=0.01",)}, "--mix: no such text file: nope.jsonl"),
 ])
 def test_bad_input_is_refused_before_a_model_loads(sqlite_engine, tmp_path, files, overrides, message):
     texts = [_write(tmp_path, name, content) for name, content in files] or [str(tmp_path / "missing.txt")]
     options = TrainOptions(kind="pretrain", base="smollm2-135m", texts=tuple(texts), out=str(tmp_path / "out"),
-                           **overrides)
+                           **{"max_steps": 2, **overrides})
     with pytest.raises(UserError, match=message):
         run_training(sqlite_engine, options, log=lambda line: None)
     with session_scope(sqlite_engine) as session:
@@ -130,7 +136,7 @@ def test_cli_takes_several_files_and_refuses_bad_ones_in_one_line(sqlite_url, tm
 
     names = [_write(tmp_path, f"{n}.txt", b"some text") for n in "abc"]
     args = build_parser().parse_args(["train", "pretrain", "--base", "smollm2-135m", "--out", str(tmp_path / "o"),
-                                      "--data", f"{names[0]},{names[1]}", names[2], "--max-length", "128"])
+                                      "--data", f"{names[0]},{names[1]}", names[2], "--max-length", "128", "--max-steps", "2"])
     options = options_from_args(args)
     assert options.texts == tuple(names) and options.max_length == 128 and options.filters is None
     options.check()
@@ -138,3 +144,46 @@ def test_cli_takes_several_files_and_refuses_bad_ones_in_one_line(sqlite_url, tm
                  "--data", names[0], str(tmp_path / "nope.md")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "no such text file" in err and "nope.md" in err, err
+
+
+def _jsonl(path: Path, rows: int, *, tag: str, words: int = 200) -> str:
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(rows):
+            handle.write(json.dumps({"text": f"{tag} {i} " + "word " * words}) + "\n")
+    return str(path)
+
+
+def test_the_corpus_is_streamed_not_read_whole(tmp_path):
+    """Checking a 20 MB corpus and reading its first documents allocates a few documents' worth, not the corpus."""
+    import tracemalloc
+
+    from training.corpus import load_texts
+
+    corpus = _jsonl(tmp_path / "corpus.jsonl", 20_000, tag="doc", words=200)  # about 20 MB
+    options = TrainOptions(kind="pretrain", base="m", out=str(tmp_path / "o"), texts=(corpus,), max_steps=1)
+    tracemalloc.start()
+    dataset, _, report = load_texts(options, None, template="none", api="chat")
+    first = [row["text"] for _, row in zip(range(5), dataset)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert report["documents"] == 20_000 and report["characters"] > 20_000_000
+    assert first[0].startswith("doc 0 ") and first[4].startswith("doc 4 ")
+    assert peak < 4_000_000, peak  # the whole file would be over 20 MB as text alone
+
+
+def test_sources_are_mixed_by_ratio(tmp_path):
+    from training.corpus import load_texts
+
+    corpus = _jsonl(tmp_path / "corpus.jsonl", 900, tag="book", words=3)
+    cot = _jsonl(tmp_path / "cot.jsonl", 5, tag="cot", words=3)
+    options = TrainOptions(kind="pretrain", base="m", out=str(tmp_path / "o"), texts=(corpus,), mix=(f"{cot}=0.1",),
+                           max_steps=1, seed=3)
+    dataset, fingerprint, report = load_texts(options, None, template="none", api="chat")
+    drawn = [row["text"].split()[0] for row in dataset]
+    books, cots = drawn.count("book"), drawn.count("cot")
+    assert books == 900, "every corpus document is read once"
+    assert 0.06 < cots / len(drawn) < 0.14, (cots, len(drawn))  # the small source repeats to keep its share
+    assert report["mix"][cot] == {"ratio": 0.1, "documents": 5, "dropped_empty": 0, "characters": report["mix"][cot]["characters"]}
+    alone, alone_fingerprint, _ = load_texts(TrainOptions(kind="pretrain", base="m", out=str(tmp_path / "o"), texts=(corpus,),
+                                          max_steps=1), None, template="none", api="chat")
+    assert fingerprint != alone_fingerprint and sum(1 for _ in alone) == 900

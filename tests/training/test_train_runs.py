@@ -52,8 +52,8 @@ def test_reward_run_counts_dropped_pairs_and_scores_as_quality_reward(sqlite_eng
     quality = QualityReward(str(tmp_path / "rm"), max_length=72, batch_size=2)
     scores = quality(["A calm and clear colour.", "short", "word " * 120],
                      prompts=[[{"role": "user", "content": "Describe a colour."}]] * 3)
-    assert isinstance(scores[0], float) and isinstance(scores[1], float) and scores[2] is None
-    assert quality.stats == {"scored": 2, "too_long": 1, "truncated": 0, "dropped": 1}
+    assert all(isinstance(score, float) for score in scores)  # the long one scored on its first 72 tokens, never None
+    assert quality.stats == {"scored": 3, "truncated": 1}
 
 
 @pytest.mark.slow
