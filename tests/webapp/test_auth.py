@@ -134,7 +134,9 @@ def test_sign_in_sets_gradios_cookie_and_sign_out_ends_it(layer):
     assert response.status_code == 200 and "access-token-lwz" in response.headers["set-cookie"]
     assert layer.get("/config").status_code == 200
     token = layer.cookies.get("access-token-unsecure-lwz")
-    layer.get("/logout", follow_redirects=False)
+    assert layer.get("/logout", follow_redirects=False).status_code == 405  # a link cannot sign anyone out
+    assert layer.get("/config").status_code == 200
+    assert layer.post("/logout", follow_redirects=False).status_code == 303
     layer.cookies.set("access-token-unsecure-lwz", token)
     assert layer.get("/config").status_code == 401
 
