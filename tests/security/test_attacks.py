@@ -688,4 +688,12 @@ def test_cross_site_attack_from_a_browser_is_refused(target, browser, tmp_path):
         shown = raw_call(check, fn_index_of(gradio_config(check), "arena_next"), [])
         assert shown[-1].get("success") is True  # ann's arena, not a writer's refusal
     assert "refused a cross-site request" in target.log()
+    # The page's own Sign out button (a form POST from the app's origin) still signs the victim out.
+    page.bring_to_front()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("username").wait_for(timeout=30_000)
+    with http_session(target) as check:
+        for key, value in cookies.items():
+            check.cookies.set(key, value)
+        assert check.get("/config").status_code == 401
     context.close()
