@@ -114,6 +114,11 @@ def origin_of(value: str) -> str | None:
     return f"{parts.scheme}://{host}"
 
 
+def host_of(origin: str | None) -> str | None:
+    """The ``host[:port]`` part of an origin from :func:`origin_of` (a default port already dropped)."""
+    return origin.split("://", 1)[1] if origin else None
+
+
 def claimed_origin(headers: dict[str, str]) -> tuple[bool, str | None]:
     """``(sent, origin)``: the origin a browser says a request comes from (Origin, else Referer).
 

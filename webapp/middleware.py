@@ -27,7 +27,7 @@ from urllib.parse import parse_qs
 
 from webapp.downloads import download_owner
 from webapp.http import (
-    UNSAFE_METHODS, BadRequest, claimed_origin, client_address, headers_of, own_origin, parse_json, read_body,
+    UNSAFE_METHODS, BadRequest, claimed_origin, client_address, headers_of, host_of, own_origin, parse_json, read_body,
     replaying, request_token, send_json, user_for_token, watch_refusals,
 )
 
@@ -46,9 +46,11 @@ _RAW_BODY_PATHS = ("/gradio_api/upload",)
 class OriginCheck:
     """Refuse state-changing requests that a browser sends from another origin (HTTP 403).
 
-    The app's own origin is the scheme and ``Host`` the browser used (a cross-site page cannot
-    choose the Host its victim's browser sends); ``trusted`` adds origins for deployments whose
-    proxy rewrites the Host (``lwz serve --trusted-origin``).
+    The app's own origin is the ``Host`` the browser used (a cross-site page cannot choose the Host
+    its victim's browser sends). The scheme is not compared: behind a TLS proxy that uvicorn does not
+    trust with ``X-Forwarded-Proto`` the app sees http where the browser says https, and one host and
+    port serve one scheme. ``trusted`` adds origins for deployments whose proxy rewrites the Host
+    (``lwz serve --trusted-origin``).
     """
 
     def __init__(self, app, *, trusted: frozenset[str] = frozenset()):
@@ -58,7 +60,7 @@ class OriginCheck:
         if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
             return await self.app(scope, receive, send)
         sent, origin = claimed_origin(headers_of(scope))
-        if sent and (origin is None or (origin != own_origin(scope) and origin not in self.trusted)):
+        if sent and (origin is None or (host_of(origin) != host_of(own_origin(scope)) and origin not in self.trusted)):
             log.warning("refused a cross-site request: origin=%r address=%s path=%s",
                         origin, client_address(scope), scope["path"])
             return await send_json(send, 403, {"detail": "cross-site request refused: this page is not the app's own"})

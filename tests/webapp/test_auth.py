@@ -259,3 +259,39 @@ def test_trusted_origins_are_checked_at_start():
     ServeSettings(trusted_origins=("https://writer.example.org",)).validate()
     with pytest.raises(UserError, match="--trusted-origin takes an origin"):
         ServeSettings(trusted_origins=("https://writer.example.org/app",)).validate()
+
+
+def _server(engine, **settings):
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from webapp.app import AppContext, ServeSettings
+    from webapp.server import build_server
+
+    with gr.Blocks() as demo:
+        gr.Button("nothing")
+    demo.queue()
+    return TestClient(build_server(AppContext(engine=engine, settings=ServeSettings(**settings)), demo))
+
+
+def test_a_trusted_origin_may_sign_in_and_others_may_not(sqlite_engine):
+    with session_scope(sqlite_engine) as s:
+        add_user(s, name="ann", role="annotator", password="pw")
+    with _server(sqlite_engine, auth=True, trusted_origins=("https://writer.example.org",)) as client:
+        form = {"username": "ann", "password": "pw"}
+        assert client.post("/login", data=form, headers={"Origin": "https://writer.example.org"}).status_code == 200
+        assert client.post("/login", data=form, headers={"Origin": "https://evil.example.org"}).status_code == 403
+        assert client.post("/login", data=form, headers={"Origin": "http://testserver"}).status_code == 200  # own
+
+
+def test_a_lone_surrogate_in_a_vote_is_a_400_on_both_databases(engine):
+    """Refused in the HTTP layer, before any database sees it (SQLite and PostgreSQL)."""
+    from webapp.auth import ensure_local_user
+
+    ensure_local_user(engine)
+    with _server(engine, auth=False) as client:
+        body = b'{"battle_id": 1, "winner": "left", "reason": "x\\ud800y"}'
+        response = client.post("/api/arena/vote", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and "lone surrogate" in response.json()["error"]
+        nested = client.post("/api/arena/next", content=b"[" * 2048, headers={"Content-Type": "application/json"})
+        assert nested.status_code == 400 and "nests deeper" in nested.json()["error"]
