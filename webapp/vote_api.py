@@ -6,7 +6,9 @@ cookie, checked against the sessions table) and the same checks, because it call
 service as the tab: assignment, once per battle, too-fast flag and reason cap all live in
 :func:`arena.rules.cast_vote`.
 
-Request (``Content-Type: application/json``, which a cross-site form cannot send)::
+Request (``Content-Type: application/json`` in any case or with parameters, which a cross-site form
+cannot send; a request from another origin is refused before it gets here, see
+:class:`webapp.middleware.OriginCheck`)::
 
     {"battle_id": 12, "winner": "left|right|tie|both_bad",
      "criteria": {"coherence": "left", ...}, "reason": "...", "reading": {...}}
@@ -18,7 +20,8 @@ Request (``Content-Type: application/json``, which a cross-site form cannot send
 Answers: 200 with ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts", "reveal",
 "message"}``; 400 with ``{"error": one line}`` for a vote the rules refuse; 401 without a live
 sign-in; 403 for a role that may not vote; 405 for another method; 413 for a body over
-:data:`MAX_BODY_BYTES`; 415 for a body that is not JSON.
+:data:`MAX_BODY_BYTES`; 415 for a body that is not JSON; 400 for JSON nested too deep or holding a
+lone surrogate (:func:`webapp.http.parse_json`).
 
 The vote is stored, and the reveal read, in one transaction (see :func:`arena.service.vote_and_reveal`).
 """
