@@ -23,6 +23,8 @@ from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns
 
 SIGN_OUT_FORM = ('<form method="post" action="logout" style="margin:0">'
                  '<button type="submit" class="lg secondary sm">Sign out</button></form>')
+"""Signing out is a POST from the app's own page (a link, or another site's page, cannot sign anyone out)."""
+
 # (tab label, module, builder, action a user needs to see the tab)
 TABS = (
     ("Write", "webapp.write_tab", "build_write_tab", "write"),
