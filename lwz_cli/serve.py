@@ -31,6 +31,10 @@ def register(subparsers) -> None:
     p.add_argument("--api", choices=["completions", "chat"], default=None,
                    help="with --backend openai: completions sends the raw LongWriter-Zero template to /v1/completions "
                         "(the model card's path); chat uses /v1/chat/completions (default: as registered, else chat)")
+    p.add_argument("--trusted-origin", action="append", default=None, metavar="ORIGIN",
+                   help="an origin besides the app's own whose pages may send sign-ins, votes and other changes, "
+                        "e.g. https://writer.example.org behind a proxy that rewrites the Host header; repeat for "
+                        "several (default: LWZ_TRUSTED_ORIGINS, comma-separated, else none)")
     p.add_argument("--concurrency", type=int, default=16,
                    help="how many generations stream at once through the app (default 16)")
     p.add_argument("--stall-seconds", default=None,
@@ -67,13 +71,22 @@ def sweep_stale_rows(engine, *, stop: threading.Event, every_s: float = STALE_SW
             on_sweep(count)
 
 
+def trusted_origins(flags: list[str] | None) -> tuple[str, ...]:
+    """The ``--trusted-origin`` values, else ``LWZ_TRUSTED_ORIGINS`` (comma-separated), without a trailing slash."""
+    import os
+
+    values = flags if flags is not None else os.environ.get("LWZ_TRUSTED_ORIGINS", "").split(",")
+    return tuple(v.strip().rstrip("/").lower() for v in values if v.strip())
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from generation import stall
     from lwz_cli.common import open_engine
     from webapp.app import AppContext, ServeSettings, serve
     from webapp.serving import settle_default_model
 
-    settings = ServeSettings(host=args.host, port=args.port, auth=args.auth, concurrency=args.concurrency)
+    settings = ServeSettings(host=args.host, port=args.port, auth=args.auth, concurrency=args.concurrency,
+                             trusted_origins=trusted_origins(args.trusted_origin))
     settings.validate()
     if args.stall_seconds is not None:
         stall.configure(args.stall_seconds)

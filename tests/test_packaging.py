@@ -77,6 +77,8 @@ def test_lwz_serve_from_the_wheel(installed, tmp_path):
         assert server.poll() is None, (tmp_path / "serve.log").read_text()
         assert page is not None and page.status_code == 200, (tmp_path / "serve.log").read_text()
         assert "LongWriter Studio" in page.text
+        script = httpx.get(f"http://127.0.0.1:{port}/lwz-static/reading.js", timeout=5)
+        assert script.status_code == 200 and "window.lwzReading" in script.text
     finally:
         server.terminate()
         server.wait(timeout=60)

@@ -10,12 +10,21 @@ Gradio reads ``request: gr.Request`` at run time.
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from pathlib import Path
+from typing import Optional
 
 from sqlalchemy.engine import Engine
 
-from webapp.auth import Identity, ensure_local_user, identify, require
+from arena.rules import ArenaSettings
+from arena.service import PoolRefresher
+from webapp.auth import Identity, PermissionDenied, ensure_local_user, identify, require
+from webapp.http import refuse_with
 from webapp.rendering import safe_markdown
+from webapp.writing import MAX_RUNS_PER_USER, ActiveRuns
+
+SIGN_OUT_FORM = ('<form method="post" action="logout" style="margin:0">'
+                 '<button type="submit" class="lg secondary sm">Sign out</button></form>')
+"""Signing out is a POST from the app's own page (a link, or another site's page, cannot sign anyone out)."""
 
 # (tab label, module, builder, action a user needs to see the tab)
 TABS = (
@@ -34,11 +43,19 @@ class ServeSettings:
     port: int = 7860
     auth: bool = False
     concurrency: int = 16
+    trusted_origins: tuple[str, ...] = ()
+    """Origins besides the app's own (scheme and Host) whose pages may send state-changing requests:
+    the public address of a proxy that rewrites the Host header (``--trusted-origin``)."""
 
     def validate(self) -> None:
         """Reject settings that cannot work, with a message saying what to change."""
         from core.errors import UserError
+        from webapp.http import origin_of
 
+        for origin in self.trusted_origins:
+            if origin_of(origin) != origin.rstrip("/").lower():
+                raise UserError(f"--trusted-origin takes an origin such as https://writer.example.org "
+                                f"(scheme, host, optional port; no path), got {origin!r}")
         if not 0 < self.port < 65536:
             raise UserError(f"--port must be between 1 and 65535, got {self.port}")
         if self.concurrency < 1:
@@ -47,22 +64,43 @@ class ServeSettings:
 
 @dataclass
 class AppContext:
-    """What every handler needs: the database and the settings. Nothing per user lives here."""
+    """What every handler needs, built once per process (by ``lwz serve``). Nothing per user lives here.
+
+    ``runs`` and ``arena_pool`` are made from the settings when not given; ``downloads`` is the
+    folder of the Write tab's files, made inside Gradio's cache when the tab is built.
+    """
 
     engine: Engine
     settings: ServeSettings
     default_model: Optional[str] = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    arena: ArenaSettings = field(default_factory=ArenaSettings.from_env)
+    arena_pool: Optional[PoolRefresher] = None
+    runs: Optional[ActiveRuns] = None
+    downloads: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        if self.arena_pool is None:
+            self.arena_pool = PoolRefresher(self.arena)
+        if self.runs is None:  # one person per account only with sign-in; local mode is one user
+            self.runs = ActiveRuns(max_per_user=MAX_RUNS_PER_USER if self.settings.auth else None)
 
     def identify(self, request) -> Identity:
         """Who is asking (PermissionDenied for a visitor when sign-in is on)."""
         username = getattr(request, "username", None) if request is not None else None
-        return identify(self.engine, username=username, auth=self.settings.auth)
+        try:
+            return identify(self.engine, username=username, auth=self.settings.auth)
+        except PermissionDenied:
+            refuse_with(403)
+            raise
 
     def require(self, request, action: str) -> Identity:
-        """Who is asking, if they may do ``action``; PermissionDenied otherwise."""
+        """Who is asking, if they may do ``action``; PermissionDenied otherwise (the HTTP answer: 403)."""
         username = getattr(request, "username", None) if request is not None else None
-        return require(self.engine, username=username, auth=self.settings.auth, action=action)
+        try:
+            return require(self.engine, username=username, auth=self.settings.auth, action=action)
+        except PermissionDenied:
+            refuse_with(403)
+            raise
 
 
 def build_app(ctx: AppContext):
@@ -78,8 +116,8 @@ def build_app(ctx: AppContext):
         with gr.Row():
             gr.Markdown("# LongWriter Studio")
             whoami = gr.Markdown("", elem_id="lwz-whoami")
-            if ctx.settings.auth:
-                gr.Button("Sign out", link="/logout", size="sm", scale=0, elem_id="lwz-logout")
+            if ctx.settings.auth:  # a form: signing out is a POST, which no other site's page can send
+                gr.HTML(SIGN_OUT_FORM, elem_id="lwz-logout", padding=False)
         refused = gr.Markdown("", visible=False, elem_id="lwz-refused")
         with gr.Tabs(elem_id="lwz-tabs") as tabset:
             for label, module, builder, action in TABS:

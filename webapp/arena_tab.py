@@ -22,9 +22,9 @@ from pathlib import Path
 
 from core.errors import UserError
 from arena.service import (
-    ArenaSettings, PoolRefresher, my_counts, next_battle, reveal_battle, skip_battle, vote_and_reveal,
+    my_counts, next_battle, reveal_battle, skip_battle, vote_and_reveal,
 )
-from webapp.reading import SYNC_JS, TEXT_BOX_HEIGHT, reading_panel, vote_js
+from webapp.reading import TEXT_BOX_HEIGHT, reading_panel, sync_js, vote_js
 from webapp.rendering import safe_markdown
 
 GUIDELINES = Path(__file__).with_name("guidelines.md")
@@ -34,13 +34,6 @@ SIDE_CHOICES = {"A": "left", "B": "right", "Tie": "tie"}
 CONCURRENCY = 64
 LIVE_SIDE_FAILED = "this side stopped: its model server failed (the details are in the server log)"
 log = logging.getLogger(__name__)
-
-
-def arena_settings(ctx) -> ArenaSettings:
-    """The process's arena settings (``ctx.extras["arena_settings"]``, else from the environment)."""
-    if "arena_settings" not in ctx.extras:
-        ctx.extras["arena_settings"] = ArenaSettings.from_env()
-    return ctx.extras["arena_settings"]
 
 
 def winner_from_label(label: str) -> str:
@@ -98,8 +91,7 @@ def counts_text(counts: dict) -> str:
 
 def build_arena_tab(gr, ctx) -> None:
     """Add the Arena's components and events to the open Blocks context (annotators, researchers, admins)."""
-    settings = arena_settings(ctx)
-    refresher = ctx.extras.setdefault("arena_pool", PoolRefresher(settings))
+    settings, refresher = ctx.arena, ctx.arena_pool
 
     with gr.Accordion("Guidelines", open=False):
         gr.Markdown(GUIDELINES.read_text(encoding="utf-8"))
@@ -277,4 +269,4 @@ def build_arena_tab(gr, ctx) -> None:
     live_button.click(live, [live_prompt, live_target], shown_outputs, api_name="arena_live",
                       concurrency_limit=8, concurrency_id="arena_live")
     show_think.change(toggle, show_think, [think_a, think_b], queue=False, api_visibility="private")
-    sync.change(None, sync, None, js=SYNC_JS, queue=False, api_visibility="private")
+    sync.change(None, sync, None, js=sync_js(), queue=False, api_visibility="private")

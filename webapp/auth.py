@@ -70,15 +70,16 @@ def sign_in(engine: Engine, *, name: str, password: str, address: str) -> str:
     Blocking (a deliberately slow password hash): call it off the event loop. Raises
     SigninThrottled while a lockout holds (checked before the password, so the right one is
     refused too) and SigninRefused for a wrong name or password. Both are logged with the name
-    and the client address. See :mod:`storage.signin` for the rule.
+    and the client address. See :mod:`storage.signin` for the rule: the attempt is counted
+    before its password is checked, so concurrent sign-ins cannot check more than the limit.
     """
     from storage.models import utcnow
     from storage.sessions import create_session
-    from storage.signin import locked_until, record_failure
+    from storage.signin import clear_attempt, reserve_attempt
 
     now = utcnow()
-    with session_scope(engine) as session:
-        until = locked_until(session, name=name, address=address, now=now)
+    with write_scope(engine) as session:  # decided and counted at once, before the password is checked
+        attempt, until = reserve_attempt(session, name=name, address=address, now=now)
     if until is not None:
         wait = max(1, math.ceil((until - now).total_seconds()))
         log.warning("sign-in throttled: name=%r address=%s retry_after=%ds", name[:64], address, wait)
@@ -86,10 +87,9 @@ def sign_in(engine: Engine, *, name: str, password: str, address: str) -> str:
     with session_scope(engine) as session:
         user = authenticate(session, name=name, password=password)
         user_id = user.id if user is not None else None
-    with write_scope(engine) as session:
-        if user_id is None:
-            record_failure(session, name=name, address=address)
-        else:
+    if user_id is not None:
+        with write_scope(engine) as session:
+            clear_attempt(session, attempt_id=attempt)
             return create_session(session, user_id=user_id, address=address)
     log.warning("sign-in failed: name=%r address=%s", name[:64], address)
     raise SigninRefused("Incorrect credentials.")

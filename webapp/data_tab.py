@@ -63,6 +63,16 @@ def _last(frame, rows):
     return pd.concat([frame[~rows], frame[rows]], ignore_index=True)
 
 
+def json_ready(frame):
+    """``frame`` with its date-time columns as ISO text: Gradio's ``/call/`` route writes its answer with
+    ``json.dumps``, which cannot write a pandas Timestamp (the page's route could)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if str(frame[column].dtype).startswith("datetime"):
+            frame[column] = frame[column].map(lambda t: t.isoformat() if hasattr(t, "isoformat") else t)
+    return frame
+
+
 def build_data_tab(gr, ctx) -> None:
     """Add the Data tab's components to the open Blocks context. Researchers and admins only."""
     counts = gr.Markdown("Press Refresh to load the counts.")
@@ -77,7 +87,7 @@ def build_data_tab(gr, ctx) -> None:
             raise gr.Error(str(exc)) from None
         if name not in OVERVIEW_TABLES:
             raise gr.Error(f"unknown table {str(name)[:40]!r}")
-        return counts_markdown(ctx.engine), table_for(ctx.engine, name, viewer_id=who.user_id)
+        return counts_markdown(ctx.engine), json_ready(table_for(ctx.engine, name, viewer_id=who.user_id))
 
     for event, api_name in ((table_name.change, False), (refresh.click, "data_table")):
         event(show, table_name, [counts, frame], concurrency_limit=8, api_name=api_name)

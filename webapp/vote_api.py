@@ -6,7 +6,9 @@ cookie, checked against the sessions table) and the same checks, because it call
 service as the tab: assignment, once per battle, too-fast flag and reason cap all live in
 :func:`arena.rules.cast_vote`.
 
-Request (``Content-Type: application/json``, which a cross-site form cannot send)::
+Request (``Content-Type: application/json`` in any case or with parameters, which a cross-site form
+cannot send; a request from another origin is refused before it gets here, see
+:class:`webapp.middleware.OriginCheck`)::
 
     {"battle_id": 12, "winner": "left|right|tie|both_bad",
      "criteria": {"coherence": "left", ...}, "reason": "...", "reading": {...}}
@@ -18,7 +20,8 @@ Request (``Content-Type: application/json``, which a cross-site form cannot send
 Answers: 200 with ``{"vote_id", "battle_id", "winner", "created", "flagged", "counts", "reveal",
 "message"}``; 400 with ``{"error": one line}`` for a vote the rules refuse; 401 without a live
 sign-in; 403 for a role that may not vote; 405 for another method; 413 for a body over
-:data:`MAX_BODY_BYTES`; 415 for a body that is not JSON.
+:data:`MAX_BODY_BYTES`; 415 for a body that is not JSON; 400 for JSON nested too deep or holding a
+lone surrogate (:func:`webapp.http.parse_json`).
 
 The vote is stored, and the reveal read, in one transaction (see :func:`arena.service.vote_and_reveal`).
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.errors import DatabaseUnavailable, UserError
+from webapp.http import headers_of, is_json_type, parse_json, read_body, request_token, send_json
 
 MAX_ID = 2**63 - 1
 VOTE_PATH = "/api/arena/vote"
@@ -63,10 +67,9 @@ def parse_vote(payload: Any) -> dict[str, Any]:
 def vote_and_reveal(ctx, *, who, payload: Any) -> dict[str, Any]:
     """Check what ``who`` (an Identity) sends, store the vote, and read back the reveal (blocking)."""
     from arena.service import vote_and_reveal as store_and_reveal
-    from webapp.arena_tab import arena_settings
 
     vote = parse_vote(payload)
-    ack = store_and_reveal(ctx.engine, annotator_id=who.user_id, settings=arena_settings(ctx), **vote)
+    ack = store_and_reveal(ctx.engine, annotator_id=who.user_id, settings=ctx.arena, **vote)
     if ack["created"]:
         message = "Vote stored."
     else:
@@ -79,9 +82,8 @@ def vote_and_reveal(ctx, *, who, payload: Any) -> dict[str, Any]:
 def next_for(ctx, *, who) -> dict[str, Any]:
     """``who``'s open battle or a new one (``{"battle": view}``), or ``{"message": text}``; never a name."""
     from arena.service import next_battle
-    from webapp.arena_tab import arena_settings
 
-    return next_battle(ctx.engine, annotator_id=who.user_id, settings=arena_settings(ctx))
+    return next_battle(ctx.engine, annotator_id=who.user_id, settings=ctx.arena)
 
 
 class NotSignedIn(UserError):
@@ -114,21 +116,15 @@ def answer_request(ctx, work, *, content_type: str, body: bytes, token: str | No
     may not vote, 400 for what the rules refuse, 415 for a body that is not JSON, 503 when the
     database fails (its details go to the log only).
     """
-    import json
-
     from sqlalchemy.exc import SQLAlchemyError
 
     from webapp.auth import PermissionDenied, log
 
-    if not content_type.startswith("application/json"):
+    if not is_json_type(content_type):
         return 415, {"error": "send the request as application/json"}
     try:
         who = caller(ctx, token)
-        try:
-            payload = json.loads(body or b"null")
-        except ValueError:
-            raise UserError("send a JSON object with battle_id and winner") from None
-        return 200, work(who, payload)
+        return 200, work(who, parse_json(body))  # BadRequest is a UserError: 400
     except NotSignedIn as exc:
         return 401, {"error": str(exc)}
     except PermissionDenied as exc:
@@ -164,21 +160,19 @@ class ArenaRoutes:
             return await self.app(scope, receive, send)
         import anyio
 
-        from webapp.server import _json, request_token
-
         if scope["method"] != "POST":
-            return await _json(send, 405, {"error": "use POST"}, headers=[(b"allow", b"POST")])
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        body = await _read_body(receive, limit=MAX_BODY_BYTES)
+            return await send_json(send, 405, {"error": "use POST"}, headers=[(b"allow", b"POST")])
+        headers = headers_of(scope)
+        body = await read_body(receive, limit=MAX_BODY_BYTES)
         if body is None:
-            return await _json(send, 413, {"error": f"the request is larger than {MAX_BODY_BYTES:,} bytes"})
+            return await send_json(send, 413, {"error": f"the request is larger than {MAX_BODY_BYTES:,} bytes"})
         content_type, token = headers.get("content-type", ""), request_token(headers)
         if self.limiter is None:
             self.limiter = anyio.CapacityLimiter(arena_workers(self.ctx.engine))
         status, payload = await anyio.to_thread.run_sync(
             lambda: answer_request(self.ctx, work, content_type=content_type, body=body, token=token),
             limiter=self.limiter)
-        await _json(send, status, payload)
+        await send_json(send, status, payload)
 
 
 def arena_workers(engine) -> int:
@@ -191,24 +185,3 @@ def arena_workers(engine) -> int:
     """
     return 1 if engine.dialect.name == "sqlite" else 4
 
-
-async def _read_body(receive, *, limit: int) -> bytes | None:
-    """The request body, or None once it passes ``limit`` bytes (the rest is left unread)."""
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def add_vote_route(server, ctx) -> None:
-    """Answer ``POST /api/arena/vote`` (and ``POST /api/arena/next``, the battle to read) ahead of ``server``'s
-    routes; call it after every other ``add_middleware``, so that it is the outermost."""
-    server.add_middleware(ArenaRoutes, ctx=ctx)

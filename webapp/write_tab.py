@@ -17,10 +17,8 @@ history once the text is stored.
 """
 
 import logging
-import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -38,8 +36,9 @@ from evaluation.metrics import distinct_n
 from webapp.rendering import (
     REPETITION_MIN_WORDS, Summary, download_texts, progress_html, safe_markdown, slug, thinking_label,
 )
+from webapp.downloads import write_downloads
 from webapp.writing import (
-    CLOSED, MAX_RUNS_PER_USER, ActiveRuns, WriteView, check_inputs, method_line, run_continuation, run_generation,
+    CLOSED, ActiveRuns, WriteView, check_inputs, method_line, run_continuation, run_generation,
 )
 
 UPDATE_INTERVAL_S = 0.1
@@ -148,72 +147,6 @@ def slow_note(words_per_s: float, seconds_left: Optional[float], target: Optiona
     return f"{pace}; {target:,} words would take {left} more at this pace."
 
 
-def write_downloads(folder: Path, *, owner_id: int, stem: str, texts: dict[str, str]) -> dict[str, str]:
-    """Write the ``.md`` and ``.txt`` files into ``folder/<owner_id>/<random>/``; returns their paths by suffix.
-
-    The owner's id in the path is what :class:`DownloadOwnership` checks before serving a file.
-    """
-    target = folder / str(int(owner_id)) / uuid.uuid4().hex
-    target.mkdir(parents=True)
-    paths = {}
-    for suffix, text in texts.items():
-        path = target / f"{stem}.{suffix}"
-        path.write_text(text, encoding="utf-8")
-        paths[suffix] = str(path)
-    return paths
-
-
-def download_owner(url_path: str, folder: Path) -> Optional[int]:
-    """The owner id of the download that ``url_path`` (``/gradio_api/file=...``, decoded) asks for; else None.
-
-    The path is normalised first (``.``, ``..``, doubled slashes), so no spelling of a download's
-    path escapes the check; a path into the downloads folder without an owner gives -1 (nobody).
-    """
-    route = url_path.removeprefix("/gradio_api")
-    if not route.startswith(("/file=", "/file/")):  # Gradio's file route and its older spelling
-        return None
-    wanted = os.path.normpath("/" + route[len("/file="):].lstrip("/"))
-    root = os.path.normpath(str(folder))
-    if wanted != root and not wanted.startswith(root + "/"):
-        return None
-    head = wanted[len(root) + 1:].split("/")[0]
-    return int(head) if head.isdigit() else -1
-
-
-class DownloadOwnership:
-    """ASGI middleware (with sign-in): a Write tab download is served to the user who wrote it only."""
-
-    def __init__(self, app, *, ctx):
-        self.app, self.ctx = app, ctx
-
-    async def __call__(self, scope, receive, send):
-        folder = self.ctx.extras.get("downloads")
-        if scope["type"] != "http" or not self.ctx.settings.auth or folder is None:
-            return await self.app(scope, receive, send)
-        owner = download_owner(scope["path"], Path(folder))
-        if owner is None:
-            return await self.app(scope, receive, send)
-        from webapp.server import request_token, user_for_token
-
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        name = user_for_token(self.ctx.engine, request_token(headers))
-        if name is not None:
-            from storage.users import get_user
-
-            with session_scope(self.ctx.engine) as session:
-                user = get_user(session, name=name)
-                user_id = user.id if user is not None else None
-        if name is None or user_id != owner:
-            log.warning("refused a download: user=%r path=%s", name, scope["path"])
-            body = b'{"detail": "this file belongs to another user"}'
-            await send({"type": "http.response.start", "status": 403,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        return await self.app(scope, receive, send)
-
-
 def sent(component, value):
     """``value`` as the page receives it, i.e. what Gradio's postprocess makes of it.
 
@@ -228,9 +161,8 @@ def sent(component, value):
 def arena_battles(ctx, generation_id: int) -> int:
     """How many battles a text just sent is in, once the pool has formed the ones it can."""
     from arena.service import battles_of
-    from webapp.arena_tab import arena_settings
 
-    return battles_of(ctx.engine, generation_id=generation_id, settings=arena_settings(ctx))
+    return battles_of(ctx.engine, generation_id=generation_id, settings=ctx.arena)
 
 
 def sent_note(generation_id: int, battles: int) -> str:
@@ -247,16 +179,14 @@ def build_write_tab(gr, ctx) -> dict:
 
     Returns ``{"model": dropdown}`` so the app's load event can fill the model picker.
     """
-    # One person per account only with sign-in; local mode is one user, so no per-user cap there.
-    runs: ActiveRuns = ctx.extras.setdefault(
-        "runs", ActiveRuns(max_per_user=MAX_RUNS_PER_USER if ctx.settings.auth else None))
-    if "downloads" not in ctx.extras:
+    runs: ActiveRuns = ctx.runs
+    if ctx.downloads is None:
         # Inside Gradio's own cache, so Gradio serves the file where it is written (it would copy a
         # file from elsewhere to a path named by a hash), and the owner's id stays in the served path.
         cache = Path(gr.utils.get_upload_folder())
         cache.mkdir(parents=True, exist_ok=True)
-        ctx.extras["downloads"] = tempfile.mkdtemp(prefix="lwz-downloads-", dir=cache)
-    downloads = Path(ctx.extras["downloads"])
+        ctx.downloads = Path(tempfile.mkdtemp(prefix="lwz-downloads-", dir=cache))
+    downloads = ctx.downloads
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):

@@ -53,11 +53,12 @@ def fns(clients):
 def direct_call(client, fn_index: int, data: list, *, session_hash: str | None = None) -> list[dict]:
     """Run an event as the page runs a ``queue=False`` one: one POST to ``/gradio_api/run/predict``,
     answered with the outputs. Returned in :func:`raw_call`'s shape (one ``process_completed``
-    message); a refusal at the door (401/403) raises ``httpx.HTTPStatusError`` as there."""
+    message); a refusal at the door (401/403 without the handler's ``error``) raises ``httpx.HTTPStatusError``
+    as there. A handler's refusal of the caller's role is a 403 with its ``error``: a failed completion."""
     response = client.post("/gradio_api/run/predict", json={
         "data": data, "fn_index": fn_index, "session_hash": session_hash or uuid.uuid4().hex[:11],
         "event_data": None, "trigger_id": None})
-    if response.status_code in (401, 403):
+    if response.status_code in (401, 403) and "error" not in response.json():
         response.raise_for_status()
     body = response.json()
     ok = response.status_code == 200

@@ -138,7 +138,7 @@ def test_a_signed_out_session_is_refused_everywhere(target):
     client = as_user(target, "amy")
     stolen = dict(client.cookies)
     assert client.get("/config").status_code == 200
-    client.get("/logout")
+    client.post("/logout")
     replay = anonymous(target)
     for key, value in stolen.items():
         replay.cookies.set(key, value)
@@ -309,7 +309,7 @@ def test_tab_vote_caps_the_reason_and_refuses_bad_values_in_one_line(target):
 
 def test_tab_vote_refuses_a_role_that_may_not_vote(target):
     response = tab_vote(as_user(target, "wendy"), 1)
-    assert response.status_code == 500 and "writer may not vote" in response.json()["error"]
+    assert response.status_code == 403 and "writer may not vote" in response.json()["error"]
 
 
 def test_a_banned_annotators_votes_are_stored_but_count_nowhere(target):
@@ -772,3 +772,256 @@ def test_a_fill_that_forms_no_battle_says_why_and_each_role_is_told_what_it_can_
     assert "formed 0 battles" in out
     assert "cut at --max-tokens 8, and cut texts cannot battle: raise --max-tokens" in out, out
     engine.dispose()
+
+
+# --- cross-site requests, page binding by any Content-Type, inputs that answered 500, sign-in under load ---
+# (issue 25 holes 1, 2, 6 and 10). A second origin is another port of the same host: same site, other origin.
+
+import json as _json
+import threading
+
+OTHER_ORIGIN = "http://127.0.0.1:9"  # another port of the same host
+
+
+def _generations(target) -> int:
+    from storage.models import Generation
+
+    with session_scope(target.engine) as s:
+        return s.execute(sa.select(sa.func.count()).select_from(Generation)).scalar_one()
+
+
+def _write_call(fn_request: str) -> dict:
+    return {"data": [fn_request, 50, "zorblax-writer-7", 0.7, 0.95, "", None]}
+
+
+def test_cross_site_posts_are_refused_and_store_nothing(target):
+    victim = as_user(target, "rita")
+    battle = assign(target, "rita")
+    before = _generations(target)
+    for headers in ({"Origin": OTHER_ORIGIN}, {"Referer": OTHER_ORIGIN + "/attack.html"}, {"Origin": "null"}):
+        vote = victim.post("/gradio_api/run/arena_vote", headers=headers, json={
+            "data": ["A is better", battle, None, None, None, None, "", ""], "session_hash": uuid.uuid4().hex[:11]})
+        assert vote.status_code == 403 and not any(m in vote.text for m in MODELS), vote.text
+        assert victim.post("/gradio_api/run/arena_next", headers=headers, json={"data": []}).status_code == 403
+        assert victim.post("/gradio_api/call/write", headers=headers,
+                           json=_write_call("Write a poem for the attacker.")).status_code == 403
+        assert victim.post(VOTE, headers=headers, json={"battle_id": battle, "winner": "left"}).status_code == 403
+        assert victim.post("/gradio_api/queue/join", headers=headers, json={
+            "data": [], "fn_index": 0, "session_hash": uuid.uuid4().hex[:11]}).status_code == 403
+        login = anonymous(target).post("/login", headers=headers, data={"username": "wendy", "password": "pw-wendy"})
+        assert login.status_code == 403 and "access-token" not in login.headers.get("set-cookie", "")
+        assert victim.post("/logout", headers=headers).status_code == 403
+    assert victim.get("/logout").status_code == 405  # a plain link signs nobody out
+    assert victim.get("/config").status_code == 200  # still signed in
+    assert votes_of(target, "rita", battle) == 0 and _generations(target) == before
+    # The app's own origin still works.
+    own = victim.post(VOTE, headers={"Origin": target.url}, json={"battle_id": battle, "winner": "left"})
+    assert own.status_code == 200 and own.json()["created"] is True
+
+
+def test_gradio_cors_gives_no_other_origin_the_victims_answers(target):
+    victim = as_user(target, "rita")
+    preflight = victim.options("/gradio_api/run/arena_next", headers={
+        "Origin": OTHER_ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.headers.get("access-control-allow-origin") != OTHER_ORIGIN
+    assert preflight.headers.get("access-control-allow-credentials") != "true"
+    simple = victim.get("/config", headers={"Origin": OTHER_ORIGIN})
+    assert simple.headers.get("access-control-allow-origin") is None
+    assert simple.headers.get("access-control-allow-credentials") is None
+
+
+@pytest.mark.parametrize("content_type", ["application/JSON", "application/json; charset=UTF-8", "text/plain",
+                                          "application/x-www-form-urlencoded"])
+def test_another_users_page_is_refused_whatever_the_content_type(target, content_type):
+    owner, intruder = as_user(target, "ann"), as_user(target, "amy")
+    page = uuid.uuid4().hex[:11]
+    fn = fn_index_of(gradio_config(owner), "arena_next")
+    assert raw_call(owner, fn, [], session_hash=page)[-1]["msg"] == "process_completed"
+    headers = {"Content-Type": content_type}
+    bodies = {
+        "/gradio_api/queue/join": {"data": [], "fn_index": fn, "session_hash": page, "event_data": None,
+                                   "trigger_id": None},
+        "/gradio_api/run/arena_next": {"data": [], "session_hash": page},
+        "/gradio_api/call/arena_next": {"data": [], "session_hash": page},
+        "/gradio_api/cancel": {"session_hash": page, "fn_index": fn, "event_id": "x"},
+    }
+    for path, body in bodies.items():
+        response = intruder.post(path, content=_json.dumps(body).encode(), headers=headers)
+        assert response.status_code in (400, 403), (path, response.status_code, response.text[:200])
+
+
+def test_cancelling_another_users_generation_is_refused(target):
+    owner, intruder = as_user(target, "wendy"), as_user(target, "rita")
+    page = uuid.uuid4().hex[:11]
+    fn = fn_index_of(gradio_config(owner), "write")
+    joined = owner.post("/gradio_api/queue/join", json={
+        "data": ["Write a long story about a lighthouse.", 500, "no-such-model", 0.7, 0.95, "", None],
+        "fn_index": fn, "session_hash": page, "event_data": None, "trigger_id": None})
+    assert joined.status_code == 200
+    event = joined.json()["event_id"]
+    cancel = intruder.post("/gradio_api/cancel", headers={"Content-Type": "application/JSON"},
+                           content=_json.dumps({"session_hash": page, "fn_index": fn, "event_id": event}).encode())
+    assert cancel.status_code == 403
+    owner.post("/gradio_api/cancel", json={"session_hash": page, "fn_index": fn, "event_id": event})
+
+
+NESTED = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize("path", [VOTE, "/api/arena/next", "/gradio_api/run/arena_vote"])
+def test_deeply_nested_json_is_a_one_line_400(target, path):
+    client = as_user(target, "ann")
+    response = client.post(path, content=NESTED[:2048], headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:200]
+    error = response.text
+    assert "nests deeper" in error and "\n" not in error and "Traceback" not in error and "Recursion" not in error
+
+
+def test_a_lone_surrogate_is_refused_in_one_line_and_nothing_is_stored(target):
+    client = as_user(target, "adam")
+    battle = assign(target, "adam")
+    before = _generations(target)
+    raw = '{"battle_id": %d, "winner": "left", "reason": "x\\ud800y"}' % battle
+    by_route = client.post(VOTE, content=raw.encode(), headers={"Content-Type": "application/json"})
+    assert by_route.status_code == 400 and "lone surrogate" in by_route.json()["error"]
+    tab = ('{"data": ["A is better", %d, null, null, null, null, "x\\ud800y", ""], "session_hash": "%s"}'
+           % (battle, uuid.uuid4().hex[:11]))
+    by_tab = client.post("/gradio_api/run/arena_vote", content=tab.encode(), headers={"Content-Type": "application/json"})
+    assert by_tab.status_code == 400 and "lone surrogate" in by_tab.text and "\n" not in by_tab.text
+    write = ('{"data": ["Write about x\\ud800y.", 50, "zorblax-writer-7", 0.7, 0.95, "", null]}')
+    by_write = client.post("/gradio_api/call/write", content=write.encode(), headers={"Content-Type": "application/json"})
+    assert by_write.status_code == 400 and "lone surrogate" in by_write.text
+    assert votes_of(target, "adam", battle) == 0 and _generations(target) == before
+
+
+def test_a_role_refusal_on_a_gradio_route_is_403(target):
+    response = tab_vote(as_user(target, "wendy"), 1)
+    assert response.status_code == 403 and "writer may not vote" in response.json()["error"]
+
+
+def test_the_data_table_call_answers_with_timestamps(target):
+    client = as_user(target, "rita")
+    started = client.post("/gradio_api/call/data_table", json={"data": ["generations"]})
+    assert started.status_code == 200, started.text
+    answer = client.get(f"/gradio_api/call/data_table/{started.json()['event_id']}", timeout=60)
+    assert "event: complete" in answer.text and "event: error" not in answer.text, answer.text[:400]
+
+
+def test_both_session_cookies_are_secure_behind_tls(target):
+    response = anonymous(target).post("/login", headers={"X-Forwarded-Proto": "https"},
+                                      data={"username": "amy", "password": USERS["amy"][1]})
+    assert response.status_code == 200
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 2 and all("; secure" in c.lower() for c in cookies), cookies
+    plain = anonymous(target).post("/login", data={"username": "amy", "password": USERS["amy"][1]})
+    assert any("; secure" not in c.lower() for c in plain.headers.get_list("set-cookie"))  # plain HTTP here
+
+
+def test_forty_parallel_wrong_sign_ins_check_ten_passwords(target, monkeypatch):
+    import webapp.auth
+    from storage.signin import LIMIT
+
+    checks, lock = [], threading.Lock()
+    real = webapp.auth.authenticate
+
+    def counted(*args, **kwargs):
+        with lock:
+            checks.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(webapp.auth, "authenticate", counted)
+    name, start, outcomes = f"crowd-{uuid.uuid4().hex[:8]}", threading.Barrier(40), []
+
+    def attempt(i):
+        start.wait()
+        try:
+            webapp.auth.sign_in(target.engine, name=name, password="wrong", address=f"10.40.{i}.1")
+        except webapp.auth.SigninThrottled:
+            outcomes.append("throttled")
+        except webapp.auth.SigninRefused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checks) == LIMIT and outcomes.count("refused") == LIMIT and outcomes.count("throttled") == 40 - LIMIT
+
+
+def test_cross_site_attack_from_a_browser_is_refused(target, browser, tmp_path):
+    """The attack of issue 25 (1) as a browser runs it: the victim signed in, a page on another port."""
+    import http.server
+
+    from tests.live_app import free_port
+
+    victim_battle = assign(target, "ann")
+    before = _generations(target)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(target.url + "/")
+    page.get_by_label("username").fill("ann")
+    page.get_by_label("password").fill(USERS["ann"][1])
+    page.get_by_role("button", name="Login").click()
+    page.wait_for_selector("gradio-app .tab-container, gradio-app [role=tablist]", timeout=30_000)
+    (tmp_path / "attack.html").write_text(f"""<!doctype html><body>
+<form id="csrf" method="post" action="{target.url}/login" target="sink">
+<input name="username" value="wendy"><input name="password" value="{USERS['wendy'][1]}"></form>
+<iframe name="sink"></iframe></body>""")
+    port = free_port()
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path), **k)  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        attacker = context.new_page()
+        attacker.goto(f"http://127.0.0.1:{port}/attack.html")
+        results = attacker.evaluate("""async ([app, battle]) => {
+          const post = async (path, body) => {
+            try {
+              const r = await fetch(app + path, {method: "POST", credentials: "include", mode: "no-cors",
+                headers: {"Content-Type": "text/plain"}, body: JSON.stringify(body)});
+              return r.type;
+            } catch (e) { return "blocked"; }
+          };
+          const readable = async (path, body) => {
+            try {
+              const r = await fetch(app + path, {method: "POST", credentials: "include",
+                headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+              return await r.text();
+            } catch (e) { return "blocked"; }
+          };
+          return [
+            await post("/gradio_api/run/arena_vote", {data: ["A is better", battle, null, null, null, null, "", ""]}),
+            await post("/gradio_api/call/write", {data: ["Write for the attacker.", 50, "zorblax-writer-7",
+                                                        0.7, 0.95, "", null]}),
+            await readable("/gradio_api/run/arena_next", {data: []}),
+            await readable("/gradio_api/run/arena_vote", {data: ["A is better", battle, null, null, null, null,
+                                                               "", ""]}),
+          ];
+        }""", [target.url, victim_battle])
+        assert all(r in ("opaque", "blocked") for r in results), results  # nothing readable came back
+        attacker.evaluate("document.getElementById('csrf').submit()")
+        attacker.wait_for_timeout(1500)
+        attacker.goto(target.url + "/logout")  # a plain link to the old GET /logout
+        cookies = {c["name"]: c["value"] for c in context.cookies(target.url)}
+    finally:
+        evil.shutdown()
+        evil.server_close()
+    assert votes_of(target, "ann", victim_battle) == 0 and _generations(target) == before
+    with http_session(target) as check:  # the victim is still signed in as herself, not as the attacker
+        for key, value in cookies.items():
+            check.cookies.set(key, value)
+        assert check.get("/config").status_code == 200
+        shown = raw_call(check, fn_index_of(gradio_config(check), "arena_next"), [])
+        assert shown[-1].get("success") is True  # ann's arena, not a writer's refusal
+    assert "refused a cross-site request" in target.log()
+    # The page's own Sign out button (a form POST from the app's origin) still signs the victim out.
+    page.bring_to_front()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("username").wait_for(timeout=30_000)
+    with http_session(target) as check:
+        for key, value in cookies.items():
+            check.cookies.set(key, value)
+        assert check.get("/config").status_code == 401
+    context.close()

@@ -134,7 +134,9 @@ def test_sign_in_sets_gradios_cookie_and_sign_out_ends_it(layer):
     assert response.status_code == 200 and "access-token-lwz" in response.headers["set-cookie"]
     assert layer.get("/config").status_code == 200
     token = layer.cookies.get("access-token-unsecure-lwz")
-    layer.get("/logout", follow_redirects=False)
+    assert layer.get("/logout", follow_redirects=False).status_code == 405  # a link cannot sign anyone out
+    assert layer.get("/config").status_code == 200
+    assert layer.post("/logout", follow_redirects=False).status_code == 303
     layer.cookies.set("access-token-unsecure-lwz", token)
     assert layer.get("/config").status_code == 401
 
@@ -158,3 +160,138 @@ def test_local_mode_arena_routes_act_as_the_local_user(sqlite_engine):
         assert client.post("/api/arena/next", json={}).json() == {"message": EMPTY_POOL_MESSAGE}
         refused = client.post("/api/arena/vote", json={"battle_id": 3, "winner": "left"})
         assert refused.status_code == 400 and "not assigned to you" in refused.json()["error"]
+
+
+def test_forty_parallel_wrong_sign_ins_check_the_limit_exactly(engine, monkeypatch):
+    """The throttle counts an attempt before its password is checked, in one locked transaction
+    (SQLite and PostgreSQL): forty at once for one name get LIMIT checks, the rest are throttled."""
+    import threading
+
+    import webapp.auth
+
+    checks, lock = [], threading.Lock()
+    real = webapp.auth.authenticate
+
+    def counted(*args, **kwargs):
+        with lock:
+            checks.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(webapp.auth, "authenticate", counted)
+    start, outcomes = threading.Barrier(40), []
+
+    def attempt(i):
+        start.wait()
+        try:
+            webapp.auth.sign_in(engine, name="target", password="wrong", address=f"10.7.{i}.1")
+        except webapp.auth.SigninThrottled:
+            outcomes.append("throttled")
+        except webapp.auth.SigninRefused:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checks) == LIMIT and sorted(outcomes) == ["refused"] * LIMIT + ["throttled"] * (40 - LIMIT)
+
+
+def test_a_right_password_takes_its_attempt_back(engine):
+    from webapp.auth import sign_in
+
+    with session_scope(engine) as s:
+        add_user(s, name="ann", role="annotator", password="pw")
+    for _ in range(LIMIT + 2):  # successes never count towards a lockout
+        assert sign_in(engine, name="ann", password="pw", address="10.8.0.1")
+    with session_scope(engine) as s:
+        assert s.execute(sa.select(sa.func.count()).select_from(SigninFailure)).scalar_one() == 0
+
+
+def test_one_address_holds_one_password_check_at_a_time():
+    """Wrong sign-ins from one address queue in their own lane; another address's check starts at once."""
+    import threading
+
+    from webapp.signin_routes import PasswordChecks
+
+    release, running, lock = threading.Event(), [], threading.Lock()
+
+    def blocked(address):
+        def work():
+            with lock:
+                running.append(address)
+            release.wait(30)
+            return address
+        return work
+
+    async def scenario():
+        checks = PasswordChecks(at_once=2)
+        flood = [asyncio.create_task(checks.run("10.9.0.1", blocked("attacker"))) for _ in range(16)]
+        await asyncio.sleep(0.05)
+        other = await asyncio.wait_for(checks.run("10.9.0.2", lambda: "victim"), timeout=30)
+        seen = list(running)
+        release.set()
+        await asyncio.gather(*flood)
+        return other, seen, checks.lanes
+
+    other, seen, lanes = asyncio.run(scenario())
+    assert other == "victim" and seen == ["attacker"] and lanes == {}
+
+
+def test_origins_are_compared_as_browsers_send_them():
+    from webapp.http import claimed_origin, is_json_type, origin_of, own_origin
+
+    scope = {"type": "http", "scheme": "http", "headers": [(b"host", b"127.0.0.1:7860")]}
+    assert own_origin(scope) == "http://127.0.0.1:7860"
+    assert own_origin({**scope, "scheme": "https", "headers": [(b"host", b"Writer.Example.org:443")]}) == \
+        "https://writer.example.org"
+    assert origin_of("http://127.0.0.1:7860/page?x=1") == "http://127.0.0.1:7860"
+    assert origin_of("null") is None and origin_of("javascript:alert(1)") is None
+    assert claimed_origin({}) == (False, None)
+    assert claimed_origin({"referer": "http://127.0.0.1:9/a"}) == (True, "http://127.0.0.1:9")
+    assert is_json_type("application/JSON; charset=UTF-8") and not is_json_type("text/plain")
+
+
+def test_trusted_origins_are_checked_at_start():
+    from core.errors import UserError
+    from webapp.app import ServeSettings
+
+    ServeSettings(trusted_origins=("https://writer.example.org",)).validate()
+    with pytest.raises(UserError, match="--trusted-origin takes an origin"):
+        ServeSettings(trusted_origins=("https://writer.example.org/app",)).validate()
+
+
+def _server(engine, **settings):
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from webapp.app import AppContext, ServeSettings
+    from webapp.server import build_server
+
+    with gr.Blocks() as demo:
+        gr.Button("nothing")
+    demo.queue()
+    return TestClient(build_server(AppContext(engine=engine, settings=ServeSettings(**settings)), demo))
+
+
+def test_a_trusted_origin_may_sign_in_and_others_may_not(sqlite_engine):
+    with session_scope(sqlite_engine) as s:
+        add_user(s, name="ann", role="annotator", password="pw")
+    with _server(sqlite_engine, auth=True, trusted_origins=("https://writer.example.org",)) as client:
+        form = {"username": "ann", "password": "pw"}
+        assert client.post("/login", data=form, headers={"Origin": "https://writer.example.org"}).status_code == 200
+        assert client.post("/login", data=form, headers={"Origin": "https://evil.example.org"}).status_code == 403
+        assert client.post("/login", data=form, headers={"Origin": "http://testserver"}).status_code == 200  # own
+
+
+def test_a_lone_surrogate_in_a_vote_is_a_400_on_both_databases(engine):
+    """Refused in the HTTP layer, before any database sees it (SQLite and PostgreSQL)."""
+    from webapp.auth import ensure_local_user
+
+    ensure_local_user(engine)
+    with _server(engine, auth=False) as client:
+        body = b'{"battle_id": 1, "winner": "left", "reason": "x\\ud800y"}'
+        response = client.post("/api/arena/vote", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 400 and "lone surrogate" in response.json()["error"]
+        nested = client.post("/api/arena/next", content=b"[" * 2048, headers={"Content-Type": "application/json"})
+        assert nested.status_code == 400 and "nests deeper" in nested.json()["error"]

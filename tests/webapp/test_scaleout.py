@@ -52,7 +52,7 @@ def test_a_sign_in_on_one_process_works_on_the_other_and_sign_out_ends_both(pair
     on_two = same_cookies(on_one, two)
     assert on_two.get("/config").status_code == 200
     assert '"auth_required":true' not in on_two.get("/").text.replace(" ", "")
-    on_two.get("/logout")
+    on_two.post("/logout")
     for client in (on_one, same_cookies(on_one, two)):
         assert client.get("/config").status_code == 401
         assert '"auth_required":true' in client.get("/").text.replace(" ", "")  # the sign-in page, no error

@@ -111,11 +111,12 @@ def test_an_open_battle_stays_blind_to_its_reader(world):
 
 
 def test_send_to_arena_forms_the_battle_or_says_what_is_missing(world):
+    from arena.rules import ArenaSettings
     from webapp.write_tab import arena_battles, sent_note
 
     class Ctx:
         def __init__(self, engine):
-            self.engine, self.extras = engine, {}
+            self.engine, self.arena = engine, ArenaSettings()
 
     engine, who, gens = world
     offer_to_arena(engine, who=who["ann"], generation_id=gens["ann"])
