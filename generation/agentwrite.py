@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 PLAN_TOKENS_PER_SECTION = 48
 """The token budget of one plan line (a line each, with room)."""
+MIN_PLAN_TOKENS = PLAN_TOKENS_PER_SECTION + 64
+"""The smallest think budget the template accepts: one planning request of one line."""
 PLAN_BATCH = 12
 """At most this many plan lines are asked for in one request."""
 RETRIES = 2
@@ -119,12 +121,15 @@ def outline_tokens(tokens_per_word: float, *, planning: bool = False) -> int:
 def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: int, tokens_per_word: float,
                     context: int) -> None:
     """UserError, with the numbers, when the template cannot reach ``target``: sections past
-    MAX_SECTION_WORDS, or a request (prompt, outline view, tail of the text, the section, or a
+    MAX_SECTION_WORDS, a think budget too small for any plan, or a request (prompt, outline view, tail of the text, the section, or a
     planning request's lines) that does not fit the model's context. ``plan_tokens`` (the think
     budget) spans all planning requests; no one request asks for more than a batch of lines."""
     if target and target / MAX_SECTIONS > MAX_SECTION_WORDS:
         raise UserError(f"the plan template writes at most {MAX_SECTIONS} sections of {MAX_SECTION_WORDS:,} words "
                         f"({MAX_SECTIONS * MAX_SECTION_WORDS:,} words); {target:,} is beyond it: ask for fewer words")
+    if plan_tokens < MIN_PLAN_TOKENS:
+        raise UserError(f"the plan template writes from a plan: a think budget of {plan_tokens:,} tokens cannot hold "
+                        f"one (at least {MIN_PLAN_TOKENS:,}); ask for a larger think budget or leave it out")
     outline = outline_tokens(tokens_per_word)
     section_words = math.ceil((target or SECTION_WORDS * section_count(None)) / section_count(target))
     tail = math.ceil(TAIL_WORDS * tokens_per_word)

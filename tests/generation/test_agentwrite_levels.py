@@ -169,3 +169,13 @@ def test_a_stream_that_stops_mid_sentence_is_trimmed_back():
     events = events_of(plan)
     answer = text(events, Answer)
     assert answer == prose(30) and answer[-1] in SENTENCE_ENDS
+
+
+def test_a_think_budget_that_cannot_hold_a_plan_is_refused_before_any_token():
+    import pytest
+
+    from core.errors import UserError
+    from generation.agentwrite import check_reachable
+
+    with pytest.raises(UserError, match=r"a think budget of 0 tokens cannot hold one"):
+        check_reachable(target=1_000, plan_tokens=0, prompt_tokens=50, tokens_per_word=1.2, context=8192)
