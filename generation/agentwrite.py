@@ -33,9 +33,9 @@ from generation.control import BROKE_DOWN, CONCLUDED, CUT, NATURAL, SHORT, Lengt
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Queued, Think
 from generation.length import MAX_FRACTION, SHORT_FRACTION
-from generation.planning import (BUDGET_SPREAD, MAX_SECTION_WORDS, MAX_SECTIONS, POINT_WORDS, SECTION_WORDS, Item, Outline, Section, max_sections, part_block, part_count,
-                                 parse_items, parts_line, point_key, read_outline, section_count, split_budget,
-                                 spread)
+from generation.planning import (BUDGET_SPREAD, MAX_SECTION_WORDS, MAX_SECTIONS, POINT_WORDS, SECTION_WORDS, Item,
+                                 Outline, Section, max_sections, numbered, part_block, part_count, parse_items,
+                                 parts_line, point_key, read_outline, section_count, split_budget, spread)
 
 if TYPE_CHECKING:
     from generation.service import Plan
@@ -80,11 +80,12 @@ _SCOPE = {"en": ("this piece", 'part {j} of {k} ("{point}")'), "zh": ("这篇作
 _PARTS_CONTEXT = {"en": "The piece is planned in {k} parts:\n{lines}\n\n", "zh": "全文分为{k}个部分：\n{lines}\n\n"}
 _PART_LINE = {"en": "Part {j}: {point}", "zh": "第{j}部分：{point}"}
 _ENDING_ASK = {"en": " The last section is the conclusion of the whole piece.", "zh": "最后一节是全文的结尾。"}
-_MORE = {
-    "en": "\n\nAlready planned:\n{lines}\nWrite the next {missing} lines only, numbered from {next}, each about "
-          "something not planned yet.",
-    "zh": "\n\n已规划：\n{lines}\n只写接下来的{missing}行，从第{next}个编号开始，每行写尚未规划的内容。",
-}
+_OPENING = {"en": {"part": "Part {i} - Main point:", "section": "Section {i} - Main point:"},
+            "zh": {"part": "第{i}部分 - 要点：", "section": "第{i}节 - 要点："}}
+_COUNT = {"en": " - Word count: {words} words", "zh": " - 字数：{words}字"}
+PLAN_STOP = "\n\n"
+"""A planning reply ends at its first blank line: a list has none, the prose a small model drifts
+into after it does."""
 _SECTION_ASK = {
     "en": "Writing request: {prompt}\n\nOutline:\n{outline}\n\n{so_far}Now write section {i} of {n}: {point}\n"
           "Write about {words} words. Continue the text; do not repeat it; no title, no notes, only this section.{last}",
@@ -145,19 +146,24 @@ def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: i
                         f"model's context of {context:,} tokens; ask with a shorter request")
 
 
-def _rendered(lang: str, user: str) -> "Rendered":
+def _rendered(lang: str, user: str, prefill: str = "") -> "Rendered":
     from generation.templates import Rendered
 
     system = _SYSTEM[lang]
-    return Rendered("plan", lang, f"{system}\n\n{user}\n\n", system, user, "", [])
+    return Rendered("plan", lang, f"{system}\n\n{user}\n\n", system, user, prefill, [PLAN_STOP] if prefill else [])
 
 
-def _more(lang: str, have: list[Item], first: int) -> str:
-    """The note that shows a list planned so far (its last PLAN_BATCH lines) and asks for the rest."""
+def _list_so_far(lang: str, kind: str, have: list[Item], first: int) -> str:
+    """The assistant turn a planning request starts from: the lines planned so far in this list
+    (its last PLAN_BATCH) and the opening of the next one, which the model goes on from. A small
+    model that answers a request for a plan with prose keeps to the list when it is already in it."""
     shown = have[-PLAN_BATCH:]
     start = first + len(have) - len(shown)
-    lines = "\n".join(f"{start + i}. {item.point}" for i, item in enumerate(shown))
-    return _MORE[lang].format(lines=lines, missing="{missing}", next=first + len(have))
+    space = " " if lang == "en" else ""
+    lines = [_OPENING[lang][kind].format(i=start + k) + space + item.point
+             + (_COUNT[lang].format(words=item.words) if item.words and kind == "section" else "")
+             for k, item in enumerate(shown)]
+    return "\n".join([*lines, _OPENING[lang][kind].format(i=first + len(have))])
 
 
 def render_plan_step(prompt: str, lang: str, target: Optional[int] = None) -> "Rendered":
@@ -173,9 +179,7 @@ def render_plan_step(prompt: str, lang: str, target: Optional[int] = None) -> "R
 def render_parts_step(prompt: str, lang: str, *, total: int, parts: int, have: list[Item]) -> "Rendered":
     """A request for the parts of the text (``have``: those planned already)."""
     user = _PARTS_ASK[lang].format(prompt=prompt, words=total, k=parts)
-    if have:
-        user += _more(lang, have, 1).format(missing=parts - len(have))
-    return _rendered(lang, user)
+    return _rendered(lang, user, _list_so_far(lang, "part", have, 1))
 
 
 def render_sections_step(prompt: str, lang: str, *, parts: tuple[str, ...], part: Optional[int], sections: int,
@@ -191,9 +195,7 @@ def render_sections_step(prompt: str, lang: str, *, parts: tuple[str, ...], part
         scope = one.format(j=part + 1, k=len(parts), point=parts[part])
     user = _SECTIONS_ASK[lang].format(prompt=prompt, parts=context, scope=scope, n=sections, first=first,
                                       words=words, ending=_ENDING_ASK[lang] if ending else "")
-    if have:
-        user += _more(lang, have, first).format(missing=sections - len(have))
-    return _rendered(lang, user)
+    return _rendered(lang, user, _list_so_far(lang, "section", have, first))
 
 
 def outline_view(lang: str, outline: Outline, index: int) -> str:
@@ -271,8 +273,8 @@ async def _gather(run: _Run, ask: Callable[[list[Item]], "Rendered"], *, want: i
         max_tokens = min(run.think_left, min(want - len(items), PLAN_BATCH) * PLAN_TOKENS_PER_SECTION + 64)
         if max_tokens < PLAN_TOKENS_PER_SECTION:
             return
-        out, reply = _Outcome(), []
-        async with aclosing(run.send(ask(items), max_tokens=max_tokens, min_tokens=0, out=out)) as stream:
+        out, reply, rendered = _Outcome(), [], ask(items)
+        async with aclosing(run.send(rendered, max_tokens=max_tokens, min_tokens=0, out=out)) as stream:
             async for item in stream:
                 if isinstance(item, str):
                     reply.append(item)
@@ -282,7 +284,9 @@ async def _gather(run: _Run, ask: Callable[[list[Item]], "Rendered"], *, want: i
         if run.stopped:
             return
         added = 0
-        for item in parse_items("".join(reply), lang):
+        text = "".join(reply)
+        opening = rendered.prefill.rsplit("\n", 1)[-1]  # the line the model was to finish
+        for item in parse_items(text if numbered(text) else opening + text, lang):
             key = point_key(item.point)
             if key and key not in seen and len(items) < limit:
                 seen.add(key)
@@ -437,7 +441,7 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
 
 
 def _request(plan: "Plan", rendered: "Rendered", *, max_tokens: int, min_tokens: int) -> BackendRequest:
-    return BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant="",
+    return BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant=rendered.prefill,
                           use_chat=plan.use_chat, max_tokens=max_tokens, min_tokens=min_tokens,
                           temperature=plan.request.temperature, top_p=plan.request.top_p,
                           repetition_penalty=plan.request.repetition_penalty,

@@ -45,7 +45,7 @@ _ENDING_MARK = {"en": ", the ending", "zh": "，结尾"}
 _PARTS_LINE = {"en": "The piece in {k} parts: {points}", "zh": "全文分{k}部分：{points}"}
 _HEADER = re.compile(r"^\s*(?:Part\s+(\d+)\s*:|第(\d+)部分\s*：)\s*(.+)$")
 _LEAD = re.compile(r"^[\s#>*_`]+")
-_NUMBER = re.compile(r"^(?:(?:section|part|chapter|paragraph|step)\s*\d+\b|第\s*[\d一二三四五六七八九十百]+\s*[节段部分章]"
+_NUMBER = re.compile(r"^(?:(?:section|part|chapter|paragraph|step)\s*\d+(?:[-.]\d+)*\b|第\s*[\d一二三四五六七八九十百]+\s*[节段部分章]"
                      r"|\d+\s*[.)）:：、])", re.I)
 _LABEL = re.compile(r"(?:main\s*point|要点)\s*[:：]", re.I)
 _BUDGET = re.compile(r"(\d[\d,]*)\s*(?:words?|字)", re.I)
@@ -120,6 +120,11 @@ def spread(total: int, k: int) -> list[int]:
 def point_key(point: str) -> str:
     """What makes two points the same point: their words, without case or punctuation."""
     return re.sub(r"[\W_]+", " ", point.lower()).strip()
+
+
+def numbered(text: str) -> bool:
+    """True when ``text`` begins with a plan line's number ("Section 3", "3.", "第3节")."""
+    return _NUMBER.match(_LEAD.sub("", (text or "").lstrip().replace("**", ""))) is not None
 
 
 def parse_items(text: str, lang: str = "en") -> list[Item]:

@@ -121,14 +121,17 @@ def test_a_short_list_is_asked_for_again_not_padded():
     backend, plan, events = plan_run(respond, 1_500)
     asked = [r for r in backend.requests if kind(r) == "sections"]
     assert len(asked) == 2
-    assert "Already planned:\n1. the storm\n2. the flood\n3. the rescue\n4. the night\n" in asked[1].user
-    assert "numbered from 5" in asked[1].user
+    assert asked[0].assistant == "Section 1 - Main point:"  # the model goes on from the list it is in
+    assert asked[1].assistant == ("Section 1 - Main point: the storm\nSection 2 - Main point: the flood\n"
+                                  "Section 3 - Main point: the rescue\nSection 4 - Main point: the night\n"
+                                  "Section 5 - Main point:")
     assert [e["point"] for e in plan.stats["plan"]] == ["the storm", "the flood", "the rescue", "the night",
                                                         "The morning after", "The town rebuilds"]
 
 
 def test_a_model_that_writes_no_plan_gets_an_error_not_blank_sections():
-    backend, plan, events = plan_run(lambda request: ("I will write a lovely story about it.", "stop"), 1_500)
+    echo = " <what the section says> - Word count: <number> words\n\nI will write a lovely story about it."
+    backend, plan, events = plan_run(lambda request: (echo, "stop"), 1_500)
     assert isinstance(events[-1], Error) and "wrote no plan" in events[-1].message
     assert len(backend.requests) == 3 and text(events, Answer) == "" and "sections" not in plan.stats
 
