@@ -2,11 +2,12 @@
 for models that do not think by themselves or cannot write long in one request.
 
 1. Planning. A text of up to SECTIONS_PER_PART sections is planned in one list of sections; a
-   longer one in levels: a list of parts, then each part's sections, one request per part. A
-   list that comes back short is asked for again, with what is planned so far shown, until it
-   is complete or RETRIES requests in a row add nothing; then the text has fewer, longer
-   sections (a part without any is one section with the part's point). No section is ever
-   made up without a point. The outline streams as the think part, one part at a time, in the
+   longer one in levels: a list of parts, then each part's sections, one list per part. Each
+   planning request starts the assistant turn inside the list (the lines so far and the next
+   line's opening), so the model goes on with the list rather than answering in prose. A list
+   that comes back short is asked for again until it is complete or RETRIES requests in a row
+   add nothing; then the text has fewer, longer sections (a part without any is one section
+   with the part's point). No section is ever made up without a point. The outline streams as the think part, one part at a time, in the
    form ``generation.planning`` reads back, and names its last section as the ending.
 2. Writing. The sections are written in turn, one request each, to their budgets; each request
    holds the request, a bounded view of the outline (the parts, and the sections around this
@@ -25,6 +26,7 @@ import asyncio
 import math
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, AsyncIterator, Callable, Optional, Union
 
 from core.errors import UserError
@@ -62,7 +64,7 @@ _SYSTEM = {
     "zh": "你是一位出色的写作者，先规划长篇作品，再逐节写作。",
 }
 _PARTS_ASK = {
-    "en": "Writing request: {prompt}\n\nThe piece will be about {words} words long. Divide it into {k} parts, one "
+    "en": "Writing request: {prompt}\n\nThe piece will be about {words:,} words long. Divide it into {k} parts, one "
           "line each, in this form:\nPart 1 - Main point: <what this part covers>\nEach part covers something of "
           "its own; the last part brings the piece to its ending. Write only the {k} lines.",
     "zh": "写作要求：{prompt}\n\n全文约{words}字。请把它分为{k}个部分，每部分一行，格式如下：\n第1部分 - 要点：<这一部分写什么>\n"
@@ -71,7 +73,7 @@ _PARTS_ASK = {
 _SECTIONS_ASK = {
     "en": "Writing request: {prompt}\n\n{parts}Plan {scope} as {n} numbered sections, one line each, in this form:\n"
           "Section {first} - Main point: <what the section says> - Word count: <number> words\n"
-          "Each section says something of its own. The word counts must add up to {words} words.{ending} "
+          "Each section says something of its own. The word counts must add up to {words:,} words.{ending} "
           "Write only the plan.",
     "zh": "写作要求：{prompt}\n\n{parts}请把{scope}规划为{n}个编号的小节，每节一行，格式如下：\n"
           "第{first}节 - 要点：<这一节写什么> - 字数：<数字>字\n每节内容各不相同，各节字数之和为{words}字。{ending}只写规划。",
@@ -122,9 +124,10 @@ def outline_tokens(tokens_per_word: float, *, planning: bool = False) -> int:
 def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: int, tokens_per_word: float,
                     context: int) -> None:
     """UserError, with the numbers, when the template cannot reach ``target``: sections past
-    MAX_SECTION_WORDS, a think budget too small for any plan, or a request (prompt, outline view, tail of the text, the section, or a
-    planning request's lines) that does not fit the model's context. ``plan_tokens`` (the think
-    budget) spans all planning requests; no one request asks for more than a batch of lines."""
+    MAX_SECTION_WORDS, a think budget too small for any plan, or a request (prompt, outline view,
+    tail of the text, the section; or a planning request's lines) that does not fit the model's
+    context. ``plan_tokens`` (the think budget) spans all planning requests; no one request asks
+    for more than PLAN_BATCH lines."""
     if target and target / MAX_SECTIONS > MAX_SECTION_WORDS:
         raise UserError(f"the plan template writes at most {MAX_SECTIONS} sections of {MAX_SECTION_WORDS:,} words "
                         f"({MAX_SECTIONS * MAX_SECTION_WORDS:,} words); {target:,} is beyond it: ask for fewer words")
@@ -262,9 +265,9 @@ class _Run:
             self.stopped = "cancelled"
 
 
-async def _gather(run: _Run, ask: Callable[[list[Item]], "Rendered"], *, want: int, limit: int, items: list[Item],
+async def _gather(run: _Run, ask: Callable[..., "Rendered"], *, want: int, limit: int, items: list[Item],
                   seen: set[str]) -> AsyncIterator[Event]:
-    """Ask for a list until it has ``want`` new points (up to ``limit`` when the model gives more),
+    """Ask for a list (``ask(have=...)`` renders the request) until it has ``want`` new points (up to ``limit`` when the model gives more),
     while requests add something, RETRIES times in a row at most, and the think budget lasts.
     Points already in ``seen`` (anywhere in the plan) do not count twice."""
     lang = run.plan.rendered.language
@@ -273,7 +276,7 @@ async def _gather(run: _Run, ask: Callable[[list[Item]], "Rendered"], *, want: i
         max_tokens = min(run.think_left, min(want - len(items), PLAN_BATCH) * PLAN_TOKENS_PER_SECTION + 64)
         if max_tokens < PLAN_TOKENS_PER_SECTION:
             return
-        out, reply, rendered = _Outcome(), [], ask(items)
+        out, reply, rendered = _Outcome(), [], ask(have=items)
         async with aclosing(run.send(rendered, max_tokens=max_tokens, min_tokens=0, out=out)) as stream:
             async for item in stream:
                 if isinstance(item, str):
@@ -306,7 +309,7 @@ async def _plan_outline(run: _Run, found: list[Outline]) -> AsyncIterator[Event]
     parts: list[Item] = []
     if part_count(n) > 1:
         k = part_count(n)
-        ask = lambda have: render_parts_step(prompt, lang, total=total, parts=k, have=have)  # noqa: E731
+        ask = partial(render_parts_step, prompt, lang, total=total, parts=k)
         async for event in _gather(run, ask, want=k, limit=k, items=parts, seen=set()):
             yield event
         if run.stopped:
@@ -323,9 +326,8 @@ async def _plan_outline(run: _Run, found: list[Outline]) -> AsyncIterator[Event]
     for j, (size, part_words) in enumerate(zip(sizes, words)):
         items: list[Item] = []
         ending = j == len(sizes) - 1
-        ask = (lambda have, j=j, size=size, part_words=part_words, ending=ending, first=len(sections) + 1:
-               render_sections_step(prompt, lang, parts=part_points, part=j if levels else None, sections=size,
-                                    words=part_words, first=first, ending=ending, have=have))
+        ask = partial(render_sections_step, prompt, lang, parts=part_points, part=j if levels else None,
+                      sections=size, words=part_words, first=len(sections) + 1, ending=ending)
         async for event in _gather(run, ask, want=size, limit=size + max(0, min(size, spare)), items=items, seen=seen):
             yield event
         if run.stopped:
