@@ -58,6 +58,8 @@ WINDOW = 3
 SECTION_MIN_SHARE = 0.6
 """A section is held open to this share of its budget (min_tokens)."""
 SEPARATOR = "\n\n"
+PROMPT_SLACK_WORDS = 64
+"""Added to a section request's words when its length in tokens is estimated (markup, numbers)."""
 
 _SYSTEM = {
     "en": "You are a skilled writer who plans long pieces before writing them, section by section.",
@@ -121,6 +123,13 @@ def outline_tokens(tokens_per_word: float, *, planning: bool = False) -> int:
     return lines * math.ceil((POINT_WORDS + 6) * tokens_per_word)
 
 
+def section_tokens(words: int, tokens_per_word: float) -> int:
+    """The token cap of a section request: room for ``words`` words, and never more than a
+    section of MAX_SECTION_WORDS (a part the model gave no sections is one long section; its
+    request must still fit the context that :func:`check_reachable` checked)."""
+    return max(16, math.ceil(min(words, MAX_SECTION_WORDS) * tokens_per_word * MAX_FRACTION) + 8)
+
+
 def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: int, tokens_per_word: float,
                     context: int) -> None:
     """UserError, with the numbers, when the template cannot reach ``target``: sections past
@@ -135,9 +144,9 @@ def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: i
         raise UserError(f"the plan template writes from a plan: a think budget of {plan_tokens:,} tokens cannot hold "
                         f"one (at least {MIN_PLAN_TOKENS:,}); ask for a larger think budget or leave it out")
     outline = outline_tokens(tokens_per_word)
-    section_words = math.ceil((target or SECTION_WORDS * section_count(None)) / section_count(target))
+    section_words = min(MAX_SECTION_WORDS, math.ceil((target or SECTION_WORDS * section_count(None)) / section_count(target)))
     tail = math.ceil(TAIL_WORDS * tokens_per_word)
-    section = math.ceil(section_words * tokens_per_word * MAX_FRACTION) + 8
+    section = section_tokens(section_words, tokens_per_word)
     need = 2 * prompt_tokens + outline + tail + section + 128
     if need > context:
         raise UserError(f"a section request of the plan template needs up to {need:,} tokens (the request twice, "
@@ -389,8 +398,9 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
     for index in range(len(done_sections), len(sections)):
         section, last = sections[index], index == len(sections) - 1
         rendered = render_section_step(request.prompt, lang, outline=outline, index=index, text_so_far=answer)
-        max_tokens = max(16, math.ceil(section.words * plan.tokens_per_word * MAX_FRACTION) + 8)
-        min_tokens = math.floor(section.words * plan.tokens_per_word * SECTION_MIN_SHARE)
+        room = plan.context - math.ceil((count_words(rendered.raw) + PROMPT_SLACK_WORDS) * plan.tokens_per_word * 1.25)
+        max_tokens = max(16, min(section_tokens(section.words, plan.tokens_per_word), room))
+        min_tokens = min(max_tokens, math.floor(section.words * plan.tokens_per_word * SECTION_MIN_SHARE))
         controller = LengthController(section.words, steer=False, concluding=last)
         gate = SentenceGate()
         out = _Outcome()

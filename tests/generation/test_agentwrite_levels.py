@@ -182,3 +182,21 @@ def test_a_think_budget_that_cannot_hold_a_plan_is_refused_before_any_token():
 
     with pytest.raises(UserError, match=r"a think budget of 0 tokens cannot hold one"):
         check_reachable(target=1_000, plan_tokens=0, prompt_tokens=50, tokens_per_word=1.2, context=8192)
+
+
+def test_a_part_the_model_gives_no_sections_is_one_section_on_the_part_s_point_within_the_context():
+    from generation.agentwrite import section_tokens
+
+    def respond(request):
+        if kind(request) == "parts":
+            return " the voyage out\nPart 2 - Main point: the voyage home\n", "stop"
+        if kind(request) == "sections":
+            return " <what the section says>", "stop"
+        return prose(1500), "stop"
+
+    backend, plan, events = plan_run(respond, 20_000)
+    assert [(e["point"], e["words"], e["part"]) for e in plan.stats["plan"]] == [
+        ("the voyage out", 10_000, 1), ("the voyage home", 10_000, 2)]
+    writes = [r for r in backend.requests if kind(r) == "write"]
+    assert [r.max_tokens for r in writes] == [section_tokens(1_000, 1.0)] * 2  # a long section's request still fits
+    assert text(events, Answer).endswith(".") and plan.stats["ending"] == "short"
