@@ -7,8 +7,9 @@ for models that do not think by themselves or cannot write long in one request.
    line's opening), so the model goes on with the list rather than answering in prose. A list
    that comes back short is asked for again until it is complete or RETRIES requests in a row
    add nothing; then the text has fewer, longer sections (a part without any is one section
-   with the part's point). No section is ever made up without a point. The outline streams as the think part, one part at a time, in the
-   form ``generation.planning`` reads back, and names its last section as the ending.
+   with the part's point). No section is ever made up without a point. The outline streams as
+   the think part, one part at a time, in the form ``generation.planning`` reads back, and
+   names its last section as the ending.
 2. Writing. The sections are written in turn, one request each, to their budgets; each request
    holds the request, a bounded view of the outline (the parts, and the sections around this
    one) and the tail of the text so far, so it stays within the model's context at any length.
@@ -92,7 +93,8 @@ PLAN_STOP = "\n\n"
 into after it does."""
 _SECTION_ASK = {
     "en": "Writing request: {prompt}\n\nOutline:\n{outline}\n\n{so_far}Now write section {i} of {n}: {point}\n"
-          "Write about {words} words. Continue the text; do not repeat it; no title, no notes, only this section.{last}",
+          "Write about {words} words. Continue the text; do not repeat it; no title, no notes, only this "
+          "section.{last}",
     "zh": "写作要求：{prompt}\n\n提纲：\n{outline}\n\n{so_far}现在写第{i}节（共{n}节）：{point}\n"
           "大约写{words}字。接着上文写，不要重复，不要标题和说明，只写这一节。{last}",
 }
@@ -144,7 +146,7 @@ def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: i
         raise UserError(f"the plan template writes from a plan: a think budget of {plan_tokens:,} tokens cannot hold "
                         f"one (at least {MIN_PLAN_TOKENS:,}); ask for a larger think budget or leave it out")
     outline = outline_tokens(tokens_per_word)
-    section_words = min(MAX_SECTION_WORDS, math.ceil((target or SECTION_WORDS * section_count(None)) / section_count(target)))
+    section_words = math.ceil((target or SECTION_WORDS * section_count(None)) / section_count(target))
     tail = math.ceil(TAIL_WORDS * tokens_per_word)
     section = section_tokens(section_words, tokens_per_word)
     need = 2 * prompt_tokens + outline + tail + section + 128
@@ -152,7 +154,8 @@ def check_reachable(*, target: Optional[int], plan_tokens: int, prompt_tokens: i
         raise UserError(f"a section request of the plan template needs up to {need:,} tokens (the request twice, "
                         f"{prompt_tokens:,} each, the outline {outline:,}, the text's tail {tail:,}, the section "
                         f"{section:,}), more than the model's context of {context:,} tokens; ask for fewer words")
-    planning = prompt_tokens + outline_tokens(tokens_per_word, planning=True) + min(plan_tokens, PLAN_BATCH * PLAN_TOKENS_PER_SECTION + 64) + 128
+    reply = min(plan_tokens, PLAN_BATCH * PLAN_TOKENS_PER_SECTION + 64)
+    planning = prompt_tokens + outline_tokens(tokens_per_word, planning=True) + reply + 128
     if planning > context:
         raise UserError(f"a planning request of the plan template needs up to {planning:,} tokens, more than the "
                         f"model's context of {context:,} tokens; ask with a shorter request")
@@ -276,8 +279,8 @@ class _Run:
 
 async def _gather(run: _Run, ask: Callable[..., "Rendered"], *, want: int, limit: int, items: list[Item],
                   seen: set[str]) -> AsyncIterator[Event]:
-    """Ask for a list (``ask(have=...)`` renders the request) until it has ``want`` new points (up to ``limit`` when the model gives more),
-    while requests add something, RETRIES times in a row at most, and the think budget lasts.
+    """Ask for a list (``ask(have=...)`` renders the request) until it has ``want`` new points (up
+    to ``limit`` when the model gives more), while requests add something, RETRIES times in a row at most, and the think budget lasts.
     Points already in ``seen`` (anywhere in the plan) do not count twice."""
     lang = run.plan.rendered.language
     failures = 0

@@ -211,7 +211,8 @@ def part_block(lang: str, *, part: Optional[int], point: str, sections: Sequence
         lines.append(_PART_HEADER[lang].format(j=part + 1, point=point, words=sum(s.words for s in sections)))
     for offset, section in enumerate(sections):
         mark = _ENDING_MARK[lang] if ending and offset == len(sections) - 1 else ""
-        lines.append(_SECTION_LINE[lang].format(i=first + offset, point=section.point, words=section.words, ending=mark))
+        lines.append(_SECTION_LINE[lang].format(i=first + offset, point=section.point, words=section.words,
+                                                ending=mark))
     return "\n".join(lines) + "\n"
 
 
