@@ -9,7 +9,7 @@ for models that do not think by themselves or cannot write long in one request.
    add nothing; then the text has fewer, longer sections (a part without any is one section
    with the part's point). No section is ever made up without a point. The outline streams as
    the think part, one part at a time, in the form ``generation.planning`` reads back, and
-   names its last section as the ending.
+   names its last section as the conclusion.
 2. Writing. The sections are written in turn, one request each, to their budgets; each request
    holds the request, a bounded view of the outline (the parts, and the sections around this
    one) and the tail of the text so far, so it stays within the model's context at any length.

@@ -8,7 +8,7 @@ list that comes back short is asked for again (``generation.agentwrite`` does th
 section is ever made up here: every one comes from a line the model wrote.
 
 The outline is kept as text, the stored plan (the ``think`` part): a header line per part and a
-numbered line per section with its final budget, the last one marked as the ending.
+numbered line per section with its final budget, the last one marked as the conclusion.
 :func:`read_outline` reads it back (a continuation writes on from it), and reads the one-level
 plans stored before levels too. Pure functions: no backend, no clock.
 """
@@ -41,7 +41,7 @@ a model writes are noise at the extremes."""
 
 _PART_HEADER = {"en": "Part {j}: {point} ({words:,} words)", "zh": "第{j}部分：{point}（{words}字）"}
 _SECTION_LINE = {"en": "{i}. {point} ({words:,} words{ending})", "zh": "{i}. {point}（{words}字{ending}）"}
-_ENDING_MARK = {"en": ", the ending", "zh": "，结尾"}
+_ENDING_MARK = {"en": ", the conclusion", "zh": "，结尾"}
 _PARTS_LINE = {"en": "The piece in {k} parts: {points}", "zh": "全文分{k}部分：{points}"}
 _HEADER = re.compile(r"^\s*(?:Part\s+(\d+)\s*:|第(\d+)部分\s*：)\s*(.+)$")
 _LEAD = re.compile(r"^[\s#>*_`]+")

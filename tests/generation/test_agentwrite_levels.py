@@ -96,7 +96,7 @@ def test_the_outline_reads_back_as_it_was_planned():
 
     backend, plan, events = plan_run(respond, 5_000)
     think = text(events, Think)
-    assert think.count("\nPart ") == 3 and "the ending)" in think.strip().splitlines()[-1]
+    assert think.count("\nPart ") == 3 and "the conclusion)" in think.strip().splitlines()[-1]
     outline = read_outline(think, 5_000)
     assert outline.parts == ("era 1 of the river", "era 2 of the river", "era 3 of the river")
     assert [{"point": s.point, "words": s.words} for s in outline.sections] == [
@@ -161,7 +161,7 @@ def test_the_final_section_that_completes_is_the_promised_ending():
     events = events_of(plan)
     assert plan.stats["ending"] == CONCLUDED and events[-1].finish_reason == "stop"
     assert "conclusion of the whole piece" in backend.requests[0].user
-    assert text(events, Think).strip().endswith("(40 words, the ending)")
+    assert text(events, Think).strip().endswith("(40 words, the conclusion)")
     assert "last section" in backend.requests[2].user
     assert text(events, Answer).endswith("And so the storm ended.")
 

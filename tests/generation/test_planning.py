@@ -51,7 +51,7 @@ def test_an_outline_in_parts_reads_back_exactly():
     text = (parts_line("en", ["the city rises", "the city falls"]) + "\n\n"
             + part_block("en", part=0, point="the city rises", sections=first, first=1, ending=False) + "\n"
             + part_block("en", part=1, point="the city falls", sections=second, first=3, ending=True))
-    assert text.splitlines()[-1] == "3. the siege (333 words, the ending)"
+    assert text.splitlines()[-1] == "3. the siege (333 words, the conclusion)"
     outline = read_outline(text, 1000)
     assert outline == Outline(("the city rises", "the city falls"), tuple(first + second))
     assert outline.records()[-1] == {"point": "the siege", "words": 333, "part": 2, "conclusion": True}
