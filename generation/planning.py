@@ -44,13 +44,15 @@ _SECTION_LINE = {"en": "{i}. {point} ({words:,} words{ending})", "zh": "{i}. {po
 _ENDING_MARK = {"en": ", the conclusion", "zh": "，结尾"}
 _PARTS_LINE = {"en": "The piece in {k} parts: {points}", "zh": "全文分{k}部分：{points}"}
 _HEADER = re.compile(r"^\s*(?:Part\s+(\d+)\s*:|第(\d+)部分\s*：)\s*(.+)$")
-_LEAD = re.compile(r"^[\s#>*_`]+")
+_LEAD = re.compile(r"^[\s#>*_`•-]+")
 _NUMBER = re.compile(r"^(?:(?:section|part|chapter|paragraph|step)\s*\d+(?:[-.]\d+)*\b|第\s*[\d一二三四五六七八九十百]+\s*[节段部分章]"
                      r"|\d+\s*[.)）:：、])", re.I)
 _LABEL = re.compile(r"(?:main\s*point|要点)\s*[:：]", re.I)
 _BUDGET = re.compile(r"(\d[\d,]*)\s*(?:words?|字)", re.I)
 _BUDGET_CLAUSE = re.compile(r"[\s\-–—,，;；(（\[]*(?:(?:word\s*count|length|字数)\s*[:：]?\s*)?(?:about\s*|约)?"
-                            r"\d[\d,]*\s*(?:words?|字).*$", re.I)
+                            r"\d[\d,]*\s*(?:words?|字)(?:[,，]\s*(?:the conclusion|结尾))?\s*[)）\]]?\s*[.。]?\s*$", re.I)
+"""A word count at the end of a line, with what surrounds it ("- Word count: 300 words",
+"(300 words, the conclusion)")."""
 _COUNT_LABEL = re.compile(r"\s*[-–—]\s*(?:word\s*count|字数).*$", re.I)
 _PLACEHOLDER = re.compile(r"<[^>]*>")
 _TRIM = " \t-–—:：.;；,，\"'“”‘’*_"

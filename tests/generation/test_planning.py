@@ -17,12 +17,13 @@ def test_plan_lines_as_models_write_them():
              "Main point: the morning after - Word count: 70 words\n"
              "6. 1,000\n"
              "第7节 - 要点：风暴来临 - 字数：300字\n"
-             "Section 2-1: Building the tower\n"  # as the bundled model numbers them
+             "Section 2-1: Building the tower\n"
+             "- 9. The 3 words that saved the ship (120 words)\n"  # as the bundled model numbers them
              "The tower took ten years to build.\n"
              "Some closing remark.\n")
     assert parse_items(reply) == [Item("the storm arrives", 300), Item("The flood", 250), Item("the rescue", 400),
                                   Item("the morning after", 70), Item("风暴来临", 300),
-                                  Item("Building the tower")]
+                                  Item("Building the tower"), Item("The 3 words that saved the ship", 120)]
     assert parse_items("I will write a story about the sea.") == []
 
 
