@@ -80,3 +80,11 @@ def test_the_sentence_gate_holds_an_unfinished_sentence():
     assert lone.feed("a sentence that never ends") == ""
     assert lone.close(natural=False) == "a sentence that never"
     assert SentenceGate("all of it").close(natural=True) == "all of it"
+
+
+def test_a_chinese_outline_reads_back_exactly():
+    sections = [Section("风暴来临", 600, 0), Section("小镇重建", 400, 1)]
+    text = (part_block("zh", part=0, point="灾难", sections=sections[:1], first=1, ending=False) + "\n"
+            + part_block("zh", part=1, point="新生", sections=sections[1:], first=2, ending=True))
+    assert text.splitlines()[-1] == "2. 小镇重建（400字，结尾）"
+    assert read_outline(text, 1000, "zh") == Outline(("灾难", "新生"), tuple(sections))
