@@ -171,8 +171,12 @@ def _item(text: str, lang: str, words: Optional[int]) -> Optional[Item]:
     point = _COUNT_LABEL.sub("", _BUDGET_CLAUSE.sub("", text)).strip(_TRIM)
     if not point or _PLACEHOLDER.search(point) or not any(ch.isalpha() for ch in point):
         return None
-    if count_words(point) > POINT_WORDS:
-        point = " ".join(point.split()[:POINT_WORDS]) if lang == "en" else point[:POINT_WORDS]
+    if count_words(point) > POINT_WORDS:  # its first sentence when that is short enough, else its first words
+        first = re.split(r"(?<=[.!?;。！？；])\s*", point, maxsplit=1)[0].strip(_TRIM)
+        if 0 < count_words(first) <= POINT_WORDS:
+            point = first
+        else:
+            point = " ".join(point.split()[:POINT_WORDS]) if lang == "en" else point[:POINT_WORDS]
     return Item(point, words if words and words > 0 else None)
 
 

@@ -30,6 +30,8 @@ def test_plan_lines_as_models_write_them():
 def test_a_long_point_is_cut_to_a_line():
     (item,) = parse_items("1. " + "word " * 80)
     assert len(item.point.split()) == 32
+    (item,) = parse_items("2. Keepers: they lived at the light for years. " + "word " * 40)
+    assert item.point == "Keepers: they lived at the light for years"
 
 
 def test_budgets_follow_the_model_within_bounds_and_sum_to_the_target():
