@@ -58,6 +58,47 @@ def sentence_cut(text: str) -> Optional[int]:
     return None
 
 
+def last_sentence_end(text: str) -> int:
+    """Index just past the last sentence end in ``text`` (closing quotes and brackets included),
+    or 0 when no sentence ends in it: where a text stopped mid-sentence is trimmed back to."""
+    for index in range(len(text) - 1, -1, -1):
+        if text[index] in SENTENCE_ENDS:
+            end = index + 1
+            while end < len(text) and text[end] in CLOSERS:
+                end += 1
+            return end
+    return 0
+
+
+@dataclass
+class SentenceGate:
+    """Passes a stream on up to its last sentence end and holds the rest, so that a stream a cap
+    stops mid-sentence is shown (and stored) ending on a complete sentence. Text already passed
+    on is never taken back: the unfinished sentence is simply never released."""
+
+    pending: str = ""
+    released: bool = False
+
+    def feed(self, chunk: str) -> str:
+        """The part of ``pending + chunk`` up to its last sentence end (possibly empty)."""
+        self.pending += chunk
+        end = last_sentence_end(self.pending)
+        out, self.pending = self.pending[:end], self.pending[end:]
+        self.released = self.released or bool(out.strip())
+        return out
+
+    def close(self, *, natural: bool) -> str:
+        """At the stream's end: the unfinished sentence is dropped. Only when nothing was released
+        is it kept: whole when the model ended it itself (``natural``), else up to its last word."""
+        pending, self.pending = self.pending, ""
+        if self.released:
+            return ""
+        if natural:
+            return pending
+        cut = max(pending.rfind(" "), pending.rfind("\n"))
+        return pending[:cut] if cut > 0 else pending
+
+
 @dataclass
 class TokenLedger:
     """Tokens spent so far, per part, against one budget."""

@@ -101,11 +101,12 @@ def test_a_text_nearing_its_target_is_asked_to_conclude_in_a_new_round():
 
 
 def test_plan_template_plans_then_writes_each_section_to_its_budget():
-    from generation.agentwrite import parse_plan
+    from generation.planning import read_outline
 
     plan_text = ("Section 1 - Main point: the storm arrives - Word count: 30 words\n"
                  "Section 2 - Main point: the rescue - Word count: 50 words\n")
-    assert [(s.point, s.words) for s in parse_plan(plan_text, 100)] == [("the storm arrives", 38), ("the rescue", 62)]
+    outline = [("the storm arrives", 38), ("the rescue", 62)]
+    assert [(s.point, s.words) for s in read_outline(plan_text, 100).sections] == outline
     backend = ScriptedBackend([(plan_text, "stop"), (words(40) + ". " + words(10) + ".", "stop"),
                                (words(60) + ". More.", "stop")])
     plan = plan_for(backend, template="plan", target=100, think=200, answer_max=1000)
@@ -113,7 +114,7 @@ def test_plan_template_plans_then_writes_each_section_to_its_budget():
     events = events_of(plan)
     from generation.events import Think
 
-    assert text(events, Think) == plan_text
+    assert [(s.point, s.words) for s in read_outline(text(events, Think), 100).sections] == outline
     answer = text(events, Answer)
     assert answer.count("\n\n") == 1 and answer.startswith(words(40) + ".")
     second = backend.requests[2]
@@ -140,13 +141,6 @@ def test_plan_section_that_breaks_down_ends_the_text_as_broken_down_not_cut():
     assert plan.stats["ending"] == BROKE_DOWN and events[-1].finish_reason == "degenerate"
 
 
-def test_plan_that_does_not_parse_is_split_evenly():
-    from generation.agentwrite import parse_plan
-
-    sections = parse_plan("I will write a story.", 1000)
-    assert len(sections) == 4 and sum(s.words for s in sections) == 1000
-
-
 def test_plan_template_refuses_what_it_cannot_reach_with_the_numbers():
     import pytest
 
@@ -155,6 +149,6 @@ def test_plan_template_refuses_what_it_cannot_reach_with_the_numbers():
 
     with pytest.raises(UserError, match=r"at most 60 sections of 1,000 words \(60,000 words\); 100,000 is beyond it"):
         check_reachable(target=100_000, plan_tokens=3000, prompt_tokens=50, tokens_per_word=1.2, context=8192)
-    with pytest.raises(UserError, match=r"needs up to [\d,]+ tokens .* more than the model's context of 2,048 tokens"):
-        check_reachable(target=20_000, plan_tokens=3000, prompt_tokens=50, tokens_per_word=1.2, context=2048)
+    with pytest.raises(UserError, match=r"needs up to [\d,]+ tokens .* more than the model's context of 1,024 tokens"):
+        check_reachable(target=20_000, plan_tokens=3000, prompt_tokens=50, tokens_per_word=1.2, context=1024)
     check_reachable(target=10_000, plan_tokens=2000, prompt_tokens=50, tokens_per_word=1.2, context=8192)

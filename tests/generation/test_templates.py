@@ -80,8 +80,29 @@ def test_an_auto_model_asked_for_10000_words_plans_its_sections(monkeypatch):
     import generation.backends
     from generation.service import prepare, run_plan
 
-    plan_text = "".join(f"Section {i} - Main point: part {i} - Word count: 250 words\n" for i in range(1, 41))
-    backend = SizedBackend(at_most=60, exact=60, replies=[(plan_text, "stop")] + [(words(250) + ".", "stop")] * 40)
+    from tests.generation.test_agentwrite_levels import kind, prose
+
+    class Responder(SizedBackend):  # answers each request from what it asks; sized for prepare()
+        def __init__(self, respond) -> None:
+            super().__init__(at_most=60, exact=60)
+            self.respond = respond
+
+        async def stream(self, request, *, cancel=None):
+            self.replies = [self.respond(request)]
+            async for item in super().stream(request, cancel=cancel):
+                yield item
+
+    counter = iter(range(1, 1000))
+
+    def respond(request):
+        if kind(request) == "parts":
+            return "\n".join(f"Part {i} - Main point: stage {i} of the story" for i in range(1, 6)), "stop"
+        if kind(request) == "sections":
+            return "\n".join(f"Section {i} - Main point: event {next(counter)} - Word count: 250 words"
+                             for i in range(1, 9)), "stop"
+        return prose(250), "stop"
+
+    backend = Responder(respond)
     monkeypatch.setattr(generation.backends, "backend_for", lambda entry: backend)
     entry = _entry(BUNDLED_TEMPLATE, {"one_request_words": BUNDLED_ONE_REQUEST_WORDS})
     plan = asyncio.run(prepare(entry, GenerationRequest("Write a long story.", target_words=10_000, seed=1)))
@@ -93,8 +114,10 @@ def test_an_auto_model_asked_for_10000_words_plans_its_sections(monkeypatch):
         return [e async for e in run_plan(plan)]
 
     asyncio.run(go())
-    assert len(plan.stats["sections"]) == 40 and len(backend.requests) == 41
-    assert "section 40 of 40" in backend.requests[-1].user
+    sections = plan.stats["sections"]
+    assert len(sections) == 40 and all(s["point"].strip() for s in sections)
+    writes = [r for r in backend.requests if kind(r) == "write"]
+    assert len(writes) == 40 and "section 40 of 40" in writes[-1].user
 
 
 def test_an_auto_model_asked_for_a_short_text_writes_it_in_one_request(monkeypatch):
