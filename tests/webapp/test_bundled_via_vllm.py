@@ -99,3 +99,23 @@ def test_serve_writes_in_process_while_the_child_warms_then_on_the_child_and_lea
         finally:
             if child_pid is not None and group_alive(child_pid):
                 os.killpg(child_pid, signal.SIGKILL)
+
+
+def test_a_killed_serve_takes_its_warming_child_with_it(tmp_path):
+    """SIGKILL gives ``lwz serve`` no chance to stop anything: the kernel's parent-death signal does."""
+    if not VLLM_PYTHON.is_file():
+        pytest.fail(f"{VLLM_PYTHON} is missing: run `make vllm-env` to install the vLLM CPU build")
+    child_pid = None
+    with start_live_app(tmp_path, extra_args=["--bundled-via", "vllm", "--vllm-python", str(VLLM_PYTHON)]) as app:
+        try:
+            child_pid = int(subprocess.run(["pgrep", "-P", str(app.process.pid), "-f", "vllm.entrypoints"],
+                                           capture_output=True, text=True).stdout.split()[0])
+            app.process.send_signal(signal.SIGKILL)
+            app.process.wait(timeout=30)
+            deadline = time.monotonic() + 120
+            while group_alive(child_pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert not group_alive(child_pid), "the vLLM child outlived a killed lwz serve"
+        finally:
+            if child_pid is not None and group_alive(child_pid):
+                os.killpg(child_pid, signal.SIGKILL)
