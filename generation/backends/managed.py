@@ -152,7 +152,9 @@ class ManagedChild:
 
 def start_child(python: str, *, log_dir: Path) -> ManagedChild:
     """Start the vLLM child for the bundled model and make it the one :func:`bundled_base_url`
-    reports once ready. Raises UserError when ``python`` is not a vLLM environment's interpreter."""
+    reports once ready. Raises UserError when ``python`` is not a vLLM environment's interpreter.
+    Call it from a thread that lives as long as the server (``lwz serve``'s main thread): Linux sends
+    the parent-death signal when the *thread* that started the child ends."""
     global _ACTIVE
     from core.errors import UserError
     from generation.bundled import BUNDLED_NAME, ensure_bundled_model
