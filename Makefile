@@ -10,9 +10,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test venv vllm-env chromium model clean-venvs
 
+# With the vLLM environment (make vllm-env) the bundled model is served by a vLLM child process, about
+# twice as fast; the page works at once, in-process, while the child warms up.
 run: $(VENV)/.installed model
 	$(BIN)/lwz db upgrade
-	$(BIN)/lwz serve --host 127.0.0.1 --port 7860
+	$(BIN)/lwz serve --host 127.0.0.1 --port 7860 $(if $(wildcard $(VLLM_VENV)/.installed),--bundled-via vllm --vllm-python $(VLLM_VENV)/bin/python)
 
 test: $(VENV)/.installed $(VLLM_VENV)/.installed chromium model
 	$(BIN)/python -m pytest -v

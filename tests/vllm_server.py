@@ -12,7 +12,6 @@ Registered in ``tests/conftest.py`` through ``pytest_plugins``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,22 +23,12 @@ from typing import Optional
 
 import pytest
 
+from generation.backends.managed import LONG_CONTEXT_ARGS, MAX_MODEL_LEN  # also what `lwz serve --bundled-via vllm` serves
 from tests.helpers import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 SERVED_NAME = "smollm2-135m"
-MAX_MODEL_LEN = 24576
-"""The context the tests serve: LongWriter-Zero's scale (its card asks for ``max_tokens=15500``), past
-the bundled model's trained 8,192 tokens, which ``VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`` permits."""
-LONG_CONTEXT_ARGS = ["--max-num-batched-tokens", str(MAX_MODEL_LEN), "--no-enable-chunked-prefill",
-                     "--hf-overrides", json.dumps({"max_position_embeddings": MAX_MODEL_LEN})]
-"""What the CPU build needs to really serve past 8,192 tokens (both crashes were seen on this machine):
-- every prompt prefilled in one step: the engine dies (``CPU Generator does not use offset``) when a
-  seeded request's prompt is prefilled in chunks, which any prompt past the default batch size is;
-- the model's position table as long as the context: with only ``VLLM_ALLOW_LONG_MAX_MODEL_LEN`` the
-  server starts and takes the request, then a compiled kernel indexes past position 8,191 and the
-  engine dies (``index out of bounds``)."""
 READY_TIMEOUT_S = float(os.environ.get("LWZ_TEST_VLLM_READY_S", "420"))
 """How long a starting server may take to answer (a loaded 2-core machine needs the most)."""
 

@@ -18,8 +18,10 @@ _LOCK = threading.Lock()
 
 
 def backend_for(entry) -> Backend:
-    """The backend serving ``entry`` (a registered model: its name, backend, base_url, model_id, path, sampling). Local backends are cached, one per model folder per process
-    (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call.
+    """The backend serving ``entry`` (a registered model: its name, backend, base_url, model_id, path,
+    sampling). Local backends are cached, one per model folder per process
+    (``entry.path`` None means the bundled model); OpenAI backends are cheap and built per call. The
+    bundled model goes to the vLLM child of ``generation.backends.managed`` once that is ready.
     Either comes wrapped in the stall limit."""
     from core.errors import UserError
     from generation.stall import StallGuarded
@@ -32,6 +34,14 @@ def backend_for(entry) -> Backend:
         return StallGuarded(OpenAIBackend(base_url=entry.base_url, model=entry.model_id or entry.name,
                                           api=(entry.sampling or {}).get("api", "chat")))
     if entry.backend == "local":
+        from generation.backends.managed import bundled_base_url
+
+        child_url = None if entry.path else bundled_base_url()
+        if child_url:  # the bundled model, while `lwz serve --bundled-via vllm` has its vLLM child ready
+            from generation.backends.openai_backend import OpenAIBackend
+            from generation.bundled import BUNDLED_NAME
+
+            return StallGuarded(OpenAIBackend(base_url=child_url, model=BUNDLED_NAME))
         from generation.backends.local import LocalBackend
         from generation.bundled import ensure_bundled_model
         from pathlib import Path

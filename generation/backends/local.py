@@ -35,6 +35,14 @@ SHUTDOWN_JOIN_S = 60.0
 cannot be interrupted)."""
 
 
+GENERATION_THREADS = 1
+"""Torch threads of the generating worker (set on that thread only: OpenMP's setting is per thread).
+A 135M model's per-token ops are too small to split: with 2 threads on 2 cores the threads spend
+most of their CPU waiting for each other, and on a busy machine they stall outright. Measured
+(docs/benchmarks.md, "The default's speed"): 60 tokens at load ~5 took 3.3 CPU-s on 1 thread against
+13–21 CPU-s on 2, and ran 9–12 tokens/s against 1.7–3.5."""
+
+
 _LOADING = threading.Lock()
 """One model loads at a time in a process: two folders loading at once race inside transformers
 (an ImportError of its lazy modules, or a model whose tied weights come out untied)."""
@@ -189,6 +197,7 @@ class LocalBackend:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
         model, tokenizer = self._load()
+        torch.set_num_threads(GENERATION_THREADS)
         request = job.request
         inputs = tokenizer(self._prompt_text(request), return_tensors="pt", add_special_tokens=False)
         prompt_len = inputs["input_ids"].shape[1]
