@@ -7,8 +7,10 @@ For each length L, one `lwz train grpo` process (the bundled SmolLM2-135M in flo
 template, rewards length and format, a group of `--group` completions, batch = one group, `--steps`
 optimiser steps) with `generation_kwargs: {min_new_tokens: L}` so that every completion is exactly L
 tokens (the model would otherwise stop early and the step would time something shorter). The figure is
-the run's `seconds_per_step` (wall time of the steps, generation included; model loading excluded) and
-TRL's logged `completions/mean_length` shows the lengths were met. The machine is shared: `uptime`
+the run's `seconds_per_step`: the wall time from loading the model through the last step (generation,
+rewards, backward and save), divided by the steps, so the few seconds of loading are spread over them;
+`train_runtime_per_step` is TRL's own time for the steps alone. TRL's logged `completions/mean_length`
+shows the lengths were met. The machine is shared: `uptime`
 before and after each run is recorded with it, and the sizes are fixed before the run and written
 into the file.
 """
@@ -52,7 +54,9 @@ def run_once(work: Path, *, tokens: int, steps: int, group: int, threads: int) -
     if done.returncode != 0:
         raise SystemExit(f"lwz train grpo failed at {tokens} tokens:\n{done.stderr[-2000:]}")
     metrics = json.loads(done.stdout)["metrics"]
+    runtime = metrics["final"].get("train_runtime")
     return {"completion_tokens": tokens, "seconds_per_step": metrics["seconds_per_step"],
+            "train_runtime_per_step": round(runtime / metrics["steps"], 1) if runtime else None,
             "steps": metrics["steps"], "completions_mean_length": metrics["final"].get("completions/mean_length"),
             "peak_rss_mb": metrics["peak_rss_mb"], "wall_seconds_with_loading": round(time.perf_counter() - started, 1),
             "load_before": before, "load_after": load(),
