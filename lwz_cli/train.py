@@ -200,6 +200,7 @@ def _report(args: argparse.Namespace, result: dict, line: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.kinds import kind_of
     from training.runner import run_training
 
     options = options_from_args(args)
@@ -212,7 +213,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     tokens = summary["metrics"].get("tokens")
     seen = f", {tokens['seen']} tokens seen" if tokens else ""
     print(f"run {summary['run_id']} complete: {summary['metrics']['steps']} steps{seen}, checkpoint {summary['output_dir']}")
-    if "registered" in summary and args.train_kind == "pretrain":
+    kind = kind_of(args.train_kind)
+    if "registered" in summary and kind.registers == "direct":
         reg = summary["registered"]
         parent = f" (parent {reg['parent']})" if reg["parent"] else ""
         print(f"registered model {reg['name']}{parent}, a base for the next stage, e.g.:")
@@ -225,7 +227,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"registered model {reg['name']} (parent {reg['parent']}); to serve it on a GPU host:")
         print(summary["vllm_serve"])
         print(arena_fill_advice(engine, reg["name"], reg["parent"], db=args.db))
-    elif args.train_kind != "reward":
+    elif kind.registers is not None:
         print(f"to serve it on a GPU host: vllm serve {summary['output_dir']}")
     return 0
 

@@ -102,8 +102,6 @@ def prompt_dataset(frame, *, template: str, tolerance: float, l_max: int | None 
     is a UserError naming the rows. Rows with neither a range nor a target are left out, and the
     report lists them (``rows_no_target``, 1-based row numbers).
     """
-    from training.rewards import range_problem, word_range
-
     if "chosen" in frame.columns or "prompt" not in frame.columns:
         raise UserError("grpo needs a prompt set with target lengths (lwz export prompts), not a preference file")
     report: dict[str, Any] = {"rows": int(len(frame)), "dropped_empty": 0, "dropped_no_target": 0,
