@@ -14,7 +14,15 @@ sequences over all of them) and how the text ended (natural, concluded on reques
                about half (``max_tokens``) and then continued (``lwz generate --continue``'s path).
 (browser)      part (a): one generation through the app (``lwz serve`` on a fresh database, the
                model on the vLLM server) driven from headless Chromium, at ``--target`` words
-               (10,000 by default). It samples the app process's CPU time (``/proc``) against the
+               (10,000 by default). By default it is what ``make run`` gives a new user: the
+               bundled model registered by ``lwz serve`` itself with its own defaults
+               (``writing.models.register_model``: template ``auto``, penalty 1.1, the length it
+               holds in one request), served by a vLLM CPU server the benchmark starts (or the one
+               at ``--base-url``); ``--template``/``--repetition-penalty`` override them. Per run:
+               words/s, S_l, distinct-4 per 1,000-word window, the ending and finish, whether the
+               text ends on a complete sentence, the on-point figures of its sections
+               (``evaluation.on_point``), app CPU per 1,000 words at every 1,000 words, ``uptime``
+               before and after; ``--screenshot`` keeps the Write tab at the end. It samples the app process's CPU time (``/proc``) against the
                live word count on the page, and the page's long tasks (``PerformanceObserver``)
                and ``requestAnimationFrame`` gaps and the browser main thread's busy time (the
                DevTools ``TaskDuration`` metric), and reports app CPU and browser busy time per 1,000
@@ -26,6 +34,7 @@ sequences over all of them) and how the text ended (natural, concluded on reques
     .venv/bin/python benchmarks/bench_long.py penalties --base-url http://127.0.0.1:8100/v1 --target 800 --penalties 1 1.1 1.2
     .venv/bin/python benchmarks/bench_long.py buckets --base-url http://127.0.0.1:8100/v1 --per-bucket 1
     .venv/bin/python benchmarks/bench_long.py continuation --base-url http://127.0.0.1:8100/v1 --target 800
+    .venv/bin/python benchmarks/bench_long.py browser --target 10000 --screenshot docs/screenshot-write-10k.png
     .venv/bin/python benchmarks/bench_long.py browser --base-url http://127.0.0.1:8100/v1 --target 10000
     .venv/bin/python benchmarks/bench_long.py browser --scripted 60 --target 10000
 
@@ -304,6 +313,35 @@ def _scripted_server(words_per_s: float):
     return server.base_url, server.stop
 
 
+def _uptime() -> str:
+    """``uptime``'s line (the machine's load, written beside every timing)."""
+    import subprocess
+
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _text_figures(answer: str, params: dict) -> dict:
+    """What the finished text reads as: distinct-4 per 1,000-word window, whether it ends on a
+    complete sentence, and how its sections keep to their points."""
+    from evaluation.metrics import distinct_n
+    from evaluation.on_point import row_on_point
+    from generation.control import last_sentence_end
+
+    words = answer.split()
+    windows = [round(distinct_n(" ".join(words[i:i + 1000]), 4), 3) for i in range(0, len(words), 1000)]
+    end = answer.rstrip()
+    figures = {"distinct4_per_1k_window": windows, "ends_on_complete_sentence": bool(end) and last_sentence_end(end) == len(end),
+               "last_words": " ".join(words[-60:])}
+    if (params or {}).get("sections"):
+        point = row_on_point(answer, params).as_dict()
+        figures["on_point"] = {**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in point.items() if k != "sections"},
+                               "n_sections": len(point["sections"]),
+                               "section_margins": [None if s["margin"] is None else round(s["margin"], 3) for s in point["sections"]]}
+    else:
+        figures["on_point"] = None  # written in one request: no sections, no points
+    return figures
+
+
 def bench_browser(args) -> dict:
     """Part (a): one long generation through the app in headless Chromium (see the module's docstring)."""
     from playwright.sync_api import sync_playwright
@@ -312,27 +350,40 @@ def bench_browser(args) -> dict:
     from tests.live_app import start_live_app
 
     from evaluation.metrics import distinct_n, length_score
+    from storage.catalog import get_model
     from storage.engine import session_scope
     from storage.generations import list_generations
 
     workdir = Path(tempfile.mkdtemp(prefix="lwz-bench-browser-"))
-    stop_scripted = None
+    stop_server = None
     if args.scripted:
-        args.base_url, stop_scripted = _scripted_server(args.scripted)
+        args.base_url, stop_server = _scripted_server(args.scripted)
         args.model = "scripted"
+    elif not args.base_url:  # the default path: the bundled model on a vLLM CPU server of its own
+        from tests.vllm_server import start_vllm_server
+
+        print("  starting the vLLM CPU server (a few minutes) ...", file=sys.stderr, flush=True)
+        server = start_vllm_server()
+        args.base_url, args.model, stop_server = server.base_url, server.model, server.stop
     prompt = args.prompt or TEMPLATE_PROMPTS[0]
     db_url = f"sqlite:///{workdir / 'app.db'}"
     from storage.engine import make_engine, upgrade
 
     engine = make_engine(db_url)
     upgrade(engine)
-    _register(engine, args.model, template=args.template, base_url=args.base_url, model=args.model,
-              penalty=args.repetition_penalty)  # lwz serve keeps an entry already on this server
+    if args.template is not None or args.repetition_penalty is not None or args.scripted:
+        _register(engine, args.model, template=args.template or "direct", base_url=args.base_url, model=args.model,
+                  penalty=args.repetition_penalty)  # lwz serve keeps an entry already on this server
+    # else lwz serve registers the model itself, with the defaults of the model it serves, as for a new user
     engine.dispose()
+    load_before = _uptime()
     with start_live_app(workdir, backend="openai", base_url=args.base_url, model=args.model, db_url=db_url) as app, \
             sync_playwright() as playwright:
+        with session_scope(app.engine) as session:
+            entry = get_model(session, name=args.model)
+            registered = {"template": entry.template, "settings": dict(entry.sampling or {})}
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
         devtools = page.context.new_cdp_session(page)
         devtools.send("Performance.enable")
         busy_js = lambda: next(m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]  # noqa: E731
@@ -342,6 +393,7 @@ def bench_browser(args) -> dict:
         page.evaluate(PAGE_PROBE)
         page.fill("#lwz-request textarea", prompt)
         page.fill("#lwz-target input", str(args.target))
+        page.press("#lwz-target input", "Tab")  # the method line follows the target
         # (seconds, words on the page, app CPU seconds, page updates, browser main-thread busy seconds)
         samples: list[tuple] = [(0.0, 0, 0.0, 0, 0.0)]
         cpu0, busy0, started = _cpu_seconds(app.process.pid), busy_js(), time.monotonic()
@@ -363,44 +415,57 @@ def bench_browser(args) -> dict:
             if page.evaluate(done_js):
                 break
         wall = time.monotonic() - started
+        first_word_s = next((s[0] for s in samples if s[1] > 0), None)
         probe = page.evaluate("() => ({longTasks: window.__probe.longTasks, frames: window.__probe.frames, "
                               "elapsed: performance.now() - window.__probe.started})")
         status_line = page.inner_text("#lwz-status")
-        shot = args.out / "long_browser.png"
-        args.out.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shot), full_page=False)
+        method_line = page.inner_text("#lwz-method-why")
+        shot = args.screenshot or args.out / "long_browser.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(shot), full_page=False)  # the method line, status, count, plan, the opening
+        end_shot = shot.with_name(shot.stem + "-end" + shot.suffix)
+        page.evaluate("() => document.querySelector('#lwz-answer').lastElementChild?.scrollIntoView({block: 'end'})")
+        page.screenshot(path=str(end_shot), full_page=False)  # the ending
         browser.close()
         with session_scope(app.engine) as session:
             (row,) = list_generations(session)[:1]
             session.expunge(row)
-    if stop_scripted is not None:
-        stop_scripted()
+    if stop_server is not None:
+        stop_server()
+    load_after = _uptime()
     frames = sorted(probe["frames"][1:]) or [0.0]
     long_ms = sum(duration for _, duration in probe["longTasks"])
     quantile = lambda q: round(frames[min(len(frames) - 1, int(q * len(frames)))], 1)  # noqa: E731
     final_words = samples[-1][1]
-    last = min(args.target, final_words)  # the last 1,000 words (10k when the text reached its target)
-    windows = {f"{at / 1000:g}k": _window(samples, at) for at in (1000, args.target // 2, last)}
-    measured = [w["cpu_s_per_1k_words"] for w in windows.values() if w]
+    every_1k = {f"{at // 1000}k": _window(samples, at) for at in range(1000, final_words + 1, 1000)}
+    measured = [w["cpu_s_per_1k_words"] for w in every_1k.values() if w]
+    params = row.params or {}
     return {
-        "target": args.target, "template": args.template, "backend": args.base_url,
-        "scripted_words_per_s": args.scripted, "repetition_penalty": args.repetition_penalty,
+        "sizes": {"runs": 1, "target": args.target, "prompt": prompt, "seed": "random (the page's default)"},
+        "registered": registered, "backend": args.base_url, "served_model": args.model,
+        "scripted_words_per_s": args.scripted, "repetition_penalty": registered["settings"].get("repetition_penalty"),
+        "template": registered["template"],
         "generation": {"id": row.id, "status": row.status, "finish": row.finish_reason,
-                       "ending": (row.params or {}).get("ending"), "words": row.answer_words,
-                       "s_l": round(length_score(row.answer_words, args.target), 1),
+                       "ending": params.get("ending"), "template_used": params.get("template"), "method": params.get("method"),
+                       "words": row.answer_words, "s_l": round(length_score(row.answer_words, args.target), 1),
                        "distinct4": round(distinct_n(row.answer, 4), 3), "tokens": row.completion_tokens,
-                       "plan_words": row.think_words, "rounds": len((row.params or {}).get("rounds", []) or [])},
-        "status_line": status_line, "wall_s": round(wall, 1), "words_on_page": final_words,
+                       "plan_words": row.think_words, "sections": len(params.get("sections") or []),
+                       "words_per_s": round(row.answer_words / wall, 1) if wall else None,
+                       **_text_figures(row.answer, params)},
+        "status_line": status_line, "method_line": method_line, "wall_s": round(wall, 1),
+        "first_word_on_page_s": first_word_s, "words_on_page": final_words,
+        "load_before": load_before, "load_after": load_after,
         "app_cpu_s": samples[-1][2], "page_updates": samples[-1][3], "browser_busy_s": samples[-1][4],
         "browser_busy_share": round(samples[-1][4] / wall, 4),
         "app_cpu_ms_per_word": round(1000 * samples[-1][2] / final_words, 2) if final_words else None,
-        "per_1k_words_around": windows,
+        "per_1k_words_at": every_1k,
         "flatness": round(max(measured) / min(measured), 2) if len(measured) > 1 else None,
         "long_tasks": {"count": len(probe["longTasks"]), "total_ms": round(long_ms, 1),
                        "share_of_wall": round(long_ms / probe["elapsed"], 4) if probe["elapsed"] else None,
                        "longest_ms": round(max((d for _, d in probe["longTasks"]), default=0.0), 1)},
         "frame_gap_ms": {"n": len(frames), "p50": quantile(0.5), "p99": quantile(0.99), "max": round(frames[-1], 1)},
-        "samples": samples, "screenshot": str(shot),
+        "samples": samples, "screenshots": [str(shot), str(end_shot)],
     }
 
 
@@ -410,7 +475,10 @@ def main() -> None:
     parser.add_argument("--base-url", help="a vLLM server (default: the embedded model)")
     parser.add_argument("--model", default="smollm2-135m", help="served model name (with --base-url)")
     parser.add_argument("--templates", nargs="+", default=["think", "direct", "plan"])
-    parser.add_argument("--template", default=None, help="continuation and browser: the template (default direct, the bundled model's)")
+    parser.add_argument("--template", default=None,
+                        help="continuation: the template (default direct); browser: override the model's own (default: as lwz serve registers it)")
+    parser.add_argument("--screenshot", type=Path, help="browser: the Write tab at the end, here (and NAME-end.png: the ending)")
+    parser.add_argument("--name", help="results file name without .json (default long_PART)")
     parser.add_argument("--target", type=int, default=None, help="target words (default 600; browser 10,000)")
     parser.add_argument("--prompt", help="browser: the request (default: the lighthouse story)")
     parser.add_argument("--scripted", type=float, metavar="WORDS_PER_S",
@@ -433,7 +501,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.target is None:
         args.target = 10_000 if args.part == "browser" else 600
-    if args.template is None and args.part in ("continuation", "browser", "penalties"):
+    if args.template is None and args.part in ("continuation", "penalties"):
         args.template = "direct"
     started = time.monotonic()
     result = {"templates": bench_templates, "penalties": bench_penalties, "buckets": bench_buckets, "continuation": bench_continuation,
@@ -442,7 +510,7 @@ def main() -> None:
     result.setdefault("repetition_penalty", args.repetition_penalty)
     result["load_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"long_{args.part}.json"
+    path = args.out / f"{args.name or 'long_' + args.part}.json"
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "samples")}, indent=2, ensure_ascii=False)[:6000])
     print(f"written to {path}", file=sys.stderr)

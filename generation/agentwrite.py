@@ -266,10 +266,12 @@ class _Run:
         first = stats["rounds"] == 0
         call = _request(self.plan, rendered, max_tokens=max_tokens, min_tokens=min_tokens)
         stats["rounds"] += 1
-        async with aclosing(_stream(self.plan, call, out, self.cancel, first=first)) as items:
-            async for item in items:
-                yield item
-        self.completion += out.tokens
+        try:
+            async with aclosing(_stream(self.plan, call, out, self.cancel, first=first)) as items:
+                async for item in items:
+                    yield item
+        finally:  # also when the caller stops reading (a section stopped at its length)
+            self.completion += out.tokens
         if out.error:
             self.stopped = "error"
         elif out.finish == "cancelled":

@@ -54,7 +54,13 @@ _BUDGET_CLAUSE = re.compile(r"[\s\-–—,，;；(（\[]*(?:(?:word\s*count|leng
 """A word count at the end of a line, with what surrounds it ("- Word count: 300 words",
 "(300 words, the conclusion)")."""
 _COUNT_LABEL = re.compile(r"\s*[-–—]\s*(?:word\s*count|字数).*$", re.I)
-_PLACEHOLDER = re.compile(r"<[^>]*>")
+_PLACEHOLDER = re.compile(
+    r"<[^>]*>|\[[^\]]*\]|\b(?:main (?:point|idea)|section title|part number|what (?:the|this) (?:section|part) "
+    r"(?:says|covers)|word count|(?:paragraphs?|sections?) should)\b|要点|字数", re.I)
+"""A line that copies the planning request's own form instead of giving a point: a placeholder
+("<what the section says>", "[section title]") or the request's words ("the main idea", "All
+paragraphs should have one length"), as the bundled model wrote in the 10,000-word browser run
+(``benchmarks/results/long_browser_default_10k.json``)."""
 _TRIM = " \t-–—:：.;；,，\"'“”‘’*_"
 
 

@@ -200,7 +200,7 @@ def _report(args: argparse.Namespace, result: dict, line: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.kinds import kind_of
+    from training.kinds import UNGATED, kind_of
     from training.runner import run_training
 
     options = options_from_args(args)
@@ -214,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     seen = f", {tokens['seen']} tokens seen" if tokens else ""
     print(f"run {summary['run_id']} complete: {summary['metrics']['steps']} steps{seen}, checkpoint {summary['output_dir']}")
     kind = kind_of(args.train_kind)
-    if "registered" in summary and kind.registers == "direct":
+    if "registered" in summary and kind.registers == UNGATED:
         reg = summary["registered"]
         parent = f" (parent {reg['parent']})" if reg["parent"] else ""
         print(f"registered model {reg['name']}{parent}, a base for the next stage, e.g.:")

@@ -35,6 +35,10 @@ PAPER_ROLLOUT = {"num_generations": 32, "max_completion_length": 14_000, "temper
                  "epsilon": 0.2, "beta": 0.0}
 
 
+THROUGH_GATE, UNGATED = "gate", "direct"
+"""How a finished run registers its checkpoint: through the reward-hacking gate, or without it."""
+
+
 @dataclass(frozen=True)
 class Kind:
     """One training kind. ``rows(options, session_factory, *, template, api)`` returns
@@ -54,7 +58,7 @@ class Kind:
     gpu_defaults: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     context_max_length: bool = False
-    registers: str | None = "gate"  # "gate": through the reward-hacking gate; "direct": without; None: cannot
+    registers: str | None = "gate"  # THROUGH_GATE: through the reward-hacking gate; UNGATED: without; None: cannot
     vote_filters: bool = False
     reads_texts: bool = False  # plain text files (pretrain), not an export dataset or the database
     unit: str = "examples"
@@ -202,7 +206,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          flags=("texts", "mix", "text_column", "max_length"),
          cpu_defaults={"per_device_train_batch_size": 1, "learning_rate": 1e-5},
          fixed={**PRETRAIN_FIXED, "packing_strategy": "wrapped", "include_num_input_tokens_seen": "non_padding"},
-         context_max_length=True, registers="direct", reads_texts=True, unit="documents",
+         context_max_length=True, registers=UNGATED, reads_texts=True, unit="documents",
          configure=_configure_pretrain),
 )}
 

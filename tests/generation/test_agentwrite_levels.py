@@ -201,3 +201,21 @@ def test_a_part_the_model_gives_no_sections_is_one_section_on_the_part_s_point_w
     writes = [r for r in backend.requests if kind(r) == "write"]
     assert [r.max_tokens for r in writes] == [section_tokens(1_000, 1.0)] * 2  # a long section's request still fits
     assert text(events, Answer).endswith(".") and plan.stats["ending"] == "short"
+
+
+def test_the_tokens_of_sections_stopped_at_their_length_are_counted():
+    """Seen through the Write tab at 10,000 words: every section was stopped at a sentence end past
+    its length, and the row said 3,478 tokens for 10,317 words (only the planning requests counted)."""
+    from generation.events import Done
+
+    def respond(request):
+        if kind(request) == "parts":
+            return FOUR_LINES, "stop"
+        if kind(request) == "sections":
+            return "1. The first event\n2. The second event\n3. The third event\n", "stop"
+        return prose(2_000), "stop"  # far past any section's length: the length control stops it
+
+    backend, plan, events = plan_run(respond, 3_000)
+    assert [s["finish"] for s in plan.stats["sections"]].count("target") >= 3
+    (done,) = [e for e in events if isinstance(e, Done)]
+    assert done.completion_tokens >= count_words(text(events, Answer))  # one token a word, as scripted

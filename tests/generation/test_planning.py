@@ -90,3 +90,18 @@ def test_a_chinese_outline_reads_back_exactly():
             + part_block("zh", part=1, point="新生", sections=sections[1:], first=2, ending=True))
     assert text.splitlines()[-1] == "2. 小镇重建（400字，结尾）"
     assert read_outline(text, 1000, "zh") == Outline(("灾难", "新生"), tuple(sections))
+
+
+def test_lines_that_copy_the_planning_request_are_not_points():
+    """The bundled model, asked for a plan at 10,000 words, wrote the request's own form back
+    (benchmarks/results/long_browser_default_10k.json): none of it is a point."""
+    from generation.planning import parse_items
+
+    reply = "\n".join([
+        "Part 1 - Main point: [part number] (the main idea)",
+        "Section 2 - Main point: [section title]",
+        "Section 3 - Main point: All paragraphs should have one length",
+        "Section 4 - Main point: What the section says - Word count: 300 words",
+        "Section 5 - Main point: The keeper finds the letter behind the loose brick - Word count: 300 words",
+    ])
+    assert [item.point for item in parse_items(reply)] == ["The keeper finds the letter behind the loose brick"]
