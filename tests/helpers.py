@@ -83,12 +83,13 @@ class ScriptedOpenAIServer:
     ``GET /v1/models`` lists one model, ``POST .../tokenize`` counts about a token per 4 bytes, and
     a chat completion streams the text pieces ``script(body)`` yields (``body`` is the request's
     JSON), four tokens a piece, then finishes with ``length``. With ``hang=True`` the stream stays
-    open after the script instead, until :meth:`stop`. Use as a context manager or call
-    :meth:`stop`; ``base_url`` ends in ``/v1``.
+    open after the script instead, until :meth:`stop`; with ``silent=True`` a completion request
+    is read and never answered (no headers, no byte), until :meth:`stop`. Use as a context manager
+    or call :meth:`stop`; ``base_url`` ends in ``/v1``.
     """
 
-    def __init__(self, script: Callable[[dict], Iterable[str]], *, hang: bool = False, model: str = "scripted",
-                 max_model_len: int = 32768) -> None:
+    def __init__(self, script: Callable[[dict], Iterable[str]] = lambda body: (), *, hang: bool = False,
+                 silent: bool = False, model: str = "scripted", max_model_len: int = 32768) -> None:
         release = self._release = threading.Event()
 
         class Handler(BaseHTTPRequestHandler):
@@ -110,6 +111,9 @@ class ScriptedOpenAIServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
                 if self.path.endswith("/tokenize"):
                     self._json({"count": len(json.dumps(body)) // 4 + 1})
+                    return
+                if silent:
+                    release.wait()
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

@@ -33,7 +33,7 @@ from arena.service import next_battle
 from storage.engine import session_scope
 from storage.models import Vote
 from storage.users import get_user
-from tests.helpers import user_id
+from tests.helpers import ScriptedOpenAIServer, user_id
 from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, start_live_app
 
 pytestmark = pytest.mark.slow
@@ -446,43 +446,7 @@ def test_a_download_is_served_to_its_owner_only(target):
 # --- issue 25, second pass: blind battles, instant votes, private requests, inert names, stalls,
 # --- interrupted rows and an opaque pool (one block; each function fails on the code before it) ---
 
-def _silent_model_server(release):
-    """An OpenAI-compatible server that lists its model and counts tokens, but accepts a completion
-    request and never answers it (no headers, no byte): the stall limit must still end it."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Silent(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def _json(self, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.endswith("/tokenize"):
-                self._json({"count": 12})
-                return
-            release.wait()  # accepted, read, never answered
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def test_a_backend_that_never_sends_headers_is_stopped_by_the_stall_limit(sqlite_engine, monkeypatch):
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from generation import stall
@@ -490,21 +454,17 @@ def test_a_backend_that_never_sends_headers_is_stopped_by_the_stall_limit(sqlite
     from writing.store import generate_to_row
     from storage.catalog import add_model
 
-    release = threading.Event()
-    server = _silent_model_server(release)
+    server = ScriptedOpenAIServer(silent=True, model="fake", max_model_len=4096)  # accepts, never answers
     monkeypatch.setenv(stall.ENV_VAR, "2")
     with session_scope(sqlite_engine) as s:
-        add_model(s, name="silent", backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
-                  model_id="fake", template="direct")
+        add_model(s, name="silent", backend="openai", base_url=server.base_url, model_id="fake", template="direct")
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         running = pool.submit(generate_to_row, sqlite_engine, model="silent",
                               request=GenerationRequest("Write about a silent harbour.", max_tokens=30))
         gen = running.result(timeout=120)  # before: no end until the client's 300 s read timeout
     finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
+        server.stop()
         pool.shutdown(wait=False)
     assert gen.status == "failed" and "stall limit" in gen.error
 
@@ -566,8 +526,6 @@ def test_a_writers_private_request_never_enters_a_fill_of_every_prompt(sqlite_en
     """Wendy types a request in the Write path (the real service, against a server that then goes
     silent); ``lwz battles fill --all`` must plan answers for the imported prompts only, and the
     line printed after registration is bounded."""
-    import threading
-
     from arena.fill import FillOptions, plan_jobs
     from generation import stall
     from generation.request import GenerationRequest
@@ -576,16 +534,14 @@ def test_a_writers_private_request_never_enters_a_fill_of_every_prompt(sqlite_en
     from storage.catalog import add_model, import_prompts
     from storage.users import add_user
 
-    release = threading.Event()
-    server = _silent_model_server(release)
+    server = ScriptedOpenAIServer(silent=True, model="fake", max_model_len=4096)  # accepts, never answers
     monkeypatch.setenv(stall.ENV_VAR, "2")
     prompts = tmp_path / "arena.jsonl"
     prompts.write_text('{"prompt": "Write about the sea.", "length": 400}\n', encoding="utf-8")
     with session_scope(sqlite_engine) as s:
         for name in MODELS:
             add_model(s, name=name, backend="local")
-        add_model(s, name="silent", backend="openai", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1",
-                  model_id="fake", template="direct")
+        add_model(s, name="silent", backend="openai", base_url=server.base_url, model_id="fake", template="direct")
         wendy = add_user(s, name="wendy", role="writer").id
         import_prompts(s, path=prompts)
     secret = f"My private diary entry {uuid.uuid4().hex}: write it up as a letter."
@@ -593,9 +549,7 @@ def test_a_writers_private_request_never_enters_a_fill_of_every_prompt(sqlite_en
         typed = generate_to_row(sqlite_engine, model="silent", author_id=wendy,
                                 request=GenerationRequest(secret, max_tokens=30))
     finally:
-        release.set()
-        server.shutdown()
-        server.server_close()
+        server.stop()
     jobs, _ = plan_jobs(sqlite_engine, options=FillOptions(models=MODELS, all_prompts=True))
     assert jobs and typed.prompt_id not in {job.prompt_id for job in jobs}
     assert all(secret not in job.text for job in jobs)
@@ -692,53 +646,6 @@ def test_a_model_name_and_bare_urls_render_no_image_and_no_link(sqlite_engine):
     assert not live.search(shown) and shown.replace("\\", "") == stored
 
 
-def _cutting_model_server():
-    """An OpenAI-compatible server whose every answer stops at the token limit (``finish_reason``
-    ``length``), as a small ``--max-tokens`` makes a real one do."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Cutting(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def _json(self, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._json({"object": "list", "data": [{"id": "fake", "object": "model", "max_model_len": 4096}]})
-
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-            if self.path.endswith("/tokenize"):
-                self._json({"count": 12})
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            words = ["The ", "tide ", "came ", "in ", "slowly ", "over ", "the ", "sand "]
-            for index, word in enumerate(words, start=1):
-                last = index == len(words)
-                choice = ({"index": 0, "delta": {"content": word}} if "messages" in body else {"index": 0, "text": word})
-                choice["finish_reason"] = "length" if last else None
-                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake", "choices": [choice],
-                         "usage": {"prompt_tokens": 12, "completion_tokens": index, "total_tokens": 12 + index}}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Cutting)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def test_a_fill_that_forms_no_battle_says_why_and_each_role_is_told_what_it_can_do(sqlite_url, capsys, tmp_path):
     from arena.service import next_battle
     from lwz_cli.main import main
@@ -748,8 +655,10 @@ def test_a_fill_that_forms_no_battle_says_why_and_each_role_is_told_what_it_can_
 
     engine = make_engine(sqlite_url)
     upgrade(engine)
-    server = _cutting_model_server()
-    base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    # every answer stops at the token limit (finish_reason length), as a small --max-tokens makes a real one do
+    server = ScriptedOpenAIServer(lambda body: ["The tide ", "came in ", "slowly over ", "the sand "], model="fake",
+                                  max_model_len=4096)
+    base_url = server.base_url
     with session_scope(engine) as s:
         for name in MODELS:
             add_model(s, name=name, backend="openai", base_url=base_url, model_id="fake", template="direct")
@@ -766,8 +675,7 @@ def test_a_fill_that_forms_no_battle_says_why_and_each_role_is_told_what_it_can_
         main(["--db", sqlite_url, "battles", "fill", "--prompts", str(prompts), "--models", ",".join(MODELS),
               "--max-tokens", "8"])
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
     out = capsys.readouterr().out
     assert "formed 0 battles" in out
     assert "cut at --max-tokens 8, and cut texts cannot battle: raise --max-tokens" in out, out
