@@ -104,7 +104,7 @@ def write_through_app(client, fn_index: int, engine, target_words: int) -> dict:
     from tests.live_app import raw_call
 
     sent = time.monotonic()
-    messages = raw_call(client, fn_index, [REQUEST, target_words, "smollm2-135m", TEMPERATURE, TOP_P, str(SEED), None],
+    messages = raw_call(client, fn_index, [REQUEST, target_words, "smollm2-135m", TEMPERATURE, TOP_P, str(SEED), None, "auto"],
                         timeout=READY_TIMEOUT_S)
     if messages[-1].get("msg") != "process_completed" or not messages[-1].get("success"):
         raise RuntimeError(f"the write request failed: {json.dumps(messages[-1])[:500]}")

@@ -7,14 +7,16 @@ trusted proxy). ``POST /logout`` revokes every session of the user, on every pro
 link cannot sign anyone out: ``GET /logout`` is refused.
 
 Password checks are slow on purpose, so they run off the event loop in a bounded pool
-(:class:`PasswordChecks`): at most :data:`PASSWORD_CHECKS_AT_ONCE` at once per process, and at
-most one per client address, so a burst of wrong sign-ins from one address holds one slot and
-another user's sign-in takes the other.
+(:class:`PasswordChecks`): at most :data:`PASSWORD_CHECKS_AT_ONCE` at once per process, at most
+one per client address, and sign-ins from addresses whose last check failed served after everyone
+else's, so a crowd of wrong sign-ins (from one address or many) cannot queue ahead of another user.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' `Request` annotations at run time.
 
 import logging
+import time
+from collections import deque
 
 from sqlalchemy.engine import Engine
 
@@ -24,35 +26,94 @@ log = logging.getLogger("lwz.auth")
 
 PASSWORD_CHECKS_AT_ONCE = 2
 """Password hashes computed at once per process; more sign-ins wait their turn, the event loop never."""
+SUSPECT_S = 300.0
+"""How long an address whose password check failed waits behind other addresses' sign-ins."""
+MAX_REMEMBERED = 100_000
+"""Addresses with a recent failure kept in memory per process (the oldest are forgotten first)."""
 AUTH_MESSAGE = "After 10 failed sign-ins for a name or from one address, sign-in pauses for 5 minutes."
 
 
 class PasswordChecks:
-    """A bounded pool for password checks: ``at_once`` threads, and one lane per client address.
+    """A bounded pool for password checks: ``at_once`` threads, one lane per client address, and
+    sign-ins from addresses without a recent failure served first.
 
     A sign-in waits first for its address's lane (so one address never holds more than one
-    thread), then for a thread. Made inside the server's event loop, on first use.
+    thread), then for a thread. When every thread is busy, a waiting sign-in from an address whose
+    last check failed within ``suspect_s`` seconds goes behind every sign-in from other addresses:
+    a crowd of wrong sign-ins, from one address or from many, makes someone else's sign-in wait
+    for at most the checks already running, never for the crowd. Made inside the server's event
+    loop, on first use; in one process only (each process has its own pool).
     """
 
-    def __init__(self, at_once: int = PASSWORD_CHECKS_AT_ONCE):
-        self.at_once = at_once
-        self.limiter = None
+    def __init__(self, at_once: int = PASSWORD_CHECKS_AT_ONCE, *, suspect_s: float = SUSPECT_S):
+        self.at_once, self.suspect_s = at_once, suspect_s
+        self.running = 0
+        self.waiting: tuple[deque, deque] = (deque(), deque())  # (clean addresses, suspect ones), each in order
         self.lanes: dict[str, list] = {}  # address -> [lock, sign-ins waiting or running]
+        self.failed: dict[str, float] = {}  # address -> monotonic time of its last failed check
+
+    def suspect(self, address: str) -> bool:
+        """Whether ``address``'s last check failed within ``suspect_s`` seconds."""
+        at = self.failed.get(address)
+        return at is not None and time.monotonic() - at < self.suspect_s
 
     async def run(self, address: str, work):
         import anyio
 
-        if self.limiter is None:
-            self.limiter = anyio.CapacityLimiter(self.at_once)
         lane = self.lanes.setdefault(address, [anyio.Lock(), 0])
         lane[1] += 1
         try:
             async with lane[0]:
-                return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+                await self._take(suspect=self.suspect(address))
+                try:
+                    result = await anyio.to_thread.run_sync(work)
+                except Exception:
+                    self._remember_failure(address)
+                    raise
+                finally:
+                    self._give_back()
+                self.failed.pop(address, None)
+                return result
         finally:
             lane[1] -= 1
             if lane[1] == 0:
                 del self.lanes[address]
+
+    async def _take(self, *, suspect: bool) -> None:
+        """Wait for a thread: at once when one is free and nobody of the same or a better rank waits."""
+        import anyio
+
+        ahead = self.waiting[0] or (suspect and self.waiting[1])
+        if self.running < self.at_once and not ahead:
+            self.running += 1
+            return
+        turn = anyio.Event()
+        queue = self.waiting[1 if suspect else 0]
+        queue.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if turn in queue:
+                queue.remove(turn)
+            else:  # handed a thread while being cancelled: pass it on
+                self._give_back()
+            raise
+
+    def _give_back(self) -> None:
+        """Hand the thread to the first waiting sign-in (clean addresses first), or free it."""
+        for queue in self.waiting:
+            if queue:
+                queue.popleft().set()
+                return
+        self.running -= 1
+
+    def _remember_failure(self, address: str) -> None:
+        now = time.monotonic()
+        if len(self.failed) >= MAX_REMEMBERED:  # forget the stale ones first; memory stays bounded
+            self.failed = {a: t for a, t in self.failed.items() if now - t < self.suspect_s}
+            if len(self.failed) >= MAX_REMEMBERED:
+                self.failed.pop(next(iter(self.failed)))
+        self.failed[address] = now
 
 
 class DatabaseTokens:

@@ -6,6 +6,7 @@ The same rules are attacked over real HTTP in ``tests/security/test_attacks.py``
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -236,6 +237,44 @@ def test_one_address_holds_one_password_check_at_a_time():
 
     other, seen, lanes = asyncio.run(scenario())
     assert other == "victim" and seen == ["attacker"] and lanes == {}
+
+
+def test_wrong_sign_ins_from_many_addresses_do_not_queue_ahead_of_another_user():
+    """Sixteen addresses whose last check failed keep both threads busy and a queue waiting; a
+    sign-in from a clean address takes the next free thread, ahead of the whole queue."""
+    import threading
+
+    from webapp.signin_routes import PasswordChecks
+
+    release, order, lock = threading.Event(), [], threading.Lock()
+
+    def wrong(address):
+        def work():
+            with lock:
+                order.append(address)
+            release.wait(30)
+            raise ValueError("wrong password")
+        return work
+
+    async def scenario():
+        checks = PasswordChecks(at_once=2)
+        attackers = [f"10.7.0.{i}" for i in range(16)]
+        for address in attackers:  # each has failed once: now suspect
+            checks.failed[address] = time.monotonic()
+        crowd = [asyncio.create_task(checks.run(a, wrong(a))) for a in attackers]
+        await asyncio.sleep(0.05)
+        assert checks.running == 2 and len(checks.waiting[1]) == 14
+        victim = asyncio.create_task(checks.run("10.7.1.1", lambda: order.append("victim") or "victim"))
+        await asyncio.sleep(0.05)
+        release.set()  # the two running checks end; the next thread goes to the victim
+        result = await asyncio.wait_for(victim, timeout=30)
+        await asyncio.gather(*crowd, return_exceptions=True)
+        return result, checks
+
+    result, checks = asyncio.run(scenario())
+    assert result == "victim" and order.index("victim") <= 3, order  # after the two running (and at most one handed over with it), never after the crowd
+    assert checks.running == 0 and checks.lanes == {} and "10.7.1.1" not in checks.failed
+    assert all(checks.suspect(f"10.7.0.{i}") for i in range(16))
 
 
 def test_origins_are_compared_as_browsers_send_them():

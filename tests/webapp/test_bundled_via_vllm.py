@@ -36,7 +36,7 @@ def finished_on_child(root_url: str) -> float:
 
 def write(app, client, fn_index) -> int:
     """One short Write-tab request; the id of its row, which must hold generated tokens and no error."""
-    messages = raw_call(client, fn_index, ["Write a short poem about rain.", 20, "smollm2-135m", 0.6, 0.95, "1", None],
+    messages = raw_call(client, fn_index, ["Write a short poem about rain.", 20, "smollm2-135m", 0.6, 0.95, "1", None, "auto"],
                         timeout=300)
     assert messages[-1]["msg"] == "process_completed" and messages[-1]["success"], messages[-1]
     from storage.generations import list_generations

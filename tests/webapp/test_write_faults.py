@@ -101,7 +101,7 @@ def test_a_backend_dying_mid_stream_keeps_the_partial_text_as_interrupted(live_a
     write = fn_index_of(gradio_config(client), "write")
     result = {}
     worker = threading.Thread(target=lambda: result.update(messages=raw_call(
-        client, write, ["Write a long essay about harbours.", 3000, vllm_server.model, 0.6, 0.95, "", 16, "auto"],
+        client, write, ["Write a long essay about harbours.", 3000, vllm_server.model, 0.6, 0.95, "", 16, "one request"],
         timeout=600)))
     worker.start()
     deadline = time.monotonic() + 600
@@ -110,6 +110,7 @@ def test_a_backend_dying_mid_stream_keeps_the_partial_text_as_interrupted(live_a
             rows = list_generations(s)
         if rows and (rows[0].think or rows[0].answer):
             break
+        assert worker.is_alive() or rows, f"the request was not started: {json.dumps(result.get('messages'))[-600:]}"
         time.sleep(0.5)
     relay.cut()
     worker.join(timeout=120)
