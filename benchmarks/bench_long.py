@@ -157,30 +157,7 @@ def _generate(engine, model: str, prompt: str, *, target: int, seed: int, think_
 
     started = time.monotonic()
     request = GenerationRequest(prompt, target_words=target, seed=seed, think_budget=think_budget, max_tokens=max_tokens)
-    if stop_at is None:
-        return generate_to_row(engine, model=model, request=request), time.monotonic() - started
-    import asyncio
-    from contextlib import aclosing
-
-    from generation.events import Started
-    from storage.engine import session_scope
-    from storage.generations import get_generation
-    from writing.store import generate_and_store
-
-    async def consume() -> int:
-        cancel, generation_id = asyncio.Event(), None
-        asyncio.get_running_loop().call_later(max(0.0, stop_at - time.time()), cancel.set)
-        async with aclosing(generate_and_store(engine, model=model, request=request, cancel=cancel)) as events:
-            async for event in events:
-                if isinstance(event, Started):
-                    generation_id = event.generation_id
-        return generation_id
-
-    generation_id = asyncio.run(consume())
-    with session_scope(engine) as session:
-        row = get_generation(session, generation_id=generation_id)
-        session.expunge(row)
-    return row, time.monotonic() - started
+    return generate_to_row(engine, model=model, request=request, stop_at=stop_at), time.monotonic() - started
 
 
 def _summary(runs: list[dict]) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import aclosing
 from typing import AsyncIterator, Optional
 
@@ -46,12 +47,16 @@ async def generate_and_store(
             yield event
 
 
-def generate_to_row(engine, **kwargs):
+def generate_to_row(engine, *, stop_at: Optional[float] = None, **kwargs):
     """:func:`generate_and_store` run to the end; returns the finished Generation row.
-    For CLIs and tests (it runs its own event loop)."""
+    For CLIs, tests and benchmarks (it runs its own event loop). ``stop_at`` (a ``time.time()``
+    value) cancels the run then, as a closed page does; the row keeps what it wrote."""
 
     async def consume() -> int:
         generation_id = None
+        if stop_at is not None:
+            kwargs["cancel"] = cancel = asyncio.Event()
+            asyncio.get_running_loop().call_later(max(0.0, stop_at - time.time()), cancel.set)
         async with aclosing(generate_and_store(engine, **kwargs)) as events:
             async for event in events:
                 if isinstance(event, Started):

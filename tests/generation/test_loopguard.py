@@ -156,3 +156,35 @@ def test_the_stored_row_says_looping(monkeypatch, sqlite_engine):
     assert row.finish_reason == LOOPING and row.params["ending"] == LOOPING
     assert row.status == "truncated"  # not complete: it does not go to the arena, and Continue is offered
     assert row.answer_words - count_words(essay_prefix() + CHATTER) <= 300
+
+
+def test_a_run_to_its_row_stops_at_its_stop_time_and_keeps_what_it_wrote(monkeypatch, sqlite_engine):
+    """``generate_to_row(stop_at=...)`` (the long benchmarks' deadline) cancels as a closed page does."""
+    import asyncio
+    import time
+
+    import generation.backends
+    from generation.backends.base import Delta, Finish
+    from generation.request import GenerationRequest
+    from storage.catalog import add_model
+    from storage.engine import session_scope
+    from tests.generation.test_control_logic import SizedBackend, words
+    from writing.store import generate_to_row
+
+    class Slow(SizedBackend):
+        async def stream(self, request, *, cancel=None):
+            for index, word in enumerate(words(400).split()):
+                if cancel is not None and cancel.is_set():
+                    yield Finish("cancelled", 10, index)
+                    return
+                yield Delta(word + " ", 1)
+                await asyncio.sleep(0.01)
+            yield Finish("stop", 10, 400)
+
+    monkeypatch.setattr(generation.backends, "backend_for", lambda entry: Slow(at_most=20, exact=20))
+    with session_scope(sqlite_engine) as session:
+        add_model(session, name="m", backend="openai", base_url="http://x/v1", model_id="m", template="direct")
+    row = generate_to_row(sqlite_engine, model="m", request=GenerationRequest("Write an essay.", target_words=3000),
+                          stop_at=time.time() + 1.0)
+    assert row.status == "interrupted" and row.answer, row
+    assert row.answer_words == count_words(row.answer) and 0 < row.answer_words < 400
