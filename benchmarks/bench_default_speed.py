@@ -42,6 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.helpers import group_alive  # noqa: E402
+
 REQUEST = "Write a 600-word essay about the history of lighthouses and the people who kept them."
 TARGET_WORDS = 600
 TOKENS = 300
@@ -127,14 +129,6 @@ def _wait_for(pattern: str, log_path: Path, process, timeout: float) -> re.Match
             raise RuntimeError(f"lwz serve exited:\n{log_path.read_text(errors='replace')[-3000:]}")
         time.sleep(0.5)
     raise RuntimeError(f"{pattern!r} did not appear within {timeout:.0f} s:\n{log_path.read_text(errors='replace')[-3000:]}")
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def save(result: dict) -> None:

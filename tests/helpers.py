@@ -170,3 +170,12 @@ def add_writer_and_judge(engine, *, writer: str, vllm_server, judge: ScriptedOpe
                   template="direct")
         add_model(session, name="judge", backend="openai", base_url=judge.base_url, model_id="judge",
                   template="direct")
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the process group ``pgid`` is still alive."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -19,6 +19,7 @@ import pytest
 
 from storage.engine import session_scope
 from storage.generations import get_generation
+from tests.helpers import group_alive
 from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, start_live_app
 from tests.vllm_server import READY_TIMEOUT_S, VLLM_PYTHON
 
@@ -57,14 +58,6 @@ def wait_for_line(app, pattern: re.Pattern, timeout: float) -> re.Match:
         assert app.alive(), app.log()[-4000:]
         time.sleep(1)
     pytest.fail(f"lwz serve never logged {pattern.pattern!r}:\n{app.log()[-4000:]}")
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def test_serve_writes_in_process_while_the_child_warms_then_on_the_child_and_leaves_none(tmp_path):
