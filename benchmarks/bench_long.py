@@ -145,7 +145,8 @@ def _measure(row, target: int, seconds: float) -> dict:
             "distinct4": round(distinct_n(row.answer, 4), 3), "status": row.status, "finish": row.finish_reason,
             "ending": (row.params or {}).get("ending"), "tokens": row.completion_tokens, "seconds": round(seconds, 1),
             "plan_words": row.think_words, "sections": len((row.params or {}).get("sections", [])),
-            "method": (row.params or {}).get("method"), "template_used": (row.params or {}).get("template")}
+            "method": (row.params or {}).get("method"), "template_used": (row.params or {}).get("template"),
+            "loops_stopped": len((row.params or {}).get("loops") or [])}
 
 
 def _generate(engine, model: str, prompt: str, *, target: int, seed: int, think_budget=None, max_tokens=None,
@@ -174,6 +175,7 @@ def _summary(runs: list[dict]) -> dict:
         summary.update({
             "complete_sentence_end_share": round(statistics.mean(bool(r["ends_on_complete_sentence"]) for r in runs), 3),
             "looping": sum(str(r["ending"]) == "looping" for r in runs),
+            "loops_stopped_within_texts": sum(r.get("loops_stopped", 0) for r in runs if str(r["ending"]) != "looping"),
             "planned_texts": len(planned), "sections": sections,
             # over all sections of the planned texts (None: no text was planned)
             "sections_with_point_share": round(sum(p["with_point"] * p["n_sections"] for p in planned) / sections, 3)

@@ -15,10 +15,15 @@ for models that do not think by themselves or cannot write long in one request.
    one) and the tail of the text so far, so it stays within the model's context at any length.
    A section is shown up to its last complete sentence (``SentenceGate``): one cut by a cap
    ends on a sentence end, never mid-word. The last section is asked to conclude the piece.
+   A section the loop guard stops (``looping``) keeps what the guard saw, and writing goes on with
+   the next section at a higher repetition penalty (PENALTY_STEP, up to MAX_PENALTY); a last
+   section that loops is written again, so the text still gets its ending. LOOPS_IN_A_ROW such
+   sections in a row stop the text as ``looping`` (a continuation resumes it).
 
 One stored generation: ``plan.stats["plan"]`` gives the outline (point, budget, part, the ending)
-and ``plan.stats["sections"]`` per-section figures (point, budget, words, how it ended, where it
-sits in the answer). A continuation resumes at the first section not yet written.
+and ``plan.stats["sections"]`` per-section figures (point, budget, the words asked for, words, how it
+ended, where it sits in the answer), and ``plan.stats["loops"]`` the sections the loop guard stopped (where, and
+the penalty that followed). A continuation resumes at the first section not yet written.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from typing import TYPE_CHECKING, AsyncIterator, Callable, Optional, Union
 
 from core.errors import UserError
 from generation.backends.base import BackendRequest, Delta, Finish
-from generation.control import BROKE_DOWN, CONCLUDED, CUT, LOOPING, NATURAL, SHORT, LengthController, SentenceGate
+from generation.control import (BROKE_DOWN, CONCLUDED, CUT, LOOPING, NATURAL, SHORT, LengthController, SentenceGate,
+                                last_sentence_end)
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Event, Queued, Think
 from generation.length import MAX_FRACTION, SHORT_FRACTION
@@ -62,6 +68,17 @@ SECTION_MIN_SHARE = 0.6
 SEPARATOR = "\n\n"
 PROMPT_SLACK_WORDS = 64
 """Added to a section request's words when its length in tokens is estimated (markup, numbers)."""
+PENALTY_STEP = 0.05
+"""After a section the loop guard stopped, the repetition penalty of the sections that follow
+rises by this much (from the request's, or 1.0 without one)..."""
+MAX_PENALTY = 1.2
+"""...up to this (the bundled model breaks into nonsense at 1.2 in one request; a section is
+short, and a loop is worse)."""
+MIN_ENDING_WORDS = 80
+"""A last section written again after a loop asks for at least this many words."""
+LOOPS_IN_A_ROW = 2
+"""This many sections in a row stopped by the loop guard, even at the raised penalty, stop the text
+as ``looping``."""
 
 _SYSTEM = {
     "en": "You are a skilled writer who plans long pieces before writing them, section by section.",
@@ -228,8 +245,10 @@ def outline_view(lang: str, outline: Outline, index: int) -> str:
     return "\n".join(view)
 
 
-def render_section_step(prompt: str, lang: str, *, outline: Outline, index: int, text_so_far: str) -> "Rendered":
-    """Writing section ``index`` (0-based): the request, the outline view, the tail of the text so far."""
+def render_section_step(prompt: str, lang: str, *, outline: Outline, index: int, text_so_far: str,
+                        budget: Optional[int] = None) -> "Rendered":
+    """Writing section ``index`` (0-based): the request, the outline view, the tail of the text so
+    far; ``budget``: its words, when not the outline's (see :func:`section_budget`)."""
     words = text_so_far.split()
     tail = " ".join(words[-TAIL_WORDS:]) if lang == "en" else text_so_far[-TAIL_WORDS * 2:]
     section = outline.sections[index]
@@ -237,7 +256,7 @@ def render_section_step(prompt: str, lang: str, *, outline: Outline, index: int,
     user = _SECTION_ASK[lang].format(
         prompt=prompt, outline=outline_view(lang, outline, index),
         so_far=_SO_FAR[lang].format(tail=tail) if tail.strip() else "", i=index + 1, n=n, point=section.point,
-        words=section.words, last=_LAST[lang] if index == n - 1 else "")
+        words=section.words if budget is None else budget, last=_LAST[lang] if index == n - 1 else "")
     return _rendered(lang, user)
 
 
@@ -256,6 +275,8 @@ class _Run:
     cancel: Optional[asyncio.Event]
     think_left: int = 0
     completion: int = 0
+    penalty: Optional[float] = None
+    """The repetition penalty of the next request (raised after a section that looped)."""
     stopped: Optional[str] = None
     """``error`` or ``cancelled``: the run ends."""
 
@@ -264,7 +285,7 @@ class _Run:
         """One request: its text (str) and Queued/Error events; fills ``out``."""
         stats = self.plan.stats
         first = stats["rounds"] == 0
-        call = _request(self.plan, rendered, max_tokens=max_tokens, min_tokens=min_tokens)
+        call = _request(self.plan, rendered, max_tokens=max_tokens, min_tokens=min_tokens, penalty=self.penalty)
         stats["rounds"] += 1
         try:
             async with aclosing(_stream(self.plan, call, out, self.cancel, first=first)) as items:
@@ -361,6 +382,32 @@ async def _plan_outline(run: _Run, found: list[Outline]) -> AsyncIterator[Event]
     found.append(Outline(part_points, tuple(sections)))
 
 
+def section_budget(planned: int, owed: float, remaining: int, *, again: bool = False) -> int:
+    """The words section asks for: its planned budget and its share of what the text owes its
+    plan (``owed``: the budgets of the sections written so far less their words, negative when
+    they ran over), spread over the ``remaining`` sections, this one included; held within
+    [planned / 2, 2 x planned] and MAX_SECTION_WORDS. A section that looped is short, and without
+    this the text would end short by what it lost. ``again``: a last section written again after
+    a loop asks only for what is owed (at least MIN_ENDING_WORDS)."""
+    if again:
+        return int(min(MAX_SECTION_WORDS, max(MIN_ENDING_WORDS, owed)))
+    share = owed / max(1, remaining)
+    return int(min(MAX_SECTION_WORDS, 2 * planned, max(planned / 2, planned + share)))
+
+
+def before_loop(text: str, words: int) -> str:
+    """``text`` up to where it started looping (its first ``words`` words, as
+    ``generation.counting`` counts them), trimmed back to its last sentence end."""
+    low, high = 0, len(text)
+    while low < high:  # the shortest prefix that reaches into the next word (the loop's first)
+        middle = (low + high) // 2
+        if count_words(text[:middle]) > words:
+            high = middle
+        else:
+            low = middle + 1
+    return text[:last_sentence_end(text[:low])]
+
+
 def _section_ending(controller: LengthController, finish: Optional[str], last: bool) -> str:
     """How a section ended. The last one, asked to conclude from its start, is ``concluded`` when
     the model ended it or it reached its budget at a sentence end; a cap (the hard word cap or the
@@ -384,7 +431,7 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
     request, stats = plan.request, plan.stats
     lang, target = plan.rendered.language, request.target_words
     stats.setdefault("rounds", 0)
-    run = _Run(plan, cancel, think_left=plan.budget.think)
+    run = _Run(plan, cancel, think_left=plan.budget.think, penalty=request.repetition_penalty)
     done_sections: list[dict] = list((start or {}).get("sections", []))
     answer = (start or {}).get("answer", "")
     if start is None:
@@ -402,13 +449,23 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
     sections = outline.sections
     stats["plan"] = outline.records()
     finish, ending = "stop", NATURAL
-    for index in range(len(done_sections), len(sections)):
+    loops: list[dict] = stats.setdefault("loops", [])
+    in_a_row = 0
+    index = len(done_sections)
+    context = answer
+    """The text so far as the next section request sees it: the answer without the loops the
+    guard stopped (a tail that ends in a loop asks the model to go on with it)."""
+    owed = sum(s["budget"] - s["words"] for s in done_sections)
+    again = False
+    while index < len(sections):
         section, last = sections[index], index == len(sections) - 1
-        rendered = render_section_step(request.prompt, lang, outline=outline, index=index, text_so_far=answer)
+        budget = section_budget(section.words, owed, len(sections) - index, again=again)
+        rendered = render_section_step(request.prompt, lang, outline=outline, index=index, text_so_far=context,
+                                       budget=budget)
         room = plan.context - math.ceil((count_words(rendered.raw) + PROMPT_SLACK_WORDS) * plan.tokens_per_word * 1.25)
-        max_tokens = max(16, min(section_tokens(section.words, plan.tokens_per_word), room))
-        min_tokens = min(max_tokens, math.floor(section.words * plan.tokens_per_word * SECTION_MIN_SHARE))
-        controller = LengthController(section.words, steer=False, concluding=last)
+        max_tokens = max(16, min(section_tokens(budget, plan.tokens_per_word), room))
+        min_tokens = min(max_tokens, math.floor(budget * plan.tokens_per_word * SECTION_MIN_SHARE))
+        controller = LengthController(budget, steer=False, concluding=last)
         gate = SentenceGate()
         out = _Outcome()
         fed = section_text = ""
@@ -438,7 +495,10 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
             yield Answer(rest)
         begin = len(answer) + (len(lead) if section_text else 0)
         answer += section_text
-        done_sections.append({"point": section.point, "budget": section.words, "words": count_words(section_text),
+        planned = 0 if again else section.words  # a last section written again was planned once
+        owed += planned - count_words(section_text)
+        done_sections.append({"point": section.point, "budget": planned, "asked": budget,
+                              "words": count_words(section_text),
                               "finish": controller.stop_reason or out.finish or "length",
                               "start": begin, "end": len(answer)})
         stats["sections"] = done_sections
@@ -448,9 +508,24 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
             finish, ending = "cancelled", None
             break
         ending = _section_ending(controller, out.finish, last)
-        if ending == LOOPING:  # the loop guard stopped the section: the text stops there (continue resumes)
+        if ending != LOOPING:
+            context += section_text
+            in_a_row = 0
+            index += 1
+            continue
+        in_a_row += 1
+        at = controller.guard.looping_at or 0
+        context += before_loop(section_text, at)
+        loops.append({"section": index + 1, "at_words": count_words(answer[:begin]) + at,
+                      "penalty": run.penalty})
+        if in_a_row >= LOOPS_IN_A_ROW:  # it loops even at the raised penalty: the text stops (continue resumes)
             finish = LOOPING
             break
+        run.penalty = round(min(MAX_PENALTY, (run.penalty or 1.0) + PENALTY_STEP), 3)
+        if last:  # a last section is written again, for the ending; the next section starts afresh
+            again = True
+        else:
+            index += 1
     if finish not in ("cancelled", LOOPING):
         if ending == BROKE_DOWN:  # as for the other templates: a break-down is named before a short text
             finish = "degenerate"
@@ -462,11 +537,12 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
     yield Done(finish, plan.prompt_tokens, run.completion)
 
 
-def _request(plan: "Plan", rendered: "Rendered", *, max_tokens: int, min_tokens: int) -> BackendRequest:
+def _request(plan: "Plan", rendered: "Rendered", *, max_tokens: int, min_tokens: int,
+             penalty: Optional[float]) -> BackendRequest:
     return BackendRequest(prompt=rendered.raw, system=rendered.system, user=rendered.user, assistant=rendered.prefill,
                           use_chat=plan.use_chat, max_tokens=max_tokens, min_tokens=min_tokens,
                           temperature=plan.request.temperature, top_p=plan.request.top_p,
-                          repetition_penalty=plan.request.repetition_penalty,
+                          repetition_penalty=penalty,
                           seed=plan.seed + plan.stats["rounds"], stop=rendered.stop)
 
 

@@ -82,5 +82,6 @@ def row_summary(row) -> dict:
         "ttft_ms": row.ttft_ms, "duration_ms": row.duration_ms, "ending": (row.params or {}).get("ending"),
         "continuations": len((row.params or {}).get("continuations", [])),
         "method": (row.params or {}).get("method"),
+        "loops_stopped": len((row.params or {}).get("loops") or []),
     }
 

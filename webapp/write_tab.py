@@ -29,7 +29,7 @@ from generation.templates import METHODS
 from storage.catalog import list_models
 from storage.engine import session_scope
 from storage.models import GenerationStatus
-from writing.status import CONTINUABLE
+from writing.status import CONTINUABLE, loops_caught_note
 from core.errors import UserError
 from webapp.history import HISTORY_COLUMNS, history_rows, offer_to_arena, open_generation
 from evaluation.metrics import distinct_n
@@ -252,6 +252,8 @@ def build_write_tab(gr, ctx) -> dict:
                           distinct4=distinct_n(g.answer, 4) if g.answer_words >= REPETITION_MIN_WORDS else None)
         arena_note = " · in the arena pool" if g.in_pool else ""
         loop_note = "  \n**" + safe_markdown(looping_note(g.answer)) + "**" if g.finish_reason == LOOPING else ""
+        caught = loops_caught_note((g.params or {}).get("loops") or [])
+        loop_note += "  \n" + safe_markdown(caught) if caught and g.finish_reason != LOOPING else ""
         return {
             status: summary.markdown() + arena_note + loop_note,
             progress: progress_html(g.answer_words, g.target_words),

@@ -22,3 +22,14 @@ STREAMING = GenerationStatus.streaming.value
 def status_of_finish(finish_reason: str | None) -> str:
     """The row status a stream's finish reason gives (complete for an unknown one)."""
     return STATUS_BY_FINISH.get(finish_reason or "", GenerationStatus.complete.value)
+
+
+def loops_caught_note(loops: list) -> str:
+    """What the page and the CLI say of a planned text whose loops the guard stopped, section by
+    section, while the text went on (``generation.agentwrite``): where, and what was done."""
+    if not loops:
+        return ""
+    where = ", ".join(f"section {loop['section']} (about {loop['at_words']:,} words)" for loop in loops[:5])
+    more = f" and {len(loops) - 5} more" if len(loops) > 5 else ""
+    what = "it went on with the next section at a higher repetition penalty"
+    return f"The loop guard stopped {len(loops)} looping section{'s' if len(loops) > 1 else ''}: {where}{more}; {what}."

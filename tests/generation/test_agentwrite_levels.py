@@ -149,7 +149,9 @@ def test_a_section_cut_by_its_token_cap_mid_sentence_ends_on_a_sentence_end():
     answer = text(events, Answer)
     assert answer.split("\n\n")[0].endswith(".") and answer.endswith(".")
     first, second = plan.stats["sections"]
-    assert first["finish"] == second["finish"] == "length" and first["words"] == second["words"] == 80
+    # the second section asks for the 20 words the first one owes: 120, and its cap grows with it
+    assert first["finish"] == second["finish"] == "length" and first["words"] == 80 and second["asked"] == 120
+    assert backend.requests[2].max_tokens > 88 and second["words"] > 80
     assert answer[:first["end"]] == prose(80)
 
 

@@ -17,7 +17,7 @@ def test_every_way_of_registering_the_bundled_model_gives_its_own_defaults(sqlit
         assert added.returncode == 0, added.stderr
     listed = {m["name"]: m for m in json.loads(lwz(sqlite_url, "models", "list", "--json").stdout)}
     bundled = listed["smollm2-135m"]
-    assert bundled["sampling"] == {"repetition_penalty": 1.1, "one_request_words": 2000, "languages": ["en"]}
+    assert bundled["sampling"] == {"repetition_penalty": 1.1, "one_request_words": 500, "languages": ["en"]}
     assert listed["mine"]["template"] == "auto" and listed["mine"]["sampling"] == bundled["sampling"]
     assert listed["planned"]["template"] == "plan" and listed["planned"]["sampling"]["repetition_penalty"] == 1.1
 

@@ -116,19 +116,76 @@ def test_a_looping_stream_is_stopped_as_looping(template):
     assert count_words(answer) - loop_from <= 300
 
 
-def test_a_plan_section_that_loops_stops_the_text_as_looping():
+THREE_SECTIONS = ("Section 1 - Main point: the trees - Word count: 300 words\n"
+                  "Section 2 - Main point: the water - Word count: 300 words\n"
+                  "Section 3 - Main point: the future - Word count: 300 words\n")
+
+
+ENDING = "And so the city grew its future, one tree at a time, as the plan had promised at its start."
+
+
+def looping_section() -> str:
+    return " ".join((essay_prefix(100) + LOOP_LINE * 100).split(" "))
+
+
+def plan_run(replies, *, target=750):
     from generation.templates import render
 
-    plan_text = ("Section 1 - Main point: the trees - Word count: 300 words\n"
-                 "Section 2 - Main point: the future - Word count: 300 words\n")
-    section = " ".join((essay_prefix(100) + LOOP_LINE * 100).split(" "))
-    backend = ScriptedBackend([(plan_text, "stop"), (section, "length"), ("Never asked for.", "stop")])
-    plan = plan_for(backend, template="plan", target=600, think=200, answer_max=2000)
+    backend = ScriptedBackend([(THREE_SECTIONS, "stop"), *replies])
+    plan = plan_for(backend, template="plan", target=target, think=300, answer_max=3000)
+    plan.request.repetition_penalty = 1.1
     plan.rendered = render("plan", "Write.")
-    events = events_of(plan)
-    assert len(backend.requests) == 2  # the plan, the looping section; nothing after it
-    assert plan.stats["sections"][0]["finish"] == LOOPING
+    return backend, plan, events_of(plan)
+
+
+def test_a_plan_section_that_loops_is_stopped_and_the_next_section_is_written_at_a_higher_penalty():
+    fine = " ".join(essay_prefix(320).split(" "))
+    ending = " ".join(essay_prefix(230).split(" ")) + " " + ENDING
+    backend, plan, events = plan_run([(looping_section(), "length"), (fine, "length"), (ending, "stop")])
+    assert len(backend.requests) == 4  # the plan, the looping section, then sections 2 and 3
+    # the words the loop cost are spread over the sections after it (planned: 250 each)
+    asked = [int(re.search(r"Write about (\d+) words", r.user).group(1)) for r in backend.requests[1:]]
+    assert asked[0] == 250 and asked[1] > 250 and asked[2] > 250
+    sections = plan.stats["sections"]
+    assert [s["finish"] for s in sections][0] == LOOPING and len(sections) == 3
+    penalties = [r.repetition_penalty for r in backend.requests]
+    assert penalties[:2] == [1.1, 1.1] and penalties[2] == penalties[3] == pytest.approx(1.15)
+    [loop] = plan.stats["loops"]
+    assert loop["section"] == 1 and loop["penalty"] == 1.1 and 100 <= loop["at_words"] <= 140
+    # section 2's request sees the text before the loop, not the loop (its first line, not yet a copy, at most)
+    assert backend.requests[2].user.count("grownll") <= 1 and backend.requests[3].user.count("grownll") <= 1
+    answer = text(events, Answer)
+    assert answer.rstrip().endswith("at its start.")
+    assert events[-1].finish_reason == "stop" and plan.stats["ending"] == "concluded"
+
+
+def test_a_last_section_that_loops_is_written_again_for_the_ending():
+    fine = " ".join(essay_prefix(320).split(" "))
+    backend, plan, events = plan_run([(fine, "length"), (fine, "length"), (looping_section(), "length"),
+                                      (ENDING, "stop")])
+    assert len(backend.requests) == 5
+    assert backend.requests[4].repetition_penalty == pytest.approx(1.15)
+    assert "last section" in backend.requests[4].user
+    assert plan.stats["loops"][0]["section"] == 3
+    assert events[-1].finish_reason == "stop" and plan.stats["ending"] == "concluded"
+
+
+def test_sections_that_loop_twice_in_a_row_stop_the_text_as_looping():
+    backend, plan, events = plan_run([(looping_section(), "length"), (looping_section(), "length"),
+                                      ("Never asked for.", "stop")])
+    assert len(backend.requests) == 3  # the plan and two looping sections; nothing after them
+    assert [s["finish"] for s in plan.stats["sections"]] == [LOOPING, LOOPING]
+    assert [loop["section"] for loop in plan.stats["loops"]] == [1, 2]
     assert isinstance(events[-1], Done) and events[-1].finish_reason == LOOPING and plan.stats["ending"] == LOOPING
+
+
+def test_before_loop_keeps_the_words_before_the_loop_to_a_sentence_end():
+    from generation.agentwrite import before_loop
+
+    text = "One two three. Four five six. " + LOOP_LINE * 5
+    assert before_loop(text, 6) == "One two three. Four five six."
+    assert before_loop(text, 4) == "One two three."
+    assert before_loop(text, 0) == ""
 
 
 def test_a_long_varied_stream_is_written_to_its_target():

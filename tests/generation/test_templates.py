@@ -49,7 +49,7 @@ def test_auto_writes_in_one_request_up_to_what_the_model_holds_and_plans_above(t
     choice = choose("auto", target_words=target, holds_words=BUNDLED_ONE_REQUEST_WORDS)
     assert choice.template.name == picked and choice.asked == "auto"
     if target and target > BUNDLED_ONE_REQUEST_WORDS:
-        assert choice.why == f"{target:,} words > 2,000 this model holds in one request: planned in sections"
+        assert choice.why == f"{target:,} words > {BUNDLED_ONE_REQUEST_WORDS:,} this model holds in one request: planned in sections"
 
 
 def test_auto_without_a_measured_length_is_refused():
@@ -108,7 +108,7 @@ def test_an_auto_model_asked_for_10000_words_plans_its_sections(monkeypatch):
     plan = asyncio.run(prepare(entry, GenerationRequest("Write a long story.", target_words=10_000, seed=1)))
     assert plan.template.name == "plan"
     assert plan.params()["template"] == "plan" and plan.params()["method"] == {
-        "asked": "auto", "why": "10,000 words > 2,000 this model holds in one request: planned in sections"}
+        "asked": "auto", "why": "10,000 words > 500 this model holds in one request: planned in sections"}
 
     async def go():
         return [e async for e in run_plan(plan)]

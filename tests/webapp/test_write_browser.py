@@ -124,7 +124,7 @@ def test_plan_and_text_grow_while_streaming(app, page, tmp_path):
 
 def test_stop_mid_way_keeps_the_text_and_history_reopens_it(app, page):
     login(page, app, "bob", "bob-pw")
-    start_writing(page, "Write a long essay on the history of tide tables.", target=2000, think_budget=16)
+    start_writing(page, "Write a long essay on the history of tide tables.", target=450, think_budget=16)
     page.wait_for_function("() => document.querySelector('#lwz-status').innerText.includes('Writing')",
                            timeout=GEN_TIMEOUT_MS)
     deadline = time.monotonic() + GEN_TIMEOUT_MS / 1000
@@ -135,7 +135,7 @@ def test_stop_mid_way_keeps_the_text_and_history_reopens_it(app, page):
     assert "stopped by you" in summary
     (row,) = rows_of(app, "bob")[:1]
     assert (row.status, row.finish_reason) == ("interrupted", "cancelled")
-    assert row.answer and row.answer_words < 2000
+    assert row.answer and row.answer_words < 450
     time.sleep(1.5)  # the server side really stopped: the row no longer grows
     with session_scope(app.engine) as s:
         assert get_generation(s, generation_id=row.id).answer == row.answer

@@ -28,9 +28,9 @@ def models(sqlite_engine):
 
 def test_the_line_says_which_method_runs_and_why(models):
     line = method_line(models, model="smollm2-135m", target_words=3000.0)
-    assert line == "Method: 3,000 words > 2,000 this model holds in one request: planned in sections"
-    assert method_line(models, model="smollm2-135m", target_words=800) == (
-        "Method: 800 words ≤ 2,000 this model holds in one request: written in one request")
+    assert line == "Method: 3,000 words > 500 this model holds in one request: planned in sections"
+    assert method_line(models, model="smollm2-135m", target_words=400) == (
+        "Method: 400 words ≤ 500 this model holds in one request: written in one request")
     assert method_line(models, model="smollm2-135m", target_words=None, method="plan") == (
         "Method: chosen by you: planned in sections")
     assert method_line(models, model="remote", target_words=3000) == (
@@ -61,4 +61,4 @@ def test_the_writer_s_pick_decides_the_stored_text_s_template(models, monkeypatc
     with session_scope(models) as session:
         (row,) = list_generations(session)
         assert row.params["template"] == "direct" and row.params["method"]["asked"] == "direct"
-        assert row.params["method"]["why"].startswith("chosen by you: written in one request (3,000 words > 2,000")
+        assert row.params["method"]["why"].startswith("chosen by you: written in one request (3,000 words > 500")
