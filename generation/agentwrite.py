@@ -7,7 +7,8 @@ for models that do not think by themselves or cannot write long in one request.
    line's opening), so the model goes on with the list rather than answering in prose. A list
    that comes back short is asked for again until it is complete or RETRIES requests in a row
    add nothing; then the text has fewer, longer sections (a part without any is one section
-   with the part's point). No section is ever made up without a point. The outline streams as
+   with the part's point; a text of at most MAX_SECTION_WORDS whose model wrote no plan at all is
+   one section with the request as its point). No section is ever made up without a point. The outline streams as
    the think part, one part at a time, in the form ``generation.planning`` reads back, and
    names its last section as the conclusion.
 2. Writing. The sections are written in turn, one request each, to their budgets; each request
@@ -46,7 +47,8 @@ from generation.rendering import Rendered
 from generation.stream import stream_request
 from generation.planning import (BUDGET_SPREAD, MAX_SECTION_WORDS, MAX_SECTIONS, POINT_WORDS, SECTION_WORDS, Item,
                                  Outline, Section, max_sections, numbered, part_block, part_count, parse_items,
-                                 parts_line, point_key, read_outline, section_count, split_budget, spread)
+                                 parts_line, point_key, read_outline, request_point, section_count, split_budget,
+                                 spread)
 
 if TYPE_CHECKING:
     from generation.prepared import Plan
@@ -369,6 +371,11 @@ async def _plan_outline(run: _Run, found: list[Outline]) -> AsyncIterator[Event]
         spare -= max(0, len(items) - size)
         if not items and levels:
             items = [parts[j]]
+        if not items and part_words <= MAX_SECTION_WORDS and run.think_left >= PLAN_TOKENS_PER_SECTION:
+            # a text one section can hold, whose model wrote no plan: the request is its one point
+            point = request_point(prompt, lang, part_words)
+            items = [point] if point else []
+            plan.stats["plan_from_request"] = bool(point)
         if not items:
             key = "budget" if run.think_left < PLAN_TOKENS_PER_SECTION else "model"
             run.stopped = "error"

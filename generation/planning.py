@@ -186,6 +186,12 @@ def _item(text: str, lang: str, words: Optional[int]) -> Optional[Item]:
     return Item(point, words if words and words > 0 else None)
 
 
+def request_point(prompt: str, lang: str, words: int) -> Optional[Item]:
+    """The writing request itself as the one point of a short text whose model wrote no plan
+    (cut as a plan line's point is), or None when it holds none."""
+    return _item(" ".join(prompt.split()), lang, words)
+
+
 def split_budget(given: Sequence[Optional[int]], total: int, *, spread_limit: Optional[float] = None) -> list[int]:
     """Whole word budgets summing to ``total``, in proportion to ``given`` (a missing count
     weighs the mean of the given ones, or 1 when none is given). With ``spread_limit`` each

@@ -80,17 +80,21 @@ def cast(session, *, battle_id: int, annotator_id: int, winner: str, too_fast: b
 class ScriptedOpenAIServer:
     """An OpenAI-compatible server on 127.0.0.1 that answers without a model.
 
-    ``GET /v1/models`` lists one model, ``POST .../tokenize`` counts about a token per 4 bytes, and
-    a chat completion streams the text pieces ``script(body)`` yields (``body`` is the request's
-    JSON), four tokens a piece, then finishes with ``length``. With ``hang=True`` the stream stays
-    open after the script instead, until :meth:`stop`; with ``silent=True`` a completion request
-    is read and never answered (no headers, no byte), until :meth:`stop`. Use as a context manager
-    or call :meth:`stop`; ``base_url`` ends in ``/v1``.
+    ``GET /v1/models`` lists one model (with ``max_model_len``), ``POST .../tokenize`` counts about
+    a token per 4 bytes, and ``POST /v1/chat/completions`` and ``/v1/completions`` answer with the
+    text pieces ``script(body)`` yields (``body`` is the request's JSON), four tokens a piece, then
+    finish with ``finish``: streamed (server-sent events with usage) when the request asks for a
+    stream, else in one JSON reply. Every completion request's body is kept in ``bodies``. With
+    ``hang=True`` the stream stays open after the script instead, until :meth:`stop`; with
+    ``silent=True`` a completion request is read and never answered (no headers, no byte), until
+    :meth:`stop`. Use as a context manager or call :meth:`stop`; ``base_url`` ends in ``/v1``.
     """
 
     def __init__(self, script: Callable[[dict], Iterable[str]] = lambda body: (), *, hang: bool = False,
-                 silent: bool = False, model: str = "scripted", max_model_len: int = 32768) -> None:
+                 silent: bool = False, model: str = "scripted", max_model_len: int = 32768,
+                 finish: str = "length") -> None:
         release = self._release = threading.Event()
+        bodies = self.bodies = []
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args) -> None:
@@ -108,33 +112,48 @@ class ScriptedOpenAIServer:
                 self._json({"object": "list", "data": [{"id": model, "object": "model", "max_model_len": max_model_len}]})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 if self.path.endswith("/tokenize"):
                     self._json({"count": len(json.dumps(body)) // 4 + 1})
                     return
+                bodies.append(body)
                 if silent:
                     release.wait()
+                    return
+                chat = self.path.endswith("/chat/completions")
+                kind = "chat.completion" if chat else "text_completion"
+
+                def usage(tokens: int) -> dict:
+                    return {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}
+
+                if not body.get("stream"):
+                    pieces = list(script(body))
+                    text = "".join(pieces)
+                    choice = {"index": 0, "finish_reason": finish,
+                              **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})}
+                    self._json({"id": "s", "object": kind, "created": 0, "model": model, "choices": [choice],
+                                "usage": usage(4 * len(pieces))})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 tokens = 0
 
-                def send(delta: dict, finish) -> None:
-                    chunk = {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": model,
-                             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                             "usage": {"prompt_tokens": 20, "completion_tokens": tokens, "total_tokens": 20 + tokens}}
+                def send(text: str, reason) -> None:
+                    piece = {"delta": {"content": text} if text else {}} if chat else {"text": text}
+                    chunk = {"id": "s", "object": kind + ".chunk" if chat else kind, "created": 0, "model": model,
+                             "choices": [{"index": 0, **piece, "finish_reason": reason}], "usage": usage(tokens)}
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
 
                 try:
                     for piece in script(body):
                         tokens += 4
-                        send({"content": piece}, None)
+                        send(piece, None)
                     if hang:
                         release.wait()
                         return
-                    send({}, "length")
+                    send("", finish)
                     self.wfile.write(b"data: [DONE]\n\n")
                 except (BrokenPipeError, ConnectionResetError):
                     pass

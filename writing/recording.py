@@ -20,7 +20,7 @@ from storage.engine import session_scope, write_scope
 from storage.generations import create_generation, finish_generation, get_generation, save_progress
 from writing.status import status_of_finish
 
-RESULT_KEYS = ("ending", "plan", "sections", "conclude_at_words", "loops")
+RESULT_KEYS = ("ending", "plan", "sections", "conclude_at_words", "loops", "plan_from_request")
 """Length-control results copied from the plan's stats into the row's params."""
 
 

@@ -10,7 +10,7 @@ import itertools
 
 from generation.control import CONCLUDED, SENTENCE_ENDS
 from generation.counting import count_words
-from generation.events import Answer, Error, Think
+from generation.events import Answer, Done, Error, Think
 from tests.generation.test_control_logic import ScriptedBackend, events_of, plan_for, text, words
 
 
@@ -135,6 +135,21 @@ def test_a_model_that_writes_no_plan_gets_an_error_not_blank_sections():
     backend, plan, events = plan_run(lambda request: (echo, "stop"), 1_500)
     assert isinstance(events[-1], Error) and "wrote no plan" in events[-1].message
     assert len(backend.requests) == 3 and text(events, Answer) == "" and "sections" not in plan.stats
+
+
+def test_a_short_text_whose_model_writes_no_plan_is_one_section_with_the_request_as_its_point():
+    # seen from the bundled model through vLLM on 600- and 1,000-word LongBench-Write requests
+    echo = " <what the section says> - Word count: <number> words\n\nI will write a lovely story about it."
+
+    def respond(request):
+        return (echo, "stop") if kind(request) == "sections" else (prose(1000), "stop")
+
+    backend, plan, events = plan_run(respond, 1_000)
+    assert [kind(r) for r in backend.requests] == ["sections"] * 3 + ["write"]
+    assert plan.stats["plan_from_request"] is True
+    assert plan.stats["plan"][0]["point"] == "Write" and plan.stats["plan"][0]["words"] == 1000
+    assert "Now write section 1 of 1: Write\n" in backend.requests[-1].user
+    assert isinstance(events[-1], Done) and 900 <= count_words(text(events, Answer)) <= 1100
 
 
 def test_a_section_cut_by_its_token_cap_mid_sentence_ends_on_a_sentence_end():

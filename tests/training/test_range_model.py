@@ -11,7 +11,7 @@ import pytest
 
 from storage.catalog import get_or_add_prompt
 from storage.engine import make_engine, session_scope
-from tests.training.scripted_server import scripted_server
+from tests.helpers import ScriptedOpenAIServer
 from training.range_model import parse_range
 from training.ranges import paper_range_problem
 
@@ -73,12 +73,18 @@ def _reply(body: dict) -> str:
     return REPLIES[request]
 
 
+def _served(model: str = "scripted") -> ScriptedOpenAIServer:
+    """The range model: a scripted server answering each request with its ``_reply``."""
+    return ScriptedOpenAIServer(lambda body: [_reply(body)], finish="stop", model=model)
+
+
 def test_export_prompts_asks_checks_and_stores_each_range(sqlite_url, tmp_path, capsys):
     from lwz_cli.main import main
 
     _seed(sqlite_url)
     out = tmp_path / "prompts.parquet"
-    with scripted_server(_reply, model="judge") as (base_url, bodies):
+    with _served(model="judge") as server:
+        base_url, bodies = server.base_url, server.bodies
         code = main(["--db", sqlite_url, "export", "prompts", "--ranges-from", base_url, "--range-model", "judge",
                      "--out", str(out), "--json"])
     assert code == 0, capsys.readouterr().err
@@ -102,7 +108,8 @@ def test_export_prompts_prints_why_ranges_were_rejected(sqlite_url, tmp_path, ca
     from lwz_cli.main import main
 
     _seed(sqlite_url)
-    with scripted_server(_reply) as (base_url, _):
+    with _served() as server:
+        base_url = server.base_url
         assert main(["--db", sqlite_url, "export", "prompts", "--ranges-from", base_url, "--range-model", "scripted",
                      "--out", str(tmp_path / "p.jsonl")]) == 0
     out = capsys.readouterr().out
@@ -114,8 +121,8 @@ def test_a_dead_range_server_is_one_line_and_writes_nothing(sqlite_url, tmp_path
     from lwz_cli.main import main
 
     _seed(sqlite_url)
-    with scripted_server(_reply) as (base_url, _):
-        pass  # stopped: nothing listens there now
+    with _served() as server:
+        base_url = server.base_url  # stopped on leaving: nothing listens there now
     code = main(["--db", sqlite_url, "export", "prompts", "--ranges-from", base_url, "--range-model", "judge",
                  "--out", str(tmp_path / "p.parquet")])
     err = capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 
 from storage.catalog import add_model, get_model
 from storage.engine import session_scope
-from tests.training.scripted_server import scripted_server
+from tests.helpers import ScriptedOpenAIServer
 from training.options import TrainOptions
 
 REQUEST = "Write a short letter to a lighthouse keeper about the winter storms."
@@ -27,7 +27,9 @@ def test_training_prompt_ids_are_the_served_prompt_ids(sqlite_engine, tmp_path):
     from training.trainers import build_config, build_trainer
 
     bundled = str(ensure_bundled_model())
-    with scripted_server(lambda body: "<think>a plan</think><answer>Dear keeper.</answer>", model="lwz0") as (url, bodies):
+    reply = ["<think>a plan</think><answer>Dear keeper.</answer>"]
+    with ScriptedOpenAIServer(lambda body: reply, finish="stop", model="lwz0") as server:
+        url, bodies = server.base_url, server.bodies
         with session_scope(sqlite_engine) as session:
             add_model(session, name="lwz0", backend="openai", base_url=url, model_id="lwz0", template="think",
                       sampling={"api": "completions"})
