@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import group_alive  # noqa: E402
+from tests.helpers import group_gone, kill_group  # noqa: E402
 
 REQUEST = "Write a 600-word essay about the history of lighthouses and the people who kept them."
 TARGET_WORDS = 600
@@ -195,12 +195,8 @@ def make_run(result: dict, top: dict) -> dict:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
         if child_pgid is not None:
-            deadline = time.monotonic() + 30
-            while group_alive(child_pgid) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            result["child_left_after_exit"] = group_alive(child_pgid)
-            if result["child_left_after_exit"]:
-                os.killpg(child_pgid, signal.SIGKILL)
+            result["child_left_after_exit"] = not group_gone(child_pgid, 30)
+            kill_group(child_pgid)
         engine.dispose()
         save(top)
     return result

@@ -57,8 +57,10 @@ Results are printed as JSON and written to ``--out`` (default benchmarks/results
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -123,6 +125,7 @@ def _start_server(args):
 
     print("  starting the vLLM CPU server (a few minutes) ...", file=sys.stderr, flush=True)
     server = start_vllm_server()
+    atexit.register(server.stop)  # also when the run is stopped (SIGTERM, Ctrl-C); stop() runs once
     args.base_url, args.model = server.base_url, server.model
     return server.stop
 
@@ -654,6 +657,8 @@ def main() -> None:
         args.template = "direct"
     if args.templates is None and args.part == "templates":
         args.templates = ["think", "direct", "plan"]
+    # a SIGTERM ends the run as Ctrl-C does: the vLLM server it started is stopped (atexit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     result = {"templates": bench_templates, "penalties": bench_penalties, "buckets": bench_buckets, "continuation": bench_continuation,
               "browser": bench_browser, "request": bench_request}[args.part](args)

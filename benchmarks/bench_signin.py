@@ -7,7 +7,11 @@ Starts ``lwz serve --auth`` on a fresh SQLite database (the same way the tests d
 - ``one_address``: each victim sign-in is sent together with 16 wrong sign-ins from one attacker
   address (16 names), the attack that the password pool's per-address lane answers;
 - ``many_addresses``: the same 16 wrong sign-ins, each from a fresh address of its own, every round
-  (a burst from addresses never seen: reported, not bounded; they queue for the pool like anyone);
+  (a burst from addresses never seen); the victim has signed in before (the pool serves a
+  returning name first), from a fresh address of its own too;
+- ``many_addresses_first_time``: the same burst, while a user who never signed in before signs in
+  (a new name each round): nothing tells it from the crowd, so it waits its turn (reported, not
+  bounded);
 - ``many_addresses_again``: 16 addresses that each failed once already (a priming round, not
   timed) send their next wrong sign-ins: the pool serves the victim before them. At most
   REPEAT_ROUNDS rounds, so no address reaches the throttle's 10 failures (it would then get cheap
@@ -57,7 +61,7 @@ def sign_in(url: str, name: str, password: str, address: str) -> tuple[int, floa
     return response.status_code, (time.perf_counter() - started) * 1000
 
 
-def round_with_attack(url: str, round_no: int, *, spread: bool, fixed: bool = False) -> float:
+def round_with_attack(url: str, round_no: int, *, spread: bool, fixed: bool = False, victim: str = "victim") -> float:
     """One victim sign-in sent while ATTACKERS wrong sign-ins start at the same moment; its latency in ms.
     ``fixed``: the attackers' addresses are the same every round (10.150.i.2)."""
     start = threading.Barrier(ATTACKERS + 1)
@@ -73,7 +77,7 @@ def round_with_attack(url: str, round_no: int, *, spread: bool, fixed: bool = Fa
         t.start()
     start.wait()
     time.sleep(0.005)  # the wrong sign-ins are sent first
-    status, ms = sign_in(url, "victim", "victim-pw", f"10.200.{round_no}.1")
+    status, ms = sign_in(url, victim, f"{victim}-pw", f"10.200.{round_no}.1")
     for t in threads:
         t.join()
     assert status == 200, status
@@ -93,11 +97,13 @@ def main() -> int:
     args = parser.parse_args()
     load_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp, start_live_app(
-            Path(tmp), auth=True, users=[("victim", "annotator", "victim-pw")]) as app:
+            Path(tmp), auth=True, users=[("victim", "annotator", "victim-pw")]
+            + [(f"new{r}", "annotator", f"new{r}-pw") for r in range(args.rounds)]) as app:
         sign_in(app.url, "victim", "victim-pw", "10.250.0.1")  # warm up (the dummy hash, the first session)
         alone = [sign_in(app.url, "victim", "victim-pw", f"10.201.{r}.1")[1] for r in range(args.rounds)]
         one = [round_with_attack(app.url, r + 1, spread=False) for r in range(args.rounds)]
         many = [round_with_attack(app.url, r + 101, spread=True) for r in range(args.rounds)]
+        first = [round_with_attack(app.url, r + 141, spread=True, victim=f"new{r}") for r in range(args.rounds)]
         round_with_attack(app.url, 180, spread=True, fixed=True)  # priming: each attacker address fails once
         again = [round_with_attack(app.url, r + 181, spread=True, fixed=True)
                  for r in range(min(args.rounds, REPEAT_ROUNDS))]
@@ -105,9 +111,11 @@ def main() -> int:
     result = {
         "benchmark": "bench_signin", "command": f"python benchmarks/bench_signin.py --rounds {args.rounds}",
         "attackers": ATTACKERS, "alone": summary(alone), "one_address": summary(one),
-        "many_addresses": summary(many), "many_addresses_again": summary(again),
+        "many_addresses": summary(many), "many_addresses_first_time": summary(first),
+        "many_addresses_again": summary(again),
         "slowdown_one_address": round(statistics.median(one) / statistics.median(alone), 2),
         "slowdown_many_addresses": round(statistics.median(many) / statistics.median(alone), 2),
+        "slowdown_many_addresses_first_time": round(statistics.median(first) / statistics.median(alone), 2),
         "slowdown_many_addresses_again": round(statistics.median(again) / statistics.median(alone), 2),
         "uptime_before": load_before, "uptime_after": load_after,
         "machine": f"{__import__('os').cpu_count()} CPU cores",

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
@@ -198,3 +200,17 @@ def group_alive(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def group_gone(pgid: int, seconds: float) -> bool:
+    """Whether the process group ``pgid`` has ended within ``seconds`` (polled twice a second)."""
+    deadline = time.monotonic() + seconds
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return not group_alive(pgid)
+
+
+def kill_group(pgid: Optional[int]) -> None:
+    """SIGKILL the process group ``pgid`` if it is still alive (a test's clean-up)."""
+    if pgid is not None and group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)

@@ -8,8 +8,9 @@ link cannot sign anyone out: ``GET /logout`` is refused.
 
 Password checks are slow on purpose, so they run off the event loop in a bounded pool
 (:class:`PasswordChecks`): at most :data:`PASSWORD_CHECKS_AT_ONCE` at once per process, at most
-one per client address, and sign-ins from addresses whose last check failed served after everyone
-else's, so a crowd of wrong sign-ins (from one address or many) cannot queue ahead of another user.
+one per client address, names that signed in before served first and addresses whose last check
+failed served last, so a crowd of wrong sign-ins (from one address, from many that failed before,
+or from many fresh ones) cannot queue ahead of a returning user.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route functions' `Request` annotations at run time.
@@ -28,67 +29,91 @@ PASSWORD_CHECKS_AT_ONCE = 2
 """Password hashes computed at once per process; more sign-ins wait their turn, the event loop never."""
 SUSPECT_S = 300.0
 """How long an address whose password check failed waits behind other addresses' sign-ins."""
+TRUSTED_S = 30 * 24 * 3600.0
+"""How long a name whose password check succeeded is served first (until one fails)."""
 MAX_REMEMBERED = 100_000
-"""Addresses with a recent failure kept in memory per process (the oldest are forgotten first)."""
+"""Addresses with a recent failure, and names with a recent success, kept in memory per process
+(the oldest are forgotten first)."""
 AUTH_MESSAGE = "After 10 failed sign-ins for a name or from one address, sign-in pauses for 5 minutes."
 
 
 class PasswordChecks:
     """A bounded pool for password checks: ``at_once`` threads, one lane per client address, and
-    sign-ins from addresses without a recent failure served first.
+    three ranks of waiting sign-ins.
 
     A sign-in waits first for its address's lane (so one address never holds more than one
-    thread), then for a thread. When every thread is busy, a waiting sign-in from an address whose
-    last check failed within ``suspect_s`` seconds goes behind every sign-in from other addresses:
-    a crowd of wrong sign-ins, from one address or from many, makes someone else's sign-in wait
-    for at most the checks already running, never for the crowd. Made inside the server's event
-    loop, on first use; in one process only (each process has its own pool).
+    thread), then for a thread. When every thread is busy the waiting sign-ins are served by rank,
+    in order within each: first a *returning* name (its last check succeeded within ``trusted_s``
+    seconds and none failed since), then any other, and last those from an address whose last
+    check failed within ``suspect_s`` seconds. So a crowd of wrong sign-ins from addresses that
+    failed before makes nobody wait for more than the checks already running, and a crowd from
+    fresh addresses (each new, so nothing tells it from a first sign-in) does not hold up a user
+    who signed in before, from wherever they come. A first sign-in from a fresh address waits
+    its turn with the crowd; so does a name the crowd is guessing (its failures take its rank
+    away, and the name throttle stops them). Made inside the server's event loop, on first use;
+    in one process only (each process has its own pool).
     """
 
-    def __init__(self, at_once: int = PASSWORD_CHECKS_AT_ONCE, *, suspect_s: float = SUSPECT_S):
-        self.at_once, self.suspect_s = at_once, suspect_s
+    def __init__(self, at_once: int = PASSWORD_CHECKS_AT_ONCE, *, suspect_s: float = SUSPECT_S,
+                 trusted_s: float = TRUSTED_S):
+        self.at_once, self.suspect_s, self.trusted_s = at_once, suspect_s, trusted_s
         self.running = 0
-        self.waiting: tuple[deque, deque] = (deque(), deque())  # (clean addresses, suspect ones), each in order
+        self.waiting: tuple[deque, deque, deque] = (deque(), deque(), deque())  # (returning, others, suspect)
         self.lanes: dict[str, list] = {}  # address -> [lock, sign-ins waiting or running]
         self.failed: dict[str, float] = {}  # address -> monotonic time of its last failed check
+        self.succeeded: dict[str, float] = {}  # name -> monotonic time of its last good check
 
     def suspect(self, address: str) -> bool:
         """Whether ``address``'s last check failed within ``suspect_s`` seconds."""
         at = self.failed.get(address)
         return at is not None and time.monotonic() - at < self.suspect_s
 
-    async def run(self, address: str, work):
+    def returning(self, name: str) -> bool:
+        """Whether ``name``'s last check succeeded within ``trusted_s`` seconds (none failed since)."""
+        at = self.succeeded.get(name)
+        return at is not None and time.monotonic() - at < self.trusted_s
+
+    def rank(self, address: str, name: str) -> int:
+        """0: a returning name from an address not suspect; 1: any other; 2: a suspect address."""
+        if self.suspect(address):
+            return 2
+        return 0 if name and self.returning(name) else 1
+
+    async def run(self, address: str, work, *, name: str = ""):
         import anyio
 
         lane = self.lanes.setdefault(address, [anyio.Lock(), 0])
         lane[1] += 1
         try:
             async with lane[0]:
-                await self._take(suspect=self.suspect(address))
+                await self._take(self.rank(address, name))
                 try:
                     result = await anyio.to_thread.run_sync(work)
                 except Exception:
-                    self._remember_failure(address)
+                    _remember(self.failed, address, self.suspect_s)
+                    self.succeeded.pop(name, None)
                     raise
                 finally:
                     self._give_back()
                 self.failed.pop(address, None)
+                if name:
+                    _remember(self.succeeded, name, self.trusted_s)
                 return result
         finally:
             lane[1] -= 1
             if lane[1] == 0:
                 del self.lanes[address]
 
-    async def _take(self, *, suspect: bool) -> None:
+    async def _take(self, rank: int) -> None:
         """Wait for a thread: at once when one is free and nobody of the same or a better rank waits."""
         import anyio
 
-        ahead = self.waiting[0] or (suspect and self.waiting[1])
+        ahead = any(self.waiting[r] for r in range(rank + 1))
         if self.running < self.at_once and not ahead:
             self.running += 1
             return
         turn = anyio.Event()
-        queue = self.waiting[1 if suspect else 0]
+        queue = self.waiting[rank]
         queue.append(turn)
         try:
             await turn.wait()
@@ -100,20 +125,24 @@ class PasswordChecks:
             raise
 
     def _give_back(self) -> None:
-        """Hand the thread to the first waiting sign-in (clean addresses first), or free it."""
+        """Hand the thread to the first waiting sign-in of the best rank, or free it."""
         for queue in self.waiting:
             if queue:
                 queue.popleft().set()
                 return
         self.running -= 1
 
-    def _remember_failure(self, address: str) -> None:
-        now = time.monotonic()
-        if len(self.failed) >= MAX_REMEMBERED:  # forget the stale ones first; memory stays bounded
-            self.failed = {a: t for a, t in self.failed.items() if now - t < self.suspect_s}
-            if len(self.failed) >= MAX_REMEMBERED:
-                self.failed.pop(next(iter(self.failed)))
-        self.failed[address] = now
+
+def _remember(times: dict, key: str, keep_s: float) -> None:
+    """``times[key]`` = now; memory stays bounded (MAX_REMEMBERED; the stale ones are forgotten first)."""
+    now = time.monotonic()
+    if len(times) >= MAX_REMEMBERED:
+        for stale in [k for k, t in times.items() if now - t >= keep_s]:
+            del times[stale]
+        if len(times) >= MAX_REMEMBERED:
+            times.pop(next(iter(times)))
+    times.pop(key, None)  # re-inserted last: the oldest stay first in line to be forgotten
+    times[key] = now
 
 
 class DatabaseTokens:
@@ -160,7 +189,7 @@ def add_signin_routes(server, engine: Engine) -> None:
         address = client_address(request)
         try:
             token = await checks.run(address, lambda: rules.sign_in(engine, name=name, password=password,
-                                                                    address=address))
+                                                                    address=address), name=name)
         except SigninThrottled as exc:
             return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after)})
         except SigninRefused as exc:

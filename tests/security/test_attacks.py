@@ -826,38 +826,6 @@ def test_both_session_cookies_are_secure_behind_tls(target):
     assert any("; secure" not in c.lower() for c in plain.headers.get_list("set-cookie"))  # plain HTTP here
 
 
-def test_forty_parallel_wrong_sign_ins_check_ten_passwords(target, monkeypatch):
-    import webapp.auth
-    from storage.signin import LIMIT
-
-    checks, lock = [], threading.Lock()
-    real = webapp.auth.authenticate
-
-    def counted(*args, **kwargs):
-        with lock:
-            checks.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(webapp.auth, "authenticate", counted)
-    name, start, outcomes = f"crowd-{uuid.uuid4().hex[:8]}", threading.Barrier(40), []
-
-    def attempt(i):
-        start.wait()
-        try:
-            webapp.auth.sign_in(target.engine, name=name, password="wrong", address=f"10.40.{i}.1")
-        except webapp.auth.SigninThrottled:
-            outcomes.append("throttled")
-        except webapp.auth.SigninRefused:
-            outcomes.append("refused")
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(checks) == LIMIT and outcomes.count("refused") == LIMIT and outcomes.count("throttled") == 40 - LIMIT
-
-
 def test_cross_site_attack_from_a_browser_is_refused(target, browser, tmp_path):
     """The attack of issue 25 (1) as a browser runs it: the victim signed in, a page on another port."""
     import http.server

@@ -263,7 +263,7 @@ def test_wrong_sign_ins_from_many_addresses_do_not_queue_ahead_of_another_user()
             checks.failed[address] = time.monotonic()
         crowd = [asyncio.create_task(checks.run(a, wrong(a))) for a in attackers]
         await asyncio.sleep(0.05)
-        assert checks.running == 2 and len(checks.waiting[1]) == 14
+        assert checks.running == 2 and len(checks.waiting[2]) == 14
         victim = asyncio.create_task(checks.run("10.7.1.1", lambda: order.append("victim") or "victim"))
         await asyncio.sleep(0.05)
         release.set()  # the two running checks end; the next thread goes to the victim
@@ -275,6 +275,47 @@ def test_wrong_sign_ins_from_many_addresses_do_not_queue_ahead_of_another_user()
     assert result == "victim" and order.index("victim") <= 3, order  # after the two running (and at most one handed over with it), never after the crowd
     assert checks.running == 0 and checks.lanes == {} and "10.7.1.1" not in checks.failed
     assert all(checks.suspect(f"10.7.0.{i}") for i in range(16))
+
+
+def test_a_returning_user_is_served_ahead_of_a_crowd_from_fresh_addresses():
+    """Sixteen wrong sign-ins, each from an address never seen (nothing marks them): a name that
+    signed in before, from a fresh address too, takes the next free thread; a first sign-in waits
+    its turn; a failure for the name takes its place away."""
+    import threading
+
+    from webapp.signin_routes import PasswordChecks
+
+    release, order, lock = threading.Event(), [], threading.Lock()
+
+    def wrong(address):
+        def work():
+            with lock:
+                order.append(address)
+            release.wait(30)
+            raise ValueError("wrong password")
+        return work
+
+    async def scenario():
+        checks = PasswordChecks(at_once=2)
+        assert await checks.run("10.6.9.9", lambda: "ok", name="victim") == "ok"  # signed in once, elsewhere
+        crowd = [asyncio.create_task(checks.run(f"10.6.0.{i}", wrong(f"10.6.0.{i}"), name=f"nobody-{i}"))
+                 for i in range(16)]
+        await asyncio.sleep(0.05)
+        assert checks.running == 2 and len(checks.waiting[1]) == 14 and checks.rank("10.6.1.1", "victim") == 0
+        newcomer = asyncio.create_task(checks.run("10.6.1.2", lambda: order.append("newcomer") or "n", name="newbie"))
+        victim = asyncio.create_task(checks.run("10.6.1.1", lambda: order.append("victim") or "v", name="victim"))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(victim, newcomer), timeout=30)
+        await asyncio.gather(*crowd, return_exceptions=True)
+        with pytest.raises(ValueError):
+            await checks.run("10.6.2.1", wrong("guess"), name="victim")
+        return checks
+
+    checks = asyncio.run(scenario())
+    assert order.index("victim") <= 3, order  # after the two running, never after the crowd
+    assert order.index("newcomer") > order.index("10.6.0.15"), order  # a first sign-in: behind the crowd
+    assert checks.rank("10.6.3.1", "victim") == 1 and checks.rank("10.6.3.1", "newbie") == 0
 
 
 def test_origins_are_compared_as_browsers_send_them():

@@ -8,7 +8,6 @@ Which path served a text is read from the child's own counter of finished reques
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 from storage.engine import session_scope
 from storage.generations import get_generation
-from tests.helpers import group_alive
+from tests.helpers import group_gone, kill_group
 from tests.live_app import fn_index_of, gradio_config, http_session, raw_call, start_live_app
 from tests.vllm_server import READY_TIMEOUT_S, VLLM_PYTHON
 
@@ -86,13 +85,9 @@ def test_serve_writes_in_process_while_the_child_warms_then_on_the_child_and_lea
 
             app.process.send_signal(signal.SIGTERM)  # lwz serve alone, not its group: it must stop the child
             app.process.wait(timeout=120)
-            deadline = time.monotonic() + 60
-            while group_alive(child_pid) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert not group_alive(child_pid), "the vLLM child outlived lwz serve"
+            assert group_gone(child_pid, 60), "the vLLM child outlived lwz serve"
         finally:
-            if child_pid is not None and group_alive(child_pid):
-                os.killpg(child_pid, signal.SIGKILL)
+            kill_group(child_pid)
 
 
 def test_a_killed_serve_takes_its_warming_child_with_it(tmp_path):
@@ -106,10 +101,6 @@ def test_a_killed_serve_takes_its_warming_child_with_it(tmp_path):
                                            capture_output=True, text=True).stdout.split()[0])
             app.process.send_signal(signal.SIGKILL)
             app.process.wait(timeout=30)
-            deadline = time.monotonic() + 120
-            while group_alive(child_pid) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert not group_alive(child_pid), "the vLLM child outlived a killed lwz serve"
+            assert group_gone(child_pid, 120), "the vLLM child outlived a killed lwz serve"
         finally:
-            if child_pid is not None and group_alive(child_pid):
-                os.killpg(child_pid, signal.SIGKILL)
+            kill_group(child_pid)
