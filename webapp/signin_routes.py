@@ -39,7 +39,7 @@ AUTH_MESSAGE = "After 10 failed sign-ins for a name or from one address, sign-in
 
 class PasswordChecks:
     """A bounded pool for password checks: ``at_once`` threads, one lane per client address, and
-    three ranks of waiting sign-ins.
+    three ranks of sign-ins, one thread kept for the first.
 
     A sign-in waits first for its address's lane (so one address never holds more than one
     thread), then for a thread. When every thread is busy the waiting sign-ins are served by rank,
@@ -48,7 +48,9 @@ class PasswordChecks:
     check failed within ``suspect_s`` seconds. So a crowd of wrong sign-ins from addresses that
     failed before makes nobody wait for more than the checks already running, and a crowd from
     fresh addresses (each new, so nothing tells it from a first sign-in) does not hold up a user
-    who signed in before, from wherever they come. A first sign-in from a fresh address waits
+    who signed in before, from wherever they come. Only a returning name may take the last free
+    thread (with two threads, everyone else's checks run one at a time), so a returning user
+    waits for no check at all, only shares the cores with one. A first sign-in from a fresh address waits
     its turn with the crowd; so does a name the crowd is guessing (its failures take its rank
     away, and the name throttle stops them). Made inside the server's event loop, on first use;
     in one process only (each process has its own pool).
@@ -58,6 +60,7 @@ class PasswordChecks:
                  trusted_s: float = TRUSTED_S):
         self.at_once, self.suspect_s, self.trusted_s = at_once, suspect_s, trusted_s
         self.running = 0
+        self.unproven = 0  # threads held by sign-ins other than returning names
         self.waiting: tuple[deque, deque, deque] = (deque(), deque(), deque())  # (returning, others, suspect)
         self.lanes: dict[str, list] = {}  # address -> [lock, sign-ins waiting or running]
         self.failed: dict[str, float] = {}  # address -> monotonic time of its last failed check
@@ -86,7 +89,8 @@ class PasswordChecks:
         lane[1] += 1
         try:
             async with lane[0]:
-                await self._take(self.rank(address, name))
+                rank = self.rank(address, name)
+                await self._take(rank)
                 try:
                     result = await anyio.to_thread.run_sync(work)
                 except Exception:
@@ -94,7 +98,7 @@ class PasswordChecks:
                     self.succeeded.pop(name, None)
                     raise
                 finally:
-                    self._give_back()
+                    self._give_back(rank)
                 self.failed.pop(address, None)
                 if name:
                     _remember(self.succeeded, name, self.trusted_s)
@@ -104,13 +108,21 @@ class PasswordChecks:
             if lane[1] == 0:
                 del self.lanes[address]
 
+    @property
+    def unproven_cap(self) -> int:
+        """Threads that sign-ins other than returning names may hold at once: one is kept for those."""
+        return max(1, self.at_once - 1)
+
+    def _free_for(self, rank: int) -> bool:
+        return self.running < self.at_once and (rank == 0 or self.unproven < self.unproven_cap)
+
     async def _take(self, rank: int) -> None:
-        """Wait for a thread: at once when one is free and nobody of the same or a better rank waits."""
+        """Wait for a thread: at once when one is free for this rank and nobody of the same or a
+        better rank waits."""
         import anyio
 
-        ahead = any(self.waiting[r] for r in range(rank + 1))
-        if self.running < self.at_once and not ahead:
-            self.running += 1
+        if self._free_for(rank) and not any(self.waiting[r] for r in range(rank + 1)):
+            self._hold(rank)
             return
         turn = anyio.Event()
         queue = self.waiting[rank]
@@ -121,16 +133,22 @@ class PasswordChecks:
             if turn in queue:
                 queue.remove(turn)
             else:  # handed a thread while being cancelled: pass it on
-                self._give_back()
+                self._give_back(rank)
             raise
 
-    def _give_back(self) -> None:
-        """Hand the thread to the first waiting sign-in of the best rank, or free it."""
-        for queue in self.waiting:
-            if queue:
-                queue.popleft().set()
-                return
+    def _hold(self, rank: int) -> None:
+        self.running += 1
+        self.unproven += rank > 0
+
+    def _give_back(self, rank: int) -> None:
+        """Free a thread held by a sign-in of ``rank``, and hand the free threads to the first
+        waiting sign-ins of the best rank that may take them."""
         self.running -= 1
+        self.unproven -= rank > 0
+        for waiting_rank, queue in enumerate(self.waiting):
+            while queue and self._free_for(waiting_rank):
+                self._hold(waiting_rank)
+                queue.popleft().set()
 
 
 def _remember(times: dict, key: str, keep_s: float) -> None:
