@@ -19,7 +19,11 @@ for the app, from the POST that starts the event to the first update carrying te
 Each simulated writer first opens the page, untimed: the page's load event, which a browser fires
 before its Generate button can be clicked, is where Gradio sets up the page's session.
 
-    .venv/bin/python benchmarks/bench_webapp.py --base-url http://127.0.0.1:8100/v1 --model smollm2-135m
+    .venv/bin/python benchmarks/bench_webapp.py [--base-url http://127.0.0.1:8100/v1 --model smollm2-135m]
+
+Without ``--base-url`` it starts a private vLLM CPU server of the bundled model (as the tests do,
+``tests.vllm_server``) and stops it at the end. Writes ``benchmarks/results/webapp.json``: the
+sizes, every round, the medians and the machine's load before and after.
 """
 
 from __future__ import annotations
@@ -218,7 +222,8 @@ def event_indexes(url: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base-url", default="http://127.0.0.1:8100/v1", help="OpenAI-compatible server")
+    parser.add_argument("--base-url", default=None,
+                        help="OpenAI-compatible server (default: a private vLLM CPU server of the bundled model)")
     parser.add_argument("--model", default="smollm2-135m", help="served model name")
     parser.add_argument("--streams", type=int, default=8, help="simultaneous streams per round")
     parser.add_argument("--target-words", type=int, default=150, help="target length of each app generation")
@@ -226,8 +231,17 @@ def main() -> None:
                         help="think budget (tokens) of each app generation (default: blank, as in the form)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/direct rounds")
     parser.add_argument("--ttft-runs", type=int, default=10, help="single-request TTFT pairs")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "webapp.json")
     args = parser.parse_args()
 
+    server = None
+    if args.base_url is None:
+        from tests.vllm_server import start_vllm_server
+
+        print("starting the vLLM CPU server (a few minutes) ...", file=sys.stderr, flush=True)
+        server = start_vllm_server()
+        args.base_url, args.model = server.base_url, server.model
+    load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="lwz-bench-webapp-"))
     proc, url, db_url = start_app(workdir, args.base_url, args.model)
     try:
@@ -240,7 +254,15 @@ def main() -> None:
                   f"ratio {r['ratio']:.3f}")
         app_ttft, direct_ttft = asyncio.run(ttft_pairs(url, fns, args))
         added = [a - d for a, d in zip(app_ttft, direct_ttft)]
-        print(json.dumps({
+        result = {
+            "command": "python benchmarks/bench_webapp.py " + " ".join(sys.argv[1:]),
+            "sizes": {"streams": args.streams, "target_words": args.target_words, "rounds": args.rounds,
+                      "ttft_runs": args.ttft_runs, "think_budget": args.think_budget},
+            "server": "private vLLM CPU server" if server is not None else args.base_url, "model": args.model,
+            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
+            "machine": f"{os.cpu_count()} CPU cores",
+            "rounds": [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rounds],
+            "ttft_app_s": [round(x, 4) for x in app_ttft], "ttft_direct_s": [round(x, 4) for x in direct_ttft],
             "streams": args.streams,
             "ratio_median": round(statistics.median(r["ratio"] for r in rounds), 3),
             "ratios": [round(r["ratio"], 3) for r in rounds],
@@ -249,10 +271,17 @@ def main() -> None:
             "ttft_app_ms_median": round(1000 * statistics.median(app_ttft), 1),
             "ttft_direct_ms_median": round(1000 * statistics.median(direct_ttft), 1),
             "ttft_added_ms_median": round(1000 * statistics.median(added), 1),
-        }, indent=2))
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in result.items() if k not in ("rounds", "ttft_app_s", "ttft_direct_s")},
+                         indent=2))
+        print(f"written to {args.out}", file=sys.stderr)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

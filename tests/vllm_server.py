@@ -90,11 +90,14 @@ def _answers(base_url: str) -> bool:
         return False
 
 
-def start_vllm_server(*, timeout_s: float = READY_TIMEOUT_S, kv_cache_gib: int = 2, quick_start: bool = False) -> VLLMServer:
+def start_vllm_server(*, timeout_s: float = READY_TIMEOUT_S, kv_cache_gib: int = 2, quick_start: bool = False,
+                      model_dir: Optional[Path] = None, served_name: str = SERVED_NAME) -> VLLMServer:
     """Start a private server on a free port and wait until it lists its model.
 
     ``quick_start`` skips vLLM's compilation warm-up (``--optimization-level 0``): it starts
     sooner and generates slower, which suits a server that a test is about to kill.
+    ``model_dir`` serves another model folder (a trained checkpoint) under ``served_name``;
+    by default the converted bundled model under its own name.
 
     Fails the test (with the log tail) if the vLLM environment is missing, the server exits, or
     it is not ready within ``timeout_s``."""
@@ -102,27 +105,31 @@ def start_vllm_server(*, timeout_s: float = READY_TIMEOUT_S, kv_cache_gib: int =
 
     if not VLLM_PYTHON.is_file():
         pytest.fail(f"{VLLM_PYTHON} is missing: run `make vllm-env` to install the vLLM CPU build")
-    model_dir = ensure_bundled_model()
+    model_dir = Path(model_dir) if model_dir is not None else ensure_bundled_model()
     port = free_port()
     log_path = Path(tempfile.mkdtemp(prefix="lwz-vllm-")) / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}
     command = [
         str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-        "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
+        "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port),
         "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16", *LONG_CONTEXT_ARGS,
         *(["--optimization-level", "0"] if quick_start else []),
     ]
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    server = VLLMServer(base_url=f"http://127.0.0.1:{port}/v1", process=process, log_path=log_path)
+    server = VLLMServer(base_url=f"http://127.0.0.1:{port}/v1", model=served_name, process=process, log_path=log_path)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the vLLM server exited with code {process.returncode}:\n{server.log_tail()}")
-        if _answers(server.base_url):
-            return server
-        time.sleep(2)
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the vLLM server exited with code {process.returncode}:\n{server.log_tail()}")
+            if _answers(server.base_url):
+                return server
+            time.sleep(2)
+    except BaseException:  # interrupted while it starts (Ctrl-C, SIGTERM): no server is left behind
+        server.stop()
+        raise
     server.stop()
     pytest.fail(f"the vLLM server was not ready within {timeout_s:.0f} s:\n{server.log_tail()}")
 

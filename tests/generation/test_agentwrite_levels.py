@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 
+from generation.agentwrite import FIRST_RETRIES
 from generation.control import CONCLUDED, SENTENCE_ENDS
 from generation.counting import count_words
 from generation.events import Answer, Done, Error, Think
@@ -134,7 +135,23 @@ def test_a_model_that_writes_no_plan_gets_an_error_not_blank_sections():
     echo = " <what the section says> - Word count: <number> words\n\nI will write a lovely story about it."
     backend, plan, events = plan_run(lambda request: (echo, "stop"), 1_500)
     assert isinstance(events[-1], Error) and "wrote no plan" in events[-1].message
-    assert len(backend.requests) == 3 and text(events, Answer) == "" and "sections" not in plan.stats
+    # asked FIRST_RETRIES + 1 times while the list is empty
+    assert len(backend.requests) == FIRST_RETRIES + 1 and text(events, Answer) == "" and "sections" not in plan.stats
+
+
+def test_a_first_list_that_misses_several_times_is_still_planned():
+    echo = " <what the section says> - Word count: <number> words"
+    replies = iter([echo, "", echo, " This is the main point I will discuss.",
+                    " The storm\nSection 2 - Main point: the flood\nSection 3 - Main point: the rescue\n"
+                    "Section 4 - Main point: the night\nSection 5 - Main point: the town rebuilds\n"
+                    "Section 6 - Main point: what the river left\n"])
+
+    def respond(request):
+        return (next(replies), "stop") if kind(request) == "sections" else (prose(250), "stop")
+
+    backend, plan, events = plan_run(respond, 1_500)
+    assert [e["point"] for e in plan.stats["plan"]][:2] == ["The storm", "the flood"]
+    assert len(plan.stats["plan"]) == 6 and isinstance(events[-1], Done)
 
 
 def test_a_short_text_whose_model_writes_no_plan_is_one_section_with_the_request_as_its_point():
@@ -145,7 +162,7 @@ def test_a_short_text_whose_model_writes_no_plan_is_one_section_with_the_request
         return (echo, "stop") if kind(request) == "sections" else (prose(1000), "stop")
 
     backend, plan, events = plan_run(respond, 1_000)
-    assert [kind(r) for r in backend.requests] == ["sections"] * 3 + ["write"]
+    assert [kind(r) for r in backend.requests] == ["sections"] * (FIRST_RETRIES + 1) + ["write"]
     assert plan.stats["plan_from_request"] is True
     assert plan.stats["plan"][0]["point"] == "Write" and plan.stats["plan"][0]["words"] == 1000
     assert "Now write section 1 of 1: Write\n" in backend.requests[-1].user
