@@ -50,20 +50,29 @@ def plan_run(respond, target: int):
     return backend, plan, events_of(plan)
 
 
-FOUR_LINES = ("1. The city's founding\n2. Its golden age\n3. The long decline\n4. What remains today\n")
-
-
-def test_a_20000_word_request_with_a_4_line_plan_gets_a_point_for_every_section():
+def planning_model(parts: str, section_line, *, sections: int, words: int):
+    """A ``respond`` for :class:`Responder`: ``parts`` when asked for the parts, ``sections`` lines
+    ``section_line(i, n)`` (``i``: the line's number in its list, ``n``: a count over all lists)
+    when asked for a list of sections, and ``words`` words of prose for a section."""
     counter = itertools.count(1)
 
     def respond(request):
         if kind(request) == "parts":
-            return FOUR_LINES, "stop"  # asked for more parts, it says the same four again
+            return parts, "stop"
         if kind(request) == "sections":
-            return "\n".join(f"Section {i} - Main point: event number {next(counter)} of the city's story - "
-                             "Word count: 300 words" for i in range(1, 9)), "stop"
-        return prose(420), "stop"
+            return "\n".join(section_line(i, next(counter)) for i in range(1, sections + 1)), "stop"
+        return prose(words), "stop"
 
+    return respond
+
+
+FOUR_LINES = ("1. The city's founding\n2. Its golden age\n3. The long decline\n4. What remains today\n")
+
+
+def test_a_20000_word_request_with_a_4_line_plan_gets_a_point_for_every_section():
+    respond = planning_model(FOUR_LINES,  # asked for more parts, it says the same four again
+                             lambda i, n: f"Section {i} - Main point: event number {n} of the city's story - "
+                                          "Word count: 300 words", sections=8, words=420)
     backend, plan, events = plan_run(respond, 20_000)
     planned = plan.stats["plan"]
     points = [entry["point"] for entry in planned]
@@ -85,16 +94,9 @@ def test_a_20000_word_request_with_a_4_line_plan_gets_a_point_for_every_section(
 def test_the_outline_reads_back_as_it_was_planned():
     from generation.planning import read_outline
 
-    counter = itertools.count(1)
-
-    def respond(request):
-        if kind(request) == "parts":
-            return "\n".join(f"Part {i} - Main point: era {i} of the river" for i in range(1, 4)), "stop"
-        if kind(request) == "sections":
-            return "\n".join(f"{i}. Main point: scene {next(counter)} by the water - Word count: {100 + 37 * i} words"
-                             for i in range(1, 8)), "stop"
-        return prose(300), "stop"
-
+    respond = planning_model("\n".join(f"Part {i} - Main point: era {i} of the river" for i in range(1, 4)),
+                             lambda i, n: f"{i}. Main point: scene {n} by the water - Word count: {100 + 37 * i} words",
+                             sections=7, words=300)
     backend, plan, events = plan_run(respond, 5_000)
     think = text(events, Think)
     assert think.count("\nPart ") == 3 and "the conclusion)" in think.strip().splitlines()[-1]

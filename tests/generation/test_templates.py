@@ -80,7 +80,7 @@ def test_an_auto_model_asked_for_10000_words_plans_its_sections(monkeypatch):
     import generation.backends
     from generation.service import prepare, run_plan
 
-    from tests.generation.test_agentwrite_levels import kind, prose
+    from tests.generation.test_agentwrite_levels import kind, planning_model
 
     class Responder(SizedBackend):  # answers each request from what it asks; sized for prepare()
         def __init__(self, respond) -> None:
@@ -92,17 +92,9 @@ def test_an_auto_model_asked_for_10000_words_plans_its_sections(monkeypatch):
             async for item in super().stream(request, cancel=cancel):
                 yield item
 
-    counter = iter(range(1, 1000))
-
-    def respond(request):
-        if kind(request) == "parts":
-            return "\n".join(f"Part {i} - Main point: stage {i} of the story" for i in range(1, 6)), "stop"
-        if kind(request) == "sections":
-            return "\n".join(f"Section {i} - Main point: event {next(counter)} - Word count: 250 words"
-                             for i in range(1, 9)), "stop"
-        return prose(250), "stop"
-
-    backend = Responder(respond)
+    backend = Responder(planning_model("\n".join(f"Part {i} - Main point: stage {i} of the story" for i in range(1, 6)),
+                                       lambda i, n: f"Section {i} - Main point: event {n} - Word count: 250 words",
+                                       sections=8, words=250))
     monkeypatch.setattr(generation.backends, "backend_for", lambda entry: backend)
     entry = _entry(BUNDLED_TEMPLATE, {"one_request_words": BUNDLED_ONE_REQUEST_WORDS})
     plan = asyncio.run(prepare(entry, GenerationRequest("Write a long story.", target_words=10_000, seed=1)))
