@@ -240,14 +240,12 @@ def test_one_address_holds_one_password_check_at_a_time():
     assert other == "victim" and seen == ["attacker"] and lanes == {}
 
 
-def test_wrong_sign_ins_from_many_addresses_do_not_queue_ahead_of_another_user():
-    """Sixteen addresses whose last check failed keep a thread busy and a queue waiting; a
-    sign-in from a clean address takes the next free thread, ahead of the whole queue."""
+def _held_wrong_check(release, order: list):
+    """``wrong(address)``: a password check that notes ``address`` in ``order`` when it starts,
+    holds its thread until ``release`` is set, then fails."""
     import threading
 
-    from webapp.signin_routes import PasswordChecks
-
-    release, order, lock = threading.Event(), [], threading.Lock()
+    lock = threading.Lock()
 
     def wrong(address):
         def work():
@@ -256,6 +254,19 @@ def test_wrong_sign_ins_from_many_addresses_do_not_queue_ahead_of_another_user()
             release.wait(30)
             raise ValueError("wrong password")
         return work
+
+    return wrong
+
+
+def test_wrong_sign_ins_from_many_addresses_do_not_queue_ahead_of_another_user():
+    """Sixteen addresses whose last check failed keep a thread busy and a queue waiting; a
+    sign-in from a clean address takes the next free thread, ahead of the whole queue."""
+    import threading
+
+    from webapp.signin_routes import PasswordChecks
+
+    release, order = threading.Event(), []
+    wrong = _held_wrong_check(release, order)
 
     async def scenario():
         checks = PasswordChecks(at_once=2)
@@ -286,15 +297,8 @@ def test_a_returning_user_is_served_ahead_of_a_crowd_from_fresh_addresses():
 
     from webapp.signin_routes import PasswordChecks
 
-    release, order, lock = threading.Event(), [], threading.Lock()
-
-    def wrong(address):
-        def work():
-            with lock:
-                order.append(address)
-            release.wait(30)
-            raise ValueError("wrong password")
-        return work
+    release, order = threading.Event(), []
+    wrong = _held_wrong_check(release, order)
 
     async def scenario():
         checks = PasswordChecks(at_once=2)
