@@ -4,7 +4,7 @@
 second and stores the samples in its results file, but reports only three windows (around 1k, the
 middle and the end). A claim that the cost "stays flat" needs every window: this reads the
 samples of each ``benchmarks/results/long_browser_*.json`` that has them, measures the window
-ending at each 1,000 words with the same rule as the benchmark (:func:`bench_long._window`), and
+ending at each 1,000 words with the same rule as the benchmark (:func:`bench_long_browser._window`), and
 writes ``benchmarks/results/long_browser_per_1k.json``: per run, the seconds of app CPU per
 1,000 words at each 1,000 words, their minimum, maximum and max/min ratio. It runs nothing else.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_long import _window  # noqa: E402  (the benchmark's own window rule, one copy)
+from bench_long_browser import _window  # noqa: E402  (the benchmark's own window rule, one copy)
 
 RESULTS = HERE / "results"
 OUT = RESULTS / "long_browser_per_1k.json"
