@@ -1,33 +1,29 @@
 """The loop at length on this CPU, end to end: long texts -> blind votes -> reward model and DPO ->
-held-out battles between the DPO child and its parent. Does a preference about *long* texts
-survive the loop, and does the child win beyond noise?
+held-out battles between the DPO child and its parent. Does a preference about *long* texts survive
+the loop, and does the child win beyond noise?
 
 1. Pool: the bundled model on one vLLM server, registered as ``lwz serve`` registers it, as two
    contestants: ``smollm2-default`` (its own defaults: template auto, which plans at this length,
-   temperature 0.6, penalty 1.1) and ``smollm2-hot`` (the same entry settings, sampled at
-   temperature 1.0 without a penalty, per request). Each writes POOL_SEEDS texts per training
-   prompt at TARGET_WORDS; complete texts of at least MIN_WORDS words join the arena pool and
-   ``lwz battles form`` pairs every two texts of different contestants on a prompt. The parent's
-   held-out texts (the default contestant) are written on the same server, then it stops.
-2. Votes: ``lwz serve --auth`` on the same database; ANNOTATORS simulated annotators sign in and
-   use the real vote route (``POST /api/arena/next``, ``POST /api/arena/vote``), each waiting the
-   reading time the server requires (its floor and its reading speed over both whole texts) so no
-   vote is flagged. Their hidden preference (:func:`hidden_score`, higher wins, NOISE of the votes
-   at random): distinct-4 of the whole text, +0.3 for ending on a complete sentence, minus half
-   the relative distance to the target.
-3. ``lwz export preferences`` (dpo and reward), ``lwz train reward`` and ``lwz train dpo
-   --register`` (the reward-hacking gate runs) at the model's full context: 1 epoch, batch 1,
-   activation checkpointing; what the trainers drop or truncate is reported.
-4. Held out: the child on its own vLLM server writes the held-out prompts with the parent's seeds
-   and settings; each (prompt, seed) pair is a battle, voted the same way. Reported: child
-   wins/losses/ties (the plurality of each battle's votes) with a 95% Wilson interval and an exact
-   sign test, the reward model's accuracy on the held-out texts' hidden order, and measures the
-   voters did not use: S_l and the on-point margin of planned sections.
+   temperature 0.6, penalty 1.1) and ``smollm2-hot`` (the same entry, sampled at temperature 1.0
+   without a penalty, per request), each writing ``pool_seeds`` texts per training prompt (SIZES).
+   Complete texts of at least ``min_words`` join the arena pool; ``lwz battles form`` pairs them.
+   The parent's held-out texts (the default contestant) are written on the same server.
+2. Votes: ``lwz serve --auth`` on the same database; simulated annotators sign in and use the vote
+   route (``/api/arena/next``, ``/api/arena/vote``), each waiting the reading time the server requires,
+   so no vote is flagged. Hidden preference (:func:`hidden_score`, NOISE of the votes at random):
+   distinct-4 of the whole text, +0.3 for a complete last sentence, minus half the relative distance
+   to the target.
+3. ``lwz export preferences``, ``lwz train reward`` and ``lwz train dpo --register`` (the reward-hacking
+   gate runs) at the model's full context, 1 epoch, batch 1; what the trainers drop or truncate is reported.
+4. Held out: the child on its own vLLM server writes the held-out prompts with the parent's seeds and
+   settings; each (prompt, seed) is a battle, voted the same way. Reported: child wins/losses/ties (each
+   battle's plurality) with a 95% Wilson interval and an exact sign test, the reward model's accuracy on
+   the held-out texts' hidden order, and S_l and the on-point margin, which the voters did not use.
 
-Every stage's wall time and ``uptime`` before and after are written to
-benchmarks/results/loop_long.json (``--smoke``: a small run that checks the script, loop_long_smoke.json).
-Where another vLLM CPU server runs, add ``VLLM_CPU_OMP_THREADS_BIND=nobind``: by default both pin their
-worker to core 0, and the second one did not start within 7 minutes.
+Each stage's wall time and ``uptime`` before and after go to benchmarks/results/loop_long.json
+(``--smoke``: a small run that checks the script, loop_long_smoke.json; a failed run writes
+``*.partial.json``). Where another vLLM CPU server runs, add ``VLLM_CPU_OMP_THREADS_BIND=nobind``: by
+default both pin their worker to core 0, and the second did not start within 7 minutes.
 
     .venv/bin/python benchmarks/bench_loop_long.py [--work DIR]
     .venv/bin/python benchmarks/bench_loop_long.py --smoke
@@ -49,13 +45,32 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from itertools import combinations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from arena.pool import DEFAULT_NAME_WORDS, names_found  # noqa: E402
+from arena.rules import ArenaSettings, floor_seconds  # noqa: E402
 from benchmarks.bench_long import _measure, _text_figures, _uptime  # noqa: E402
+from evaluation.crosscheck import wilson  # noqa: E402
+from evaluation.metrics import distinct_n  # noqa: E402
+from generation.bundled import ensure_bundled_model  # noqa: E402
+from generation.control import last_sentence_end  # noqa: E402
+from generation.counting import count_words  # noqa: E402
+from generation.request import GenerationRequest  # noqa: E402
+from storage.arena import create_battle_with_extra  # noqa: E402
+from storage.catalog import get_model, list_models  # noqa: E402
+from storage.counted_votes import verdict_of  # noqa: E402
+from storage.engine import make_engine, session_scope, upgrade  # noqa: E402
+from storage.generations import get_generation, set_in_pool  # noqa: E402
+from storage.users import add_user  # noqa: E402
 from tests.helpers import LWZ  # noqa: E402
+from training.checkpoints import model_context  # noqa: E402
+from training.preferences import completion_texts  # noqa: E402
+from writing.models import register_model  # noqa: E402
+from writing.store import generate_to_row  # noqa: E402
 
 TRAIN_PROMPTS = [
     "Write a story of about {words:,} words about a lighthouse keeper who finds an old letter hidden in the wall.",
@@ -70,17 +85,18 @@ HELD_OUT_PROMPTS = [
     "Write an essay of about {words:,} words on how rivers shaped the growth of great cities.",
     "Write a story of about {words:,} words about a retired astronaut who starts a small vegetable farm.",
 ]
-TARGET_WORDS, MIN_WORDS = 1800, 1500
-POOL_SEEDS = 2  # texts per contestant and training prompt: up to 4 battles a prompt (every cross pair)
-HELD_OUT_SEEDS = 2  # texts per model and held-out prompt: one battle per (prompt, seed)
+SIZES = {"train_prompts": len(TRAIN_PROMPTS), "held_out_prompts": len(HELD_OUT_PROMPTS), "target_words": 1800,
+         "min_words": 1500,  # shorter texts stay out of the pool
+         "pool_seeds": 2,  # texts per contestant and training prompt: up to 4 battles a prompt (every cross pair)
+         "held_out_seeds": 2,  # texts per model and held-out prompt: one battle per (prompt, seed)
+         "gate_max_tokens": 320}  # the reward-hacking gate's default
+SMOKE = {"train_prompts": 2, "held_out_prompts": 1, "target_words": 150, "min_words": 100, "pool_seeds": 1,
+         "held_out_seeds": 1, "gate_max_tokens": 64}
 CONCURRENCY = 4  # generations at once (the server batches them)
 ANNOTATORS, NOISE, SEED = 3, 0.1, 0
 READ_MARGIN_S = 1.0  # waited beyond the server's reading time
 SERVER_READY_S = 1800  # a vLLM server's start on a loaded 2-core machine
-GATE_MAX_TOKENS = 320  # the reward-hacking gate's default
 TRAIN_CONFIG = "activation_checkpointing: true\nsave_strategy: 'no'\n"  # memory at length; no mid-run saves
-SMOKE = {"train_prompts": 2, "held_out_prompts": 1, "target_words": 150, "min_words": 100, "pool_seeds": 1,
-         "held_out_seeds": 1, "gate_max_tokens": 64}
 
 BASE = "smollm2-135m"  # the bundled weights on the local backend: what training starts from
 DEFAULT, HOT = "smollm2-default", "smollm2-hot"
@@ -95,19 +111,17 @@ def log(line: str) -> None:
     print(f"[loop-long {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
 
-class Stages:
-    """Wall seconds per stage, each announced on stderr."""
+STAGES_S: dict[str, float] = {}
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
 
-    @contextmanager
-    def __call__(self, name: str):
-        log(f"{name} ...")
-        started = time.monotonic()
-        yield
-        self.seconds[name] = round(time.monotonic() - started, 1)
-        log(f"{name}: {self.seconds[name]:.0f} s")
+@contextmanager
+def stage(name: str):
+    """Times a stage into STAGES_S, announced on stderr."""
+    log(f"{name} ...")
+    started = time.monotonic()
+    yield
+    STAGES_S[name] = round(time.monotonic() - started, 1)
+    log(f"{name}: {STAGES_S[name]:.0f} s")
 
 
 def start_server(**kwargs):
@@ -129,10 +143,6 @@ def on_sigterm(*_) -> None:
 
 def hidden_score(answer: str, target: int) -> float:
     """The voters' hidden preference (higher is better): repetition across the whole text, a complete ending, length."""
-    from evaluation.metrics import distinct_n
-    from generation.control import last_sentence_end
-    from generation.counting import count_words
-
     end = answer.rstrip()
     complete = bool(end) and last_sentence_end(end) == len(end)
     return distinct_n(answer, 4) + 0.3 * complete - 0.5 * abs(count_words(answer) - target) / target
@@ -156,9 +166,6 @@ def lwz(db: str, *argv: str, ok: tuple[int, ...] = (0,)) -> tuple[int, dict | No
 
 def generate_all(engine, jobs: list[tuple], target: int) -> list[dict]:
     """Each ``(model, prompt, seed)`` written through the service to its row, CONCURRENCY at once."""
-    from generation.request import GenerationRequest
-    from writing.store import generate_to_row
-
     done = []
 
     def one(job):
@@ -181,9 +188,6 @@ def annotate(app, name: str, password: str, rng: random.Random, wpm: float) -> l
     """One simulated annotator: signs in, takes battles until none is left, and votes on each after the
     reading time the server requires (the floor, and both whole texts at its reading speed)."""
     import httpx
-
-    from arena.rules import floor_seconds
-    from generation.counting import count_words
 
     votes = []
     with httpx.Client(base_url=app.url, headers={"Origin": app.url}, timeout=120) as client:
@@ -213,7 +217,6 @@ def annotate(app, name: str, password: str, rng: random.Random, wpm: float) -> l
 
 def vote_round(work: Path, db_url: str, annotators: dict[str, random.Random]) -> list[dict]:
     """``lwz serve --auth`` on the database, every annotator voting until nothing is left, then stopped."""
-    from arena.rules import ArenaSettings
     from tests.live_app import start_live_app
 
     wpm = ArenaSettings.from_env().words_per_minute  # the server reads the same environment
@@ -243,8 +246,6 @@ def pair_tokens(path: Path, context: int) -> dict:
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from generation.bundled import ensure_bundled_model
-
     tokenizer = AutoTokenizer.from_pretrained(ensure_bundled_model())
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     rows = pd.read_parquet(path).to_dict("records")
@@ -268,12 +269,6 @@ def train(db: str, kind: str, data: Path, out: Path, config: Path, context: int,
 def held_out_battles(engine, parent_runs: list[dict], child_runs: list[dict]) -> dict[int, dict]:
     """One battle per (prompt, seed) with both texts complete, sides drawn with a seeded rng; the
     texts stay out of the pool, so the server forms nothing else from them."""
-    from arena.pool import DEFAULT_NAME_WORDS, names_found
-    from storage.arena import create_battle_with_extra
-    from storage.catalog import list_models
-    from storage.engine import session_scope
-    from storage.generations import get_generation
-
     rng, battles = random.Random(SEED), {}
     with session_scope(engine) as session:
         words = list(DEFAULT_NAME_WORDS) + [m.name for m in list_models(session)]
@@ -297,9 +292,6 @@ def held_out_verdict(battles: dict[int, dict], votes: list[dict]) -> dict:
     95% Wilson interval of the child's share of decisive battles, and an exact two-sided sign test."""
     from scipy.stats import binomtest
 
-    from evaluation.crosscheck import wilson
-    from storage.counted_votes import verdict_of
-
     outcome = {"win": 0, "loss": 0, "tie": 0}
     for battle_id, battle in battles.items():
         mine = [v["winner"] for v in votes if v["battle_id"] == battle_id and not v["flagged"]]
@@ -309,13 +301,10 @@ def held_out_verdict(battles: dict[int, dict], votes: list[dict]) -> dict:
     low, high = wilson(outcome["win"], decisive)
     p = float(binomtest(outcome["win"], decisive, 0.5).pvalue) if decisive else 1.0
     interval = None if low is None else [round(low, 3), round(high, 3)]
-    if low is not None and low > 0.5:
-        verdict = f"win beyond noise: the child won {outcome['win']} of {decisive} decisive battles, 95% interval {interval}"
-    elif high is not None and high < 0.5:
-        verdict = f"loss beyond noise: the child won {outcome['win']} of {decisive} decisive battles, 95% interval {interval}"
-    else:
-        verdict = (f"null: the child won {outcome['win']} of {decisive} decisive battles ({outcome['tie']} ties); "
-                   f"the 95% interval of its share {interval} includes 0.5")
+    said = (f"the child won {outcome['win']} of {decisive} decisive battles ({outcome['tie']} ties); 95% Wilson "
+            f"interval of its share {interval}, sign test p={p:.3g}")
+    verdict = ("win beyond noise: " if low is not None and low > 0.5 else
+               "loss beyond noise: " if high is not None and high < 0.5 else "null (the interval includes 0.5): ") + said
     child_votes = sum(v["winner"] == battles[v["battle_id"]]["child_side"] for v in votes)
     parent_votes = sum(v["winner"] in ("left", "right") for v in votes) - child_votes
     return {"battles": len(battles), **outcome, "child_share_of_decisive": round(outcome["win"] / decisive, 3) if decisive else None,
@@ -344,9 +333,6 @@ def reward_accuracy(rm_dir: Path, engine, runs: list[dict], pairs: list[tuple[in
     does, over the held-out battles and over every two held-out texts of a request (hidden ties left out)."""
     import pandas as pd
 
-    from storage.engine import session_scope
-    from storage.generations import get_generation
-    from training.preferences import completion_texts
     from training.rewards import QualityReward
 
     with session_scope(engine) as session:
@@ -355,10 +341,8 @@ def reward_accuracy(rm_dir: Path, engine, runs: list[dict], pairs: list[tuple[in
     model = QualityReward(str(rm_dir), device="cpu")
     scores = dict(zip((r["id"] for r in runs), model(list(texts), request=[r["prompt"] for r in runs])))
     hidden = {r["id"]: r["hidden_score"] for r in runs}
-    by_prompt = {}
-    for r in runs:
-        by_prompt.setdefault(r["prompt"], []).append(r["id"])
-    every = [(a, b) for ids in by_prompt.values() for i, a in enumerate(ids) for b in ids[i + 1:]]
+    every = [pair for prompt in {r["prompt"] for r in runs}
+             for pair in combinations([r["id"] for r in runs if r["prompt"] == prompt], 2)]
 
     def accuracy(which):
         judged = [(a, b) for a, b in which if hidden[a] != hidden[b]]
@@ -369,33 +353,21 @@ def reward_accuracy(rm_dir: Path, engine, runs: list[dict], pairs: list[tuple[in
             "truncated_inputs": model.stats["truncated"]}
 
 
-def run(args) -> dict:
-    from generation.bundled import ensure_bundled_model
-    from storage.engine import make_engine, session_scope, upgrade
-    from storage.catalog import get_model
-    from storage.generations import get_generation, set_in_pool
-    from storage.users import add_user
-    from training.checkpoints import model_context
-    from writing.models import register_model
-
-    small = SMOKE if args.smoke else {}
-    target, min_words = small.get("target_words", TARGET_WORDS), small.get("min_words", MIN_WORDS)
-    train_prompts = [p.format(words=target) for p in TRAIN_PROMPTS[: small.get("train_prompts", len(TRAIN_PROMPTS))]]
-    held_prompts = [p.format(words=target) for p in HELD_OUT_PROMPTS[: small.get("held_out_prompts", len(HELD_OUT_PROMPTS))]]
-    pool_seeds, held_seeds = small.get("pool_seeds", POOL_SEEDS), small.get("held_out_seeds", HELD_OUT_SEEDS)
-    gate_tokens, context = small.get("gate_max_tokens", GATE_MAX_TOKENS), model_context(ensure_bundled_model())
+def run(args, result: dict) -> None:
+    """The loop, filling ``result`` as it goes (what a failed run reached is written too)."""
+    sizes = {**SIZES, **(SMOKE if args.smoke else {})}
+    target, min_words, context = sizes["target_words"], sizes["min_words"], model_context(ensure_bundled_model())
+    train_prompts = [p.format(words=target) for p in TRAIN_PROMPTS[: sizes["train_prompts"]]]
+    held_prompts = [p.format(words=target) for p in HELD_OUT_PROMPTS[: sizes["held_out_prompts"]]]
     work = Path(args.work or tempfile.mkdtemp(prefix="lwz-loop-long-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{work / 'loop.db'}"
     log(f"work folder {work}")
-    result = {"sizes": {"train_prompts": len(train_prompts), "held_out_prompts": len(held_prompts), "target_words": target,
-                        "min_words": min_words, "pool_seeds": pool_seeds, "held_out_seeds": held_seeds,
-                        "concurrency": CONCURRENCY, "annotators": ANNOTATORS, "noise": NOISE, "seed": SEED,
-                        "epochs": 1, "batch_size": 1, "max_length": context, "train_config": TRAIN_CONFIG,
-                        "gate_max_tokens": gate_tokens, "contestant_sampling": SAMPLING},
-              "smoke": args.smoke, "work": str(work), "load_before": _uptime(), "prompts": {"train": train_prompts,
-                                                                                            "held_out": held_prompts}}
-    stages = Stages()
+    result.update({"sizes": {**sizes, "concurrency": CONCURRENCY, "annotators": ANNOTATORS, "noise": NOISE, "seed": SEED,
+                             "epochs": 1, "batch_size": 1, "max_length": context, "train_config": TRAIN_CONFIG,
+                             "contestant_sampling": SAMPLING},
+                   "smoke": args.smoke, "work": str(work), "load_before": _uptime(), "stages_s": STAGES_S,
+                   "prompts": {"train": train_prompts, "held_out": held_prompts}, "runs": {}})
     engine = make_engine(db)
     upgrade(engine)
     prompts_file = work / "prompts.jsonl"
@@ -407,7 +379,7 @@ def run(args) -> dict:
         for name in annotators:
             add_user(session, name=name, role="annotator", password=f"{name}-pw")
 
-    with stages("server_start"):
+    with stage("server_start"):
         server = start_server()
     with session_scope(engine) as session:
         register_model(session, name=BASE, backend="local")
@@ -415,12 +387,15 @@ def run(args) -> dict:
             register_model(session, name=name, backend="openai", base_url=server.base_url, model_id=server.model)
         entries = {n: get_model(session, name=n) for n in (DEFAULT, HOT)}
         result["registered"] = {n: {"template": e.template, "settings": dict(e.sampling or {})} for n, e in entries.items()}
-    with stages("pool"):
-        pool_runs = generate_all(engine, [(m, p, SEED + 100 * i + k) for i, p in enumerate(train_prompts)
-                                          for k in range(pool_seeds) for m in (DEFAULT, HOT)], target)
-    held_jobs = [(p, SEED + 1000 + 100 * i + k) for i, p in enumerate(held_prompts) for k in range(held_seeds)]
-    with stages("held_out_generation_parent"):
-        parent_runs = generate_all(engine, [(DEFAULT, p, s) for p, s in held_jobs], target)
+    runs = result["runs"]
+    pool_jobs = [(m, p, SEED + 100 * i + k) for i, p in enumerate(train_prompts) for k in range(sizes["pool_seeds"])
+                 for m in (DEFAULT, HOT)]
+    with stage("pool"):
+        runs["pool"] = pool_runs = generate_all(engine, pool_jobs, target)
+    held_jobs = [(p, SEED + 1000 + 100 * i + k) for i, p in enumerate(held_prompts)
+                 for k in range(sizes["held_out_seeds"])]
+    with stage("held_out_generation_parent"):
+        runs["held_out_parent"] = parent_runs = generate_all(engine, [(DEFAULT, p, s) for p, s in held_jobs], target)
     server.stop()
     with session_scope(engine) as session:
         for r in pool_runs:
@@ -430,22 +405,22 @@ def run(args) -> dict:
     result["pool"] = {m: pool_summary([r for r in pool_runs if r["model"] == m], min_words) for m in (DEFAULT, HOT)}
     result["pool"]["battles_formed"] = formed["battles_formed"]
 
-    with stages("votes"):
+    with stage("votes"):
         votes = vote_round(work, db, annotators)
     result["votes"] = vote_summary(votes)
-    with stages("export"):
+    with stage("export"):
         _, dpo_export = lwz(db, "export", "preferences", "--format", "dpo", "--out", str(work / "prefs.parquet"))
         _, rm_export = lwz(db, "export", "preferences", "--format", "reward", "--out", str(work / "rm.parquet"))
     result["export"] = {"dpo": dpo_export, "reward": rm_export, "tokens": pair_tokens(work / "prefs.parquet", context)}
     config = work / "train.yaml"
     config.write_text(TRAIN_CONFIG)
-    with stages("reward"):
+    with stage("reward"):
         result["reward"] = train(db, "reward", work / "rm.parquet", work / "rm", config, context)
-    with stages("dpo"):
+    with stage("dpo"):
         result["dpo"] = train(db, "dpo", work / "prefs.parquet", work / "dpo", config, context,
-                              ("--register", CHILD, "--gate-max-tokens", str(gate_tokens)))
+                              ("--register", CHILD, "--gate-max-tokens", str(sizes["gate_max_tokens"])))
 
-    with stages("server_start_child"):
+    with stage("server_start_child"):
         child_server = start_server(model_dir=work / "dpo", served_name=CHILD)
     with session_scope(engine) as session:
         parent = get_model(session, name=DEFAULT)
@@ -454,10 +429,10 @@ def run(args) -> dict:
         register_model(session, name=CHILD_SERVED, backend="openai", base_url=child_server.base_url,
                        model_id=child_server.model, template=parent.template, settings=settings,
                        parent=CHILD if registered else BASE)
-    with stages("held_out_generation_child"):
-        child_runs = generate_all(engine, [(CHILD_SERVED, p, s) for p, s in held_jobs], target)
+    with stage("held_out_generation_child"):
+        runs["held_out_child"] = child_runs = generate_all(engine, [(CHILD_SERVED, p, s) for p, s in held_jobs], target)
     child_server.stop()
-    with stages("held_out_text_figures"):
+    with stage("held_out_text_figures"):
         with session_scope(engine) as session:
             texts = [(g.answer, dict(g.params or {})) for g in
                      (get_generation(session, generation_id=r["id"]) for r in parent_runs + child_runs)]
@@ -465,18 +440,16 @@ def run(args) -> dict:
             figures = _text_figures(answer, params)
             r.update(ends_on_complete_sentence=figures["ends_on_complete_sentence"], on_point=figures["on_point"])
     battles = held_out_battles(engine, parent_runs, child_runs)
-    with stages("held_out_votes"):
+    with stage("held_out_votes"):
         held_votes = vote_round(work, db, annotators)
     result["held_out"] = {**held_out_verdict(battles, held_votes), "vote_route": vote_summary(held_votes),
                           "measures_voters_did_not_use": unused_measures(parent_runs, child_runs)}
-    with stages("reward_model_on_held_out"):
+    with stage("reward_model_on_held_out"):
         result["reward_model_held_out"] = reward_accuracy(
             work / "rm", engine, parent_runs + child_runs, [(b["child"]["id"], b["parent"]["id"]) for b in battles.values()])
     result["verdict"] = result["held_out"]["verdict"]
-    result["stages_s"] = stages.seconds
     result["load_after"] = _uptime()
-    result["runs"] = {"pool": pool_runs, "held_out_parent": parent_runs, "held_out_child": child_runs}
-    return result
+    result["runs"] = result.pop("runs")  # the texts' figures last in the file
 
 
 def main() -> None:
@@ -486,11 +459,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
-    started = time.monotonic()
-    result = run(args)
-    result["wall_s"] = round(time.monotonic() - started, 1)
+    started, result = time.monotonic(), {}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / ("loop_long_smoke.json" if args.smoke else "loop_long.json")
+    try:
+        run(args, result)
+    except BaseException:
+        result.update(wall_s=round(time.monotonic() - started, 1), load_after=_uptime())
+        path.with_suffix(".partial.json").write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+        log(f"failed; what it reached is in {path.with_suffix('.partial.json')}")
+        raise
+    result["wall_s"] = round(time.monotonic() - started, 1)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2, ensure_ascii=False))
     log(f"written to {path}")

@@ -50,7 +50,7 @@ def test_generate_json_prints_one_object(sqlite_url, vllm_server):
     assert result.returncode == 0, result.stderr
     value = json.loads(result.stdout)
     assert set(value) == {"id", "status", "finish_reason", "think", "answer", "answer_words", "completion_tokens",
-                          "ttft_ms", "duration_ms", "ending", "continuations", "method"}
+                          "ttft_ms", "duration_ms", "ending", "continuations", "method", "loops_stopped"}
     assert value["think"] and value["answer"] and value["status"] in ("complete", "truncated")
 
 
