@@ -43,10 +43,11 @@ from pathlib import Path
 
 import httpx
 
-from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from tests.helpers import free_port
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from generation.request import DEFAULT_TEMPERATURE, DEFAULT_TOP_P  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 TTFT_THINK_BUDGET = 8
 PROMPT = "Write a short story about a lighthouse keeper who collects storms in glass jars."
 
