@@ -34,11 +34,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
-import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -66,7 +64,7 @@ from storage.counted_votes import verdict_of  # noqa: E402
 from storage.engine import make_engine, session_scope, upgrade  # noqa: E402
 from storage.generations import get_generation, set_in_pool  # noqa: E402
 from storage.users import add_user  # noqa: E402
-from tests.helpers import LWZ  # noqa: E402
+from tests.helpers import lwz as run_lwz  # noqa: E402
 from training.checkpoints import model_context  # noqa: E402
 from training.preferences import completion_texts  # noqa: E402
 from writing.models import register_model  # noqa: E402
@@ -157,8 +155,7 @@ def hidden_vote(left: str, right: str, target: int, rng: random.Random) -> str:
 
 def lwz(db: str, *argv: str, ok: tuple[int, ...] = (0,)) -> tuple[int, dict | None]:
     """``lwz --db DB ARGV --json`` as a user runs it; its progress (stderr) shows here."""
-    env = {k: v for k, v in os.environ.items() if k != "LWZ_DATABASE_URL"}
-    done = subprocess.run([str(LWZ), "--db", db, *argv, "--json"], stdout=subprocess.PIPE, text=True, env=env)
+    done = run_lwz(*argv, "--json", db=db, timeout=None, show_progress=True)
     if done.returncode not in ok:
         raise RuntimeError(f"lwz {' '.join(argv[:2])} exited {done.returncode}")
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None

@@ -464,9 +464,9 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
     loops: list[dict] = stats.setdefault("loops", [])
     in_a_row = 0
     index = len(done_sections)
+    # the text so far as the next section request sees it: the answer without the loops the guard
+    # stopped (a tail that ends in a loop asks the model to go on with it)
     context = answer
-    """The text so far as the next section request sees it: the answer without the loops the
-    guard stopped (a tail that ends in a loop asks the model to go on with it)."""
     owed = sum(s["budget"] - s["words"] for s in done_sections)
     again = False
     while index < len(sections):
@@ -508,9 +508,9 @@ async def run_agentwrite(plan: "Plan", *, cancel: Optional[asyncio.Event] = None
         begin = len(answer) + (len(lead) if section_text else 0)
         answer += section_text
         planned = 0 if again else section.words  # a last section written again was planned once
-        owed += planned - count_words(section_text)
-        done_sections.append({"point": section.point, "budget": planned, "asked": budget,
-                              "words": count_words(section_text),
+        written = count_words(section_text)
+        owed += planned - written
+        done_sections.append({"point": section.point, "budget": planned, "asked": budget, "words": written,
                               "finish": controller.stop_reason or out.finish or "length",
                               "start": begin, "end": len(answer)})
         stats["sections"] = done_sections

@@ -111,7 +111,6 @@ def _generate_one(args: argparse.Namespace) -> int:
     from storage.engine import session_scope
     from storage.generations import get_generation
     from writing.continuation import nothing_added
-    from generation.control import LOOPING
     from writing.status import CONTINUABLE, WRITTEN, loops_caught_note
 
     engine = open_engine(args, upgrade=True)
@@ -166,8 +165,8 @@ def _generate_one(args: argparse.Namespace) -> int:
         print(f"generation {row.id}: {row.status} ({row.finish_reason}), {row.answer_words} words"
               f"{f' of {target:,}' if target else ''}, {row.completion_tokens or 0} tokens, first token {ttft}, "
               f"{seconds:.1f} s{more}", file=sys.stderr)
-        caught = loops_caught_note((row.params or {}).get("loops") or [])
-        if caught and row.finish_reason != LOOPING:
+        caught = loops_caught_note(row.params, row.finish_reason)
+        if caught:
             print(caught, file=sys.stderr)
     if stuck:
         print(f"lwz: error: generation {row.id} did not grow: {stuck}", file=sys.stderr)

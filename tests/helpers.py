@@ -30,16 +30,18 @@ LWZ = REPO_ROOT / ".venv" / "bin" / "lwz"
 
 
 def lwz(*args: str, db: str | None = None, stdin: str | None = None, cwd=None, env: dict | None = None,
-        timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``lwz [--db DB] ARGS`` as a child process and return it finished (text output captured).
+        timeout: float | None = 600, show_progress: bool = False) -> subprocess.CompletedProcess:
+    """Run ``lwz [--db DB] ARGS`` as a child process and return it finished (text output captured;
+    with ``show_progress`` its stderr, the progress bars, goes to this process's instead, for the
+    long runs of a benchmark).
 
     ``LWZ_DATABASE_URL`` is taken out of the environment so that only ``db`` picks the database;
     ``env`` adds or overrides variables.
     """
     command = [str(LWZ)] + (["--db", db] if db else []) + list(args)
     environment = {k: v for k, v in os.environ.items() if k != "LWZ_DATABASE_URL"} | (env or {})
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env=environment)
+    return subprocess.run(command, input=stdin, stdout=subprocess.PIPE, stderr=None if show_progress else subprocess.PIPE,
+                          text=True, timeout=timeout, cwd=cwd, env=environment)
 
 
 def run_json(capsys, argv: list[str]) -> Any:

@@ -252,8 +252,8 @@ def build_write_tab(gr, ctx) -> dict:
                           distinct4=distinct_n(g.answer, 4) if g.answer_words >= REPETITION_MIN_WORDS else None)
         arena_note = " · in the arena pool" if g.in_pool else ""
         loop_note = "  \n**" + safe_markdown(looping_note(g.answer)) + "**" if g.finish_reason == LOOPING else ""
-        caught = loops_caught_note((g.params or {}).get("loops") or [])
-        loop_note += "  \n" + safe_markdown(caught) if caught and g.finish_reason != LOOPING else ""
+        caught = loops_caught_note(g.params, g.finish_reason)
+        loop_note += "  \n" + safe_markdown(caught) if caught else ""
         return {
             status: summary.markdown() + arena_note + loop_note,
             progress: progress_html(g.answer_words, g.target_words),

@@ -3,6 +3,9 @@ to their end, which can be continued. The CLI, the batch runner and the Write ta
 
 from __future__ import annotations
 
+from typing import Optional
+
+from generation.control import LOOPING
 from storage.models import GenerationStatus
 
 STATUS_BY_FINISH = {"stop": GenerationStatus.complete.value, "target": GenerationStatus.complete.value,
@@ -24,10 +27,12 @@ def status_of_finish(finish_reason: str | None) -> str:
     return STATUS_BY_FINISH.get(finish_reason or "", GenerationStatus.complete.value)
 
 
-def loops_caught_note(loops: list) -> str:
+def loops_caught_note(params: Optional[dict], finish_reason: Optional[str]) -> str:
     """What the page and the CLI say of a planned text whose loops the guard stopped, section by
-    section, while the text went on (``generation.agentwrite``): where, and what was done."""
-    if not loops:
+    section, while the text went on (``generation.agentwrite``): where, and what was done. Empty
+    when there were none, or when the text itself ended ``looping`` (that has its own line)."""
+    loops = (params or {}).get("loops") or []
+    if not loops or finish_reason == LOOPING:
         return ""
     where = ", ".join(f"section {loop['section']} (about {loop['at_words']:,} words)" for loop in loops[:5])
     more = f" and {len(loops) - 5} more" if len(loops) > 5 else ""

@@ -108,9 +108,10 @@ def test_a_looping_text_is_named_with_where_it_began_and_what_to_do():
 def test_loops_stopped_inside_a_planned_text_are_named_with_where_and_what_was_done():
     from writing.status import loops_caught_note
 
-    assert loops_caught_note([]) == ""
-    note = loops_caught_note([{"section": 3, "at_words": 812, "penalty": 1.1},
-                              {"section": 9, "at_words": 2_410, "penalty": 1.15}])
+    assert loops_caught_note({}, "stop") == "" and loops_caught_note(None, None) == ""
+    loops = [{"section": 3, "at_words": 812, "penalty": 1.1}, {"section": 9, "at_words": 2_410, "penalty": 1.15}]
+    assert loops_caught_note({"loops": loops}, "looping") == ""  # a text that ended looping has its own line
+    note = loops_caught_note({"loops": loops}, "stop")
     assert note == ("The loop guard stopped 2 looping sections: section 3 (about 812 words), section 9 (about "
                     "2,410 words); it went on with the next section at a higher repetition penalty.")
 
